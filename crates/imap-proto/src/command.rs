@@ -1,0 +1,297 @@
+//! The values a client command decodes into (RFC 3501 6 and 9, plus the extensions Columba
+//! speaks). These types are the contract between the decoder and the session layer: the decoder
+//! produces them, the session layer consumes them; neither looks at the other's internals.
+
+use mail_types::{Flag, SeqSet};
+
+/// A command tag (RFC 3501 9, `tag`): any ASTRING-CHAR except `+`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag(pub String);
+
+impl Tag {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A complete command with its tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: Tag,
+    pub body: CommandBody,
+}
+
+/// A mailbox argument exactly as sent (an `astring`, RFC 3501 9 `mailbox`), before modified
+/// UTF-7 decoding: the session decodes it with [`crate::utf7::decode`] (or accepts raw UTF-8 once
+/// UTF8=ACCEPT is enabled), because only the session knows which rules apply.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailboxArg(pub Vec<u8>);
+
+/// A `list-mailbox` pattern or reference name (may hold `*` and `%`), raw like [`MailboxArg`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListPattern(pub Vec<u8>);
+
+/// A calendar date as in SEARCH's `date` (RFC 3501 9: `date-day "-" date-month "-" date-year`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: u16,
+    /// 1..=12
+    pub month: u8,
+    /// 1..=31
+    pub day: u8,
+}
+
+/// A `date-time` (RFC 3501 9): APPEND's internal date and the INTERNALDATE FETCH item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DateTime {
+    /// Seconds since the Unix epoch, UTC.
+    pub unix: i64,
+    /// The zone the client wrote, in minutes east of UTC (`-0730` is -450).
+    pub offset_minutes: i16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    // --- any state (RFC 3501 6.1) ---
+    Capability,
+    Noop,
+    Logout,
+    /// RFC 2971
+    Id(Option<Vec<(String, Option<String>)>>),
+
+    // --- not authenticated (RFC 3501 6.2) ---
+    StartTls,
+    /// `mechanism` is upper-cased. `initial_response` is the SASL-IR argument (RFC 4959):
+    /// `Some(vec![])` for `=`, still base64-encoded otherwise.
+    Authenticate {
+        mechanism: String,
+        initial_response: Option<Vec<u8>>,
+    },
+    Login {
+        username: Vec<u8>,
+        password: Vec<u8>,
+    },
+
+    // --- authenticated (RFC 3501 6.3) ---
+    Select {
+        mailbox: MailboxArg,
+        params: SelectParams,
+    },
+    Examine {
+        mailbox: MailboxArg,
+        params: SelectParams,
+    },
+    Create {
+        mailbox: MailboxArg,
+    },
+    Delete {
+        mailbox: MailboxArg,
+    },
+    Rename {
+        from: MailboxArg,
+        to: MailboxArg,
+    },
+    Subscribe {
+        mailbox: MailboxArg,
+    },
+    Unsubscribe {
+        mailbox: MailboxArg,
+    },
+    List {
+        reference: ListPattern,
+        pattern: ListPattern,
+    },
+    Lsub {
+        reference: ListPattern,
+        pattern: ListPattern,
+    },
+    Status {
+        mailbox: MailboxArg,
+        items: Vec<StatusItem>,
+    },
+    /// The message literal itself is never part of this value: see [`crate::Decoded::AppendStart`].
+    Append(AppendHeader),
+    /// RFC 2342
+    Namespace,
+    /// RFC 5161; capability names upper-cased.
+    Enable(Vec<String>),
+    /// RFC 2177
+    Idle,
+
+    // --- selected (RFC 3501 6.4) ---
+    Check,
+    Close,
+    /// RFC 3691
+    Unselect,
+    Expunge,
+    /// RFC 4315 2.1
+    UidExpunge(SeqSet),
+    Search {
+        uid: bool,
+        charset: Option<String>,
+        criteria: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        items: Vec<FetchAttr>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        action: StoreAction,
+        silent: bool,
+        flags: Vec<Flag>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: MailboxArg,
+    },
+    /// RFC 6851
+    Move {
+        uid: bool,
+        set: SeqSet,
+        mailbox: MailboxArg,
+    },
+}
+
+/// Parameters of SELECT/EXAMINE (RFC 4466 2.1); empty for plain RFC 3501 clients.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SelectParams {
+    /// RFC 7162 3.1.8 `(CONDSTORE)`
+    pub condstore: bool,
+}
+
+/// What precedes the message literal of an APPEND (RFC 3501 6.3.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendHeader {
+    pub mailbox: MailboxArg,
+    pub flags: Vec<Flag>,
+    pub date: Option<DateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    /// RFC 7162 3.1.9
+    HighestModSeq,
+    /// RFC 8438
+    Size,
+    /// RFC 9051 6.3.11
+    Deleted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAction {
+    /// `FLAGS`
+    Replace,
+    /// `+FLAGS`
+    Add,
+    /// `-FLAGS`
+    Remove,
+}
+
+/// A FETCH data item (RFC 3501 6.4.5). The macros ALL, FAST and FULL are expanded by the decoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAttr {
+    Envelope,
+    Flags,
+    InternalDate,
+    /// `RFC822`: like `BODY[]`, and sets `\Seen`.
+    Rfc822,
+    /// `RFC822.HEADER`: like `BODY.PEEK[HEADER]`.
+    Rfc822Header,
+    Rfc822Size,
+    /// `RFC822.TEXT`: like `BODY[TEXT]`, and sets `\Seen`.
+    Rfc822Text,
+    /// `BODY`: the non-extensible body structure.
+    Body,
+    BodyStructure,
+    Uid,
+    /// `BODY[section]<partial>` and `BODY.PEEK[...]`.
+    BodySection {
+        peek: bool,
+        section: Section,
+        partial: Option<Partial>,
+    },
+    /// RFC 7162 3.1.4.1
+    ModSeq,
+}
+
+/// `<origin.octets>` of a partial fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partial {
+    pub origin: u32,
+    pub length: u32,
+}
+
+/// A body section specifier (RFC 3501 6.4.5 / 9 `section`). `part` empty means the whole message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    /// Part numbers, each >= 1 (`1.2.3`).
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    /// Field names as the client wrote them (the response echoes them).
+    HeaderFields(Vec<String>),
+    HeaderFieldsNot(Vec<String>),
+    Text,
+    /// Only valid after a part number.
+    Mime,
+}
+
+/// A search key (RFC 3501 6.4.4). String arguments are already converted to UTF-8 from the
+/// command's CHARSET. A list of keys (implicit AND, also from parentheses) is `And`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    Answered,
+    Bcc(String),
+    Before(Date),
+    Body(String),
+    Cc(String),
+    Deleted,
+    Draft,
+    Flagged,
+    From(String),
+    /// Field name, then the string to find (empty matches any message with the field).
+    Header(String, String),
+    /// The keyword as written; an invalid keyword simply matches nothing.
+    Keyword(String),
+    Larger(u32),
+    New,
+    Not(Box<SearchKey>),
+    Old,
+    On(Date),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Recent,
+    Seen,
+    SentBefore(Date),
+    SentOn(Date),
+    SentSince(Date),
+    Since(Date),
+    Smaller(u32),
+    Subject(String),
+    Text(String),
+    To(String),
+    Uid(SeqSet),
+    Unanswered,
+    Undeleted,
+    Undraft,
+    Unflagged,
+    Unkeyword(String),
+    Unseen,
+    SequenceSet(SeqSet),
+    And(Vec<SearchKey>),
+    /// RFC 7162 3.1.5 `MODSEQ`
+    ModSeq(u64),
+}

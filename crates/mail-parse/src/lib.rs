@@ -1,0 +1,198 @@
+//! RFC 5322 and MIME (RFC 2045-2049, 2231) analysis of one message: its part tree with byte
+//! ranges, the data behind IMAP's ENVELOPE and BODYSTRUCTURE, body sections, decoded header values
+//! and searchable text.
+//!
+//! This crate owns the reading of message bytes. It is pure: it takes a byte slice (normally the
+//! CRLF form of a message), never touches files or sockets, and knows nothing of IMAP wire
+//! syntax — it produces plain data (`Envelope`, `BodyStructure`) that the session layer encodes.
+//! Broken input (missing boundaries, bad encodings, 8-bit headers, absurd nesting) never panics:
+//! it yields the best reading the RFCs and common practice (Dovecot's) allow.
+//!
+//! INTERFACE CONTRACT — implementation pending (see the helper task).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// ENVELOPE data (RFC 3501 7.4.2): raw header values (unfolded, not decoded — encoded-words are
+/// sent to clients as they are), and parsed address lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Envelope {
+    pub date: Option<Vec<u8>>,
+    pub subject: Option<Vec<u8>>,
+    pub from: Vec<Address>,
+    /// Defaults to `from` when the header is absent (RFC 3501 7.4.2).
+    pub sender: Vec<Address>,
+    /// Defaults to `from` when the header is absent.
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub in_reply_to: Option<Vec<u8>>,
+    pub message_id: Option<Vec<u8>>,
+}
+
+/// One `address` of an ENVELOPE (RFC 3501 7.4.2). Group syntax (RFC 5322 3.4) is represented as
+/// IMAP does: a start marker with `host: None` and the group name in `mailbox`, the members, and an
+/// end marker with both `mailbox` and `host` `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Address {
+    pub name: Option<Vec<u8>>,
+    pub adl: Option<Vec<u8>>,
+    pub mailbox: Option<Vec<u8>>,
+    pub host: Option<Vec<u8>>,
+}
+
+/// A `Content-Disposition` (RFC 2183) as BODYSTRUCTURE shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    pub kind: Vec<u8>,
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The extension data that only the extensible form (BODYSTRUCTURE, not BODY) carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extension {
+    pub disposition: Option<Disposition>,
+    /// `Content-Language` values; `None` for NIL.
+    pub language: Option<Vec<Vec<u8>>>,
+    pub location: Option<Vec<u8>>,
+}
+
+/// BODYSTRUCTURE data (RFC 3501 7.4.2). Parameter names and values are as in the message, after
+/// RFC 2231 continuation joining; media types as written (Dovecot keeps their case), with the
+/// RFC 2045 defaults filled in (`text/plain; charset=us-ascii`, `7bit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyStructure {
+    Single {
+        media_type: Vec<u8>,
+        subtype: Vec<u8>,
+        params: Vec<(Vec<u8>, Vec<u8>)>,
+        id: Option<Vec<u8>>,
+        description: Option<Vec<u8>>,
+        encoding: Vec<u8>,
+        /// Body octets, CRLF line endings counted as two.
+        size: u64,
+        specific: SinglePart,
+        md5: Option<Vec<u8>>,
+        extension: Extension,
+    },
+    Multipart {
+        parts: Vec<BodyStructure>,
+        subtype: Vec<u8>,
+        params: Vec<(Vec<u8>, Vec<u8>)>,
+        extension: Extension,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinglePart {
+    /// Any non-text, non-message part.
+    Basic,
+    /// `text/*`, with the body's line count.
+    Text { lines: u64 },
+    /// `message/rfc822` (and `message/global`): the embedded message's envelope and structure.
+    Message {
+        envelope: Box<Envelope>,
+        body: Box<BodyStructure>,
+        lines: u64,
+    },
+}
+
+/// Which bytes of a part a BODY[section] asks for (RFC 3501 6.4.5), minus the part number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionSpec<'a> {
+    /// `BODY[]` / `BODY[1.2]`: the whole message, or a part's body.
+    Full,
+    /// `HEADER`: the header including the blank line that ends it.
+    Header,
+    /// `HEADER.FIELDS (...)`: only those fields, in message order, plus the ending blank line.
+    HeaderFields(&'a [String]),
+    HeaderFieldsNot(&'a [String]),
+    /// `TEXT`: the body after the header.
+    Text,
+    /// `MIME`: a part's MIME header.
+    Mime,
+}
+
+/// One node of the part tree: where its header and body lie in the message bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub header: Range<usize>,
+    pub body: Range<usize>,
+    pub children: PartChildren,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartChildren {
+    None,
+    Multipart(Vec<Part>),
+    /// The embedded message of a message/rfc822 part.
+    Message(Box<Part>),
+}
+
+/// A message's part tree, computed once and queried many times. It holds byte ranges only, so
+/// every query takes the same message bytes it was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedMessage {
+    pub root: Part,
+}
+
+impl ParsedMessage {
+    pub fn parse(raw: &[u8]) -> Self {
+        let _ = raw;
+        todo!("mail-parse")
+    }
+
+    pub fn envelope(&self, raw: &[u8]) -> Envelope {
+        let _ = raw;
+        todo!("mail-parse")
+    }
+
+    pub fn body_structure(&self, raw: &[u8]) -> BodyStructure {
+        let _ = raw;
+        todo!("mail-parse")
+    }
+
+    /// The bytes of `BODY[part.spec]`, `None` when the part does not exist (the session then sends
+    /// an empty string, as Dovecot does).
+    pub fn section<'r>(
+        &self,
+        raw: &'r [u8],
+        part: &[u32],
+        spec: SectionSpec<'_>,
+    ) -> Option<Cow<'r, [u8]>> {
+        let _ = (raw, part, spec);
+        todo!("mail-parse")
+    }
+
+    /// Every value of the header field `name` in the top-level header, unfolded and with RFC 2047
+    /// encoded-words decoded to UTF-8 (invalid bytes replaced).
+    pub fn header_values(&self, raw: &[u8], name: &str) -> Vec<String> {
+        let _ = (raw, name);
+        todo!("mail-parse")
+    }
+
+    /// The Date header as seconds since the epoch (UTC) and the zone offset in minutes.
+    pub fn date(&self, raw: &[u8]) -> Option<(i64, i32)> {
+        let _ = raw;
+        todo!("mail-parse")
+    }
+
+    /// Text for SEARCH BODY/TEXT: every text/* part (and message/rfc822 bodies, recursively),
+    /// transfer-decoded and converted to UTF-8, joined with newlines.
+    pub fn body_text(&self, raw: &[u8]) -> String {
+        let _ = raw;
+        todo!("mail-parse")
+    }
+}
+
+/// Size and line count of the CRLF form of `raw`, whichever line endings it has (Maildir's `W=`).
+pub fn crlf_size(raw: &[u8]) -> u64 {
+    let lf = memchr_count(b'\n', raw);
+    let crlf = raw.windows(2).filter(|w| w == b"\r\n").count() as u64;
+    raw.len() as u64 + (lf - crlf)
+}
+
+fn memchr_count(needle: u8, hay: &[u8]) -> u64 {
+    hay.iter().filter(|&&b| b == needle).count() as u64
+}

@@ -1,0 +1,188 @@
+//! Mail storage: the [`MailStore`] and [`Mailbox`] traits the session layer talks to, the
+//! per-session [`MailboxView`] that turns shared mailbox state into sequence numbers and untagged
+//! updates, and the backends (Maildir now; mbox and Columba's own format later).
+//!
+//! This crate owns where mail lives and how changes to it become visible. It knows nothing of
+//! sockets, of IMAP or POP3 syntax, or of MIME: it stores and returns message bytes and their
+//! metadata (UIDs, flags, dates, sizes). Per-mailbox state goes through the `mail-index` crate,
+//! which no backend bypasses.
+//!
+//! INTERFACE CONTRACT — backend implementation pending (see the helper task).
+
+pub mod error;
+pub mod maildir;
+pub mod view;
+
+pub use error::{StoreError, StoreErrorKind};
+pub use view::{MailboxView, ViewEvent, ViewMessage};
+
+use std::any::Any;
+use std::sync::{Arc, Weak};
+
+use mail_types::{Flags, MailboxName, ModSeq, Uid, UidValidity};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A mailbox in the user's hierarchy as LIST shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxEntry {
+    pub name: MailboxName,
+    /// `false` for a name that exists only because something below it does (`\Noselect`,
+    /// RFC 3501 6.3.8).
+    pub selectable: bool,
+}
+
+/// The figures STATUS (RFC 3501 6.3.10) and SELECT report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    /// Messages no session has claimed as `\Recent` yet.
+    pub recent: u32,
+    pub uid_next: Uid,
+    pub uid_validity: UidValidity,
+    pub unseen: u32,
+    /// Messages flagged `\Deleted`.
+    pub deleted: u32,
+    pub highest_modseq: ModSeq,
+    /// Sum of RFC822.SIZE of all messages (RFC 8438).
+    pub size: u64,
+}
+
+/// The state of one message in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageState {
+    pub uid: Uid,
+    pub flags: Flags,
+    pub modseq: ModSeq,
+}
+
+/// Immutable facts about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// INTERNALDATE, seconds since the epoch (RFC 3501 2.3.3).
+    pub internal_date: i64,
+    /// RFC822.SIZE: octets of the message with CRLF line endings.
+    pub size: u64,
+}
+
+/// A position in a mailbox's change history; opaque to callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ChangeCursor(pub u64);
+
+/// A mailbox's messages at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// In UID order.
+    pub messages: Vec<MessageState>,
+    /// The messages this session sees as `\Recent`: those it just claimed, or with
+    /// `claim_recent == false` those nobody has claimed yet (RFC 3501 2.3.2).
+    pub recent: Vec<Uid>,
+    pub cursor: ChangeCursor,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+}
+
+/// What changed after a cursor. A message appended and then changed appears once in `appended`
+/// with its latest state; one appended and expunged in the same window appears in both lists.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub expunged: Vec<Uid>,
+    /// In UID order.
+    pub appended: Vec<MessageState>,
+    /// Messages whose flags or modseq changed, with their latest state.
+    pub flags: Vec<MessageState>,
+    /// Messages newly seen as `\Recent` by this caller (see [`Snapshot::recent`]).
+    pub recent: Vec<Uid>,
+    pub cursor: ChangeCursor,
+    pub uid_next: Option<Uid>,
+    pub highest_modseq: Option<ModSeq>,
+}
+
+/// How STORE changes flags (RFC 3501 6.4.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagChange {
+    Replace(Flags),
+    Add(Flags),
+    Remove(Flags),
+}
+
+/// Told when a mailbox changes, so that an IDLE session can wake up. Implementations must be cheap
+/// and must not call back into the store.
+pub trait ChangeListener: Send + Sync {
+    fn mailbox_changed(&self);
+}
+
+/// A user's mail: the mailbox hierarchy and subscriptions.
+pub trait MailStore: Send + Sync {
+    /// Every mailbox, including `\Noselect` parents, in no particular order.
+    fn list(&self) -> Result<Vec<MailboxEntry>>;
+    /// Creates a mailbox; missing parents are created too (RFC 3501 6.3.3).
+    fn create(&self, name: &MailboxName) -> Result<()>;
+    /// Deletes a mailbox (RFC 3501 6.3.4): INBOX cannot be deleted; a mailbox with children
+    /// becomes `\Noselect` instead of disappearing (its messages are removed).
+    fn delete(&self, name: &MailboxName) -> Result<()>;
+    /// Renames a mailbox and its children (RFC 3501 6.3.5). Renaming INBOX moves its messages to
+    /// the new mailbox and leaves INBOX empty.
+    fn rename(&self, from: &MailboxName, to: &MailboxName) -> Result<()>;
+    fn subscriptions(&self) -> Result<Vec<MailboxName>>;
+    fn set_subscribed(&self, name: &MailboxName, subscribed: bool) -> Result<()>;
+    /// Opens a mailbox. Every opener in this process gets a handle on the same shared state.
+    fn open(&self, name: &MailboxName) -> Result<Arc<dyn Mailbox>>;
+}
+
+/// One mailbox, shared by every session that has it open.
+pub trait Mailbox: Send + Sync {
+    fn name(&self) -> MailboxName;
+    fn uid_validity(&self) -> UidValidity;
+    /// Picks up changes other processes made to the storage (new deliveries, flags changed by a
+    /// program working on the files, files removed). Cheap when nothing changed.
+    fn refresh(&self) -> Result<()>;
+    fn snapshot(&self, claim_recent: bool) -> Result<Snapshot>;
+    fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes>;
+    fn status(&self) -> Result<MailboxStatus>;
+    /// `Err` with kind `Expunged` when the message is gone.
+    fn message_info(&self, uid: Uid) -> Result<MessageInfo>;
+    /// The message with CRLF line endings (exactly `message_info().size` bytes).
+    fn read_message(&self, uid: Uid) -> Result<Vec<u8>>;
+    /// Changes the flags of the listed messages that still exist; returns their new state, only
+    /// for messages whose flags actually changed.
+    fn store_flags(&self, uids: &[Uid], change: &FlagChange) -> Result<Vec<MessageState>>;
+    /// Permanently removes messages flagged `\Deleted` (all of them, or only those in `only`,
+    /// RFC 4315 2.1). Returns the expunged UIDs.
+    fn expunge(&self, only: Option<&[Uid]>) -> Result<Vec<Uid>>;
+    /// Starts saving a new message; bytes are streamed to a temporary file as they arrive.
+    fn begin_append(&self) -> Result<Box<dyn AppendWriter>>;
+    /// Copies messages into `dest` (RFC 3501 6.4.7), keeping flags and internal dates. Returns
+    /// (source UID, new UID) pairs for the messages that still existed.
+    fn copy_to(&self, uids: &[Uid], dest: &dyn Mailbox) -> Result<Vec<(Uid, Uid)>>;
+    /// Registers a listener; it is dropped automatically once the `Weak` is dead.
+    fn watch(&self, listener: Weak<dyn ChangeListener>);
+    /// A cached, derived value for a message (an encoded ENVELOPE or BODYSTRUCTURE), if any.
+    fn cached(&self, uid: Uid, field: CacheField) -> Option<Arc<[u8]>> {
+        let _ = (uid, field);
+        None
+    }
+    /// Offers a derived value to the cache; backends without a cache ignore it.
+    fn cache(&self, uid: Uid, field: CacheField, value: &[u8]) {
+        let _ = (uid, field, value);
+    }
+    /// For backends that can do a native copy between two of their own mailboxes.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Derived per-message values worth caching (the index issue stores them on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheField {
+    Envelope,
+    BodyStructure,
+    Body,
+}
+
+/// A message being saved. Dropping it without `commit` discards it and leaves no trace.
+pub trait AppendWriter: Send {
+    /// Appends bytes of the message as the client sent them (CRLF line endings).
+    fn write(&mut self, chunk: &[u8]) -> Result<()>;
+    /// Makes the message durable (written, fsynced, linked into the mailbox) and returns its UID.
+    /// `internal_date` defaults to now.
+    fn commit(self: Box<Self>, flags: Flags, internal_date: Option<i64>) -> Result<Uid>;
+}

@@ -1,0 +1,285 @@
+//! A session's view of its selected mailbox: the message sequence numbers it has told its client
+//! about, and the untagged updates that bring it up to date.
+//!
+//! RFC 3501 7.4.1 forbids an EXPUNGE response while a FETCH, STORE or SEARCH is in progress (and
+//! sequence numbers must not shift under a client in the middle of one), so a view may hold
+//! messages that another session already expunged. They keep their sequence numbers, marked
+//! `expunged`, until a command that allows EXPUNGE responses syncs again.
+
+use std::sync::Arc;
+
+use mail_types::{Flags, ModSeq, SeqNum, SeqSet, Uid};
+
+use crate::{ChangeCursor, Changes, Mailbox, MessageState, Result};
+
+/// One message as this session knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewMessage {
+    pub uid: Uid,
+    pub flags: Flags,
+    pub modseq: ModSeq,
+    /// `\Recent` for this session (RFC 3501 2.3.2).
+    pub recent: bool,
+    /// Expunged elsewhere, not yet reported to the client.
+    pub expunged: bool,
+}
+
+/// An untagged update the session must send, in order (RFC 3501 7.3.1, 7.3.2, 7.4.1, 7.4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewEvent {
+    /// `* n EXPUNGE`; the number is valid at the moment it is sent.
+    Expunge(SeqNum),
+    /// `* n FETCH (FLAGS ...)` for a change made by someone else.
+    Flags {
+        seq: SeqNum,
+        uid: Uid,
+        flags: Flags,
+        recent: bool,
+        modseq: ModSeq,
+    },
+    /// `* n EXISTS`
+    Exists(u32),
+    /// `* n RECENT`
+    Recent(u32),
+}
+
+/// A sequence set refers to a message number beyond the mailbox (RFC 3501 6.4.5 wants BAD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid message sequence number {0}")]
+pub struct InvalidSeq(pub u32);
+
+pub struct MailboxView {
+    mailbox: Arc<dyn Mailbox>,
+    messages: Vec<ViewMessage>,
+    cursor: ChangeCursor,
+    read_only: bool,
+    uid_next: Uid,
+    highest_modseq: ModSeq,
+}
+
+impl MailboxView {
+    /// Selects `mailbox` (RFC 3501 6.3.1); a read-only view (EXAMINE, 6.3.2) claims no `\Recent`.
+    pub fn open(mailbox: Arc<dyn Mailbox>, read_only: bool) -> Result<Self> {
+        mailbox.refresh()?;
+        let snap = mailbox.snapshot(!read_only)?;
+        let mut recent = snap.recent;
+        recent.sort_unstable();
+        let messages = snap
+            .messages
+            .into_iter()
+            .map(|m| ViewMessage {
+                recent: recent.binary_search(&m.uid).is_ok(),
+                uid: m.uid,
+                flags: m.flags,
+                modseq: m.modseq,
+                expunged: false,
+            })
+            .collect();
+        Ok(MailboxView {
+            mailbox,
+            messages,
+            cursor: snap.cursor,
+            read_only,
+            uid_next: snap.uid_next,
+            highest_modseq: snap.highest_modseq,
+        })
+    }
+
+    pub fn mailbox(&self) -> &Arc<dyn Mailbox> {
+        &self.mailbox
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// EXISTS as the client knows it.
+    pub fn exists(&self) -> u32 {
+        self.messages.len() as u32
+    }
+
+    pub fn recent_count(&self) -> u32 {
+        self.messages.iter().filter(|m| m.recent).count() as u32
+    }
+
+    pub fn uid_next(&self) -> Uid {
+        self.uid_next
+    }
+
+    pub fn highest_modseq(&self) -> ModSeq {
+        self.highest_modseq
+    }
+
+    pub fn messages(&self) -> &[ViewMessage] {
+        &self.messages
+    }
+
+    pub fn get(&self, seq: SeqNum) -> Option<&ViewMessage> {
+        self.messages.get(seq.get() as usize - 1)
+    }
+
+    pub fn seq_of(&self, uid: Uid) -> Option<SeqNum> {
+        self.index_of(uid).and_then(|i| SeqNum::new(i as u32 + 1))
+    }
+
+    fn index_of(&self, uid: Uid) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// The sequence number of the first message without `\Seen` (SELECT's `[UNSEEN n]`).
+    pub fn first_unseen(&self) -> Option<SeqNum> {
+        self.messages
+            .iter()
+            .position(|m| !m.flags.system.contains(mail_types::SystemFlags::SEEN))
+            .and_then(|i| SeqNum::new(i as u32 + 1))
+    }
+
+    /// The messages a sequence set names, in ascending order, as (sequence number, UID).
+    /// For sequence numbers, a number beyond EXISTS is an error (RFC 3501 6.4.5 / 9); for UIDs,
+    /// UIDs that do not exist are ignored and `*` is the highest UID (RFC 3501 6.4.8).
+    pub fn resolve(&self, set: &SeqSet, by_uid: bool) -> Result<Vec<(SeqNum, Uid)>, InvalidSeq> {
+        let mut out = Vec::new();
+        if by_uid {
+            let star = self.messages.last().map_or(0, |m| m.uid.get());
+            for (lo, hi) in set.normalized(star) {
+                let start = self.messages.partition_point(|m| m.uid.get() < lo);
+                for (i, m) in self.messages[start..].iter().enumerate() {
+                    if m.uid.get() > hi {
+                        break;
+                    }
+                    if let Some(seq) = SeqNum::new((start + i) as u32 + 1) {
+                        out.push((seq, m.uid));
+                    }
+                }
+            }
+        } else {
+            let exists = self.exists();
+            for (lo, hi) in set.normalized(exists) {
+                if hi > exists || lo == 0 {
+                    return Err(InvalidSeq(if lo == 0 { 0 } else { hi }));
+                }
+                for n in lo..=hi {
+                    if let Some(seq) = SeqNum::new(n) {
+                        out.push((seq, self.messages[n as usize - 1].uid));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records flag changes this session made itself (the STORE reply reports them), so the next
+    /// sync does not report them again.
+    pub fn note_own_changes(&mut self, states: &[MessageState]) {
+        for s in states {
+            if let Some(i) = self.index_of(s.uid) {
+                let m = &mut self.messages[i];
+                m.flags = s.flags.clone();
+                m.modseq = s.modseq;
+            }
+        }
+    }
+
+    /// Pulls in what changed in the mailbox since the last sync and returns the untagged
+    /// responses to send. With `allow_expunge == false` (during FETCH, STORE, SEARCH, RFC 3501
+    /// 7.4.1) expunges are remembered and reported by a later sync.
+    pub fn sync(&mut self, allow_expunge: bool) -> Result<Vec<ViewEvent>> {
+        self.mailbox.refresh()?;
+        let changes = self.mailbox.changes_since(self.cursor, !self.read_only)?;
+        Ok(self.apply(changes, allow_expunge))
+    }
+
+    fn apply(&mut self, changes: Changes, allow_expunge: bool) -> Vec<ViewEvent> {
+        let mut events = Vec::new();
+        self.cursor = changes.cursor;
+        if let Some(n) = changes.uid_next {
+            self.uid_next = n;
+        }
+        if let Some(m) = changes.highest_modseq {
+            self.highest_modseq = m;
+        }
+        for uid in &changes.expunged {
+            if let Some(i) = self.index_of(*uid) {
+                self.messages[i].expunged = true;
+            }
+        }
+        if allow_expunge && self.messages.iter().any(|m| m.expunged) {
+            let mut kept = Vec::with_capacity(self.messages.len());
+            let mut seq = 1u32;
+            for m in self.messages.drain(..) {
+                if m.expunged {
+                    // Each EXPUNGE renumbers the messages after it, so the next one expunged
+                    // reuses the same running number.
+                    if let Some(s) = SeqNum::new(seq) {
+                        events.push(ViewEvent::Expunge(s));
+                    }
+                } else {
+                    kept.push(m);
+                    seq += 1;
+                }
+            }
+            self.messages = kept;
+        }
+        for state in changes.flags {
+            if let Some(i) = self.index_of(state.uid) {
+                let m = &mut self.messages[i];
+                if m.expunged {
+                    continue;
+                }
+                let flags_changed = m.flags != state.flags;
+                m.modseq = state.modseq;
+                if flags_changed {
+                    m.flags = state.flags;
+                    if let Some(seq) = SeqNum::new(i as u32 + 1) {
+                        events.push(ViewEvent::Flags {
+                            seq,
+                            uid: m.uid,
+                            flags: m.flags.clone(),
+                            recent: m.recent,
+                            modseq: m.modseq,
+                        });
+                    }
+                }
+            }
+        }
+        let before = self.messages.len();
+        let last_uid = self.messages.last().map(|m| m.uid);
+        let expunged_now: Vec<Uid> = changes.expunged;
+        for state in changes.appended {
+            if last_uid.is_some_and(|l| state.uid <= l) || self.index_of(state.uid).is_some() {
+                continue;
+            }
+            let gone = expunged_now.contains(&state.uid);
+            if gone && allow_expunge {
+                // Appended and expunged between two syncs: the client never needs to hear of it.
+                continue;
+            }
+            self.messages.push(ViewMessage {
+                uid: state.uid,
+                flags: state.flags,
+                modseq: state.modseq,
+                recent: false,
+                expunged: gone,
+            });
+        }
+        let mut recent_changed = false;
+        for uid in changes.recent {
+            if let Some(i) = self.index_of(uid) {
+                if !self.messages[i].recent {
+                    self.messages[i].recent = true;
+                    recent_changed = true;
+                }
+            }
+        }
+        if self.messages.len() != before {
+            events.push(ViewEvent::Exists(self.exists()));
+            events.push(ViewEvent::Recent(self.recent_count()));
+        } else if recent_changed {
+            events.push(ViewEvent::Recent(self.recent_count()));
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests;
