@@ -10,7 +10,7 @@
 pub mod command;
 pub mod decoder;
 pub mod response;
-pub mod utf7;
+pub use mail_types::utf7;
 
 pub use command::*;
 pub use decoder::{Decoded, Decoder, Limits, LineRead, take_line};

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use mail_types::{Flag, SeqSet};
 
 use crate::command::{DateTime, Tag};
-use crate::utf7;
+use mail_types::utf7;
 
 /// The condition of a status response (RFC 3501 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

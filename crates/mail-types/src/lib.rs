@@ -9,6 +9,7 @@
 mod flags;
 mod mailbox_name;
 mod seqset;
+pub mod utf7;
 
 pub use flags::{Flag, Flags, Keyword, KeywordError, SystemFlags, is_atom_char};
 pub use mailbox_name::{HIERARCHY_SEPARATOR, MailboxName, MailboxNameError};

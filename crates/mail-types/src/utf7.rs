@@ -1,4 +1,5 @@
-//! Modified UTF-7 for mailbox names (RFC 3501 5.1.3).
+//! Modified UTF-7 for mailbox names (RFC 3501 5.1.3): the IMAP wire form of a name, and also
+//! how Dovecot (and so Columba) spells non-ASCII folder names in Maildir++ directory names.
 //!
 //! INTERFACE CONTRACT — implementation pending (see the helper task).
 
