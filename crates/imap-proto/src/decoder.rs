@@ -1,8 +1,15 @@
 //! The streaming command decoder (RFC 3501 2.2 and 9, RFC 7888 literals).
 //!
-//! INTERFACE CONTRACT — implementation pending (see the helper task).
+//! Decoding happens in two layers. The framer here reads lines and literals as they arrive,
+//! whatever the fragmentation, and enforces every limit while doing so: it never buffers more
+//! than [`Limits::max_line`] bytes of a line or [`Limits::max_command`] bytes of a command, and it
+//! finds literal headers with a small per-byte state machine (outside quoted strings) instead of
+//! rescanning. Once a command is complete, [`crate::parser`] runs the grammar over it in one go.
+//! APPEND is the exception: the framer recognises its message literal and hands it to the caller
+//! unread.
 
-use crate::command::{AppendHeader, Command, Tag};
+use crate::command::{AppendHeader, Command, MailboxArg, Tag};
+use crate::parser::{self, AppendLiteral, Cursor, INVALID_ARGUMENTS, bad_text};
 
 /// Limits on what a client may send. Every one of them is enforced: a command beyond a limit is
 /// answered with BAD (or the connection is closed when framing cannot be recovered).
@@ -64,37 +71,626 @@ pub enum Decoded {
     Fatal { message: String },
 }
 
+const TOO_LONG_LINE: &str = "Too long argument.";
+const TOO_LONG_COMMAND: &str = "Too long command.";
+const TOO_DEEP: &str = "Too deep parenthesis nesting.";
+const LITERAL_TOO_LARGE: &str = "Literal size too large.";
+
+/// Capacity kept in the command buffer between commands; a huge command's buffer is released.
+const KEEP_CAPACITY: usize = 4096;
+
 /// Incremental decoder. Feed it everything read from the client; it consumes from the front.
 #[derive(Debug)]
 pub struct Decoder {
     limits: Limits,
+    state: State,
+    /// The current command in wire form: its lines without line ends, each literal header
+    /// followed by `\r\n` and the literal's bytes. During a MULTIAPPEND, just the current line.
+    cmd: Vec<u8>,
+    /// Bytes of the current line so far (also those skipped), without the line end.
+    line_len: usize,
+    /// Bytes of the current command so far, literals included, APPEND messages excluded.
+    total: u64,
+    scan: Scan,
+    /// The last byte fed was a CR that may turn out to be half of the line's CRLF.
+    pending_cr: bool,
+    /// The command is already known to be bad; its remaining bytes are skipped, not kept.
+    doomed: Option<Doomed>,
+    /// Inside an APPEND whose first message literal was handed out.
+    append: Option<AppendCtx>,
+    /// Set once framing is lost; every later call reports it again.
+    fatal: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading a line of the command.
+    Line,
+    /// Reading (or, when `keep` is false, skipping) the bytes of a literal.
+    Literal { remaining: u64, keep: bool },
+    /// Waiting for the caller to consume an APPEND message literal.
+    AppendData { size: u64, synchronizing: bool },
+}
+
+#[derive(Debug)]
+struct Doomed {
+    tag: Option<Tag>,
+    message: String,
+    /// The session already answered (a refused APPEND): skip without reporting.
+    silent: bool,
+    /// Largest non-synchronizing literal still skipped rather than closing the connection.
+    skip_limit: u64,
+}
+
+#[derive(Debug)]
+struct AppendCtx {
+    tag: Tag,
+    mailbox: MailboxArg,
+}
+
+/// Line-level lexical state, advanced one byte at a time so that arbitrary fragmentation gives
+/// the same result as one read and no byte is ever looked at twice.
+#[derive(Debug, Default, Clone, Copy)]
+struct Scan {
+    in_quote: bool,
+    escape: bool,
+    depth: usize,
+    lit: LitScan,
+}
+
+/// Recognises a literal header (`{n}`, `{n+}`, `~{n}`) ending the bytes seen so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum LitScan {
+    #[default]
+    None,
+    Tilde,
+    Open {
+        tilde: bool,
+        digits: bool,
+        value: u64,
+        plus: bool,
+    },
+    Closed {
+        tilde: bool,
+        value: u64,
+        plus: bool,
+    },
+}
+
+impl LitScan {
+    fn step(self, b: u8) -> LitScan {
+        match (self, b) {
+            (_, b'~') => LitScan::Tilde,
+            (prev, b'{') => LitScan::Open {
+                tilde: prev == LitScan::Tilde,
+                digits: false,
+                value: 0,
+                plus: false,
+            },
+            (
+                LitScan::Open {
+                    tilde,
+                    value,
+                    plus: false,
+                    ..
+                },
+                b'0'..=b'9',
+            ) => LitScan::Open {
+                tilde,
+                digits: true,
+                // Saturation keeps an absurd size absurd: it is refused as too large.
+                value: value.saturating_mul(10).saturating_add(u64::from(b - b'0')),
+                plus: false,
+            },
+            (
+                LitScan::Open {
+                    tilde,
+                    digits: true,
+                    value,
+                    plus: false,
+                },
+                b'+',
+            ) => LitScan::Open {
+                tilde,
+                digits: true,
+                value,
+                plus: true,
+            },
+            (
+                LitScan::Open {
+                    tilde,
+                    digits: true,
+                    value,
+                    plus,
+                },
+                b'}',
+            ) => LitScan::Closed { tilde, value, plus },
+            _ => LitScan::None,
+        }
+    }
+}
+
+impl Scan {
+    /// Advances over one line byte; true when this byte opens one parenthesis too many.
+    /// Quoted strings (RFC 3501 4.3) are tracked so that `"{5}"` or `"("` mean nothing here.
+    fn step(&mut self, b: u8, max_depth: usize) -> bool {
+        if self.in_quote {
+            self.lit = LitScan::None;
+            if self.escape {
+                self.escape = false;
+            } else if b == b'\\' {
+                self.escape = true;
+            } else if b == b'"' {
+                self.in_quote = false;
+            }
+            return false;
+        }
+        match b {
+            b'"' => {
+                self.in_quote = true;
+                self.lit = LitScan::None;
+            }
+            b'(' => {
+                self.lit = LitScan::None;
+                self.depth = self.depth.saturating_add(1);
+                return self.depth > max_depth;
+            }
+            b')' => {
+                self.lit = LitScan::None;
+                self.depth = self.depth.saturating_sub(1);
+            }
+            _ => self.lit = self.lit.step(b),
+        }
+        false
+    }
+
+    /// Quoted strings cannot span lines, so each line starts outside one.
+    fn new_line(&mut self) {
+        self.in_quote = false;
+        self.escape = false;
+        self.lit = LitScan::None;
+    }
+}
+
+/// What a literal header at the end of a line turned out to introduce.
+enum LiteralKind {
+    Ordinary,
+    Message { tag: Tag, header: AppendHeader },
+    Invalid { tag: Option<Tag>, message: String },
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(Limits::default())
+    }
 }
 
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
-        Decoder { limits }
+        Decoder {
+            limits,
+            state: State::Line,
+            cmd: Vec::new(),
+            line_len: 0,
+            total: 0,
+            scan: Scan::default(),
+            pending_cr: false,
+            doomed: None,
+            append: None,
+            fatal: None,
+        }
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
+    /// Bytes of an unfinished command held inside the decoder: never more than the limits
+    /// allow, whatever the client sends (for tests and metrics).
+    pub fn buffered_len(&self) -> usize {
+        self.cmd.len()
+    }
+
     /// Decodes the next item from the front of `input`, removing the bytes it consumed. `None`
     /// means more input is needed (what was consumed so far is kept inside the decoder).
+    ///
+    /// Bytes after a complete item stay in `input`, so that the caller can read non-command
+    /// lines (AUTHENTICATE responses, IDLE's `DONE`) with [`take_line`] or stream an APPEND
+    /// message. While an APPEND message is outstanding (between [`Decoded::AppendStart`] and
+    /// [`Decoder::append_literal_done`] or [`Decoder::reject_append`]) nothing is consumed.
     pub fn decode(&mut self, input: &mut Vec<u8>) -> Option<Decoded> {
-        let _ = input;
-        todo!("decoder")
+        if let Some(message) = &self.fatal {
+            return Some(Decoded::Fatal {
+                message: message.clone(),
+            });
+        }
+        let mut pos = 0;
+        let out = self.step(input, &mut pos);
+        input.drain(..pos.min(input.len()));
+        if let Some(Decoded::Fatal { message }) = &out {
+            self.fatal = Some(message.clone());
+        }
+        out
     }
 
     /// The caller has consumed the whole message literal announced by `AppendStart`.
+    /// Decoding continues with the rest of the APPEND command (RFC 3502: more messages or CRLF).
     pub fn append_literal_done(&mut self) {
-        todo!("decoder")
+        if let State::AppendData { .. } = self.state {
+            self.state = State::Line;
+            self.clear_cmd();
+            self.line_len = 0;
+            self.scan = Scan::default();
+        }
     }
 
     /// The caller refused a synchronizing APPEND literal (and replied NO); the client sends no
     /// literal, so the decoder resumes at the next command.
+    ///
+    /// Called after a non-synchronizing `AppendStart`, whose bytes are on their way regardless
+    /// (RFC 7888 4), the literal and the rest of the command are skipped without a report.
     pub fn reject_append(&mut self) {
-        todo!("decoder")
+        match self.state {
+            State::AppendData {
+                synchronizing: true,
+                ..
+            } => self.reset(),
+            State::AppendData {
+                size,
+                synchronizing: false,
+            } => {
+                let tag = self.append.take().map(|ctx| ctx.tag);
+                self.doomed = Some(Doomed {
+                    tag,
+                    message: String::new(),
+                    silent: true,
+                    skip_limit: self.limits.max_append,
+                });
+                self.clear_cmd();
+                self.scan = Scan::default();
+                self.state = State::Literal {
+                    remaining: size,
+                    keep: false,
+                };
+            }
+            _ => {}
+        }
+    }
+
+    fn step(&mut self, input: &[u8], pos: &mut usize) -> Option<Decoded> {
+        loop {
+            let avail = input.get(*pos..).unwrap_or(&[]);
+            match self.state {
+                State::AppendData { .. } => return None,
+                State::Literal { remaining, keep } => {
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(avail.len());
+                    if keep {
+                        self.cmd.extend_from_slice(avail.get(..n).unwrap_or(&[]));
+                    }
+                    *pos += n;
+                    let left = remaining - n as u64;
+                    if left > 0 {
+                        self.state = State::Literal {
+                            remaining: left,
+                            keep,
+                        };
+                        return None;
+                    }
+                    self.state = State::Line;
+                    self.line_len = 0;
+                    self.scan.new_line();
+                }
+                State::Line => {
+                    if avail.is_empty() {
+                        return None;
+                    }
+                    if self.pending_cr {
+                        self.pending_cr = false;
+                        if avail.first() != Some(&b'\n') {
+                            self.feed(b"\r");
+                        }
+                    }
+                    match avail.iter().position(|&b| b == b'\n') {
+                        None => {
+                            // A trailing CR may be the first half of CRLF: hold it back.
+                            let (body, cr) = match avail.split_last() {
+                                Some((b'\r', body)) => (body, true),
+                                _ => (avail, false),
+                            };
+                            self.feed(body);
+                            self.pending_cr = cr;
+                            *pos += avail.len();
+                            return None;
+                        }
+                        Some(lf) => {
+                            let line = avail.get(..lf).unwrap_or(&[]);
+                            self.feed(line.strip_suffix(b"\r").unwrap_or(line));
+                            *pos += lf + 1;
+                            let more = *pos < input.len();
+                            if let Some(out) = self.end_of_line(more) {
+                                return Some(out);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes bytes of the current line (never a line end). Limits are checked at the exact byte
+    /// that crosses them, so the part of the command kept for the error report (its tag and
+    /// name) does not depend on how the input was fragmented.
+    fn feed(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut cut: Option<(usize, &'static str)> = None;
+        let max_depth = self.limits.max_depth;
+        for (i, &b) in bytes.iter().enumerate() {
+            if self.scan.step(b, max_depth) && cut.is_none() {
+                cut = Some((i, TOO_DEEP));
+            }
+        }
+        let len = bytes.len();
+        if self.doomed.is_none() {
+            let line_room = self.limits.max_line.saturating_sub(self.line_len);
+            if len > line_room && cut.is_none_or(|(i, _)| line_room < i) {
+                cut = Some((line_room, TOO_LONG_LINE));
+            }
+            let cmd_room =
+                usize::try_from((self.limits.max_command as u64).saturating_sub(self.total))
+                    .unwrap_or(usize::MAX);
+            if len > cmd_room && cut.is_none_or(|(i, _)| cmd_room < i) {
+                cut = Some((cmd_room, TOO_LONG_COMMAND));
+            }
+            match cut {
+                None => self.cmd.extend_from_slice(bytes),
+                Some((i, detail)) => {
+                    self.cmd.extend_from_slice(bytes.get(..i).unwrap_or(bytes));
+                    self.doom(detail);
+                }
+            }
+        }
+        self.line_len = self.line_len.saturating_add(len);
+        self.total = self.total.saturating_add(len as u64);
+    }
+
+    /// Marks the current command as bad; its remaining bytes are skipped, not buffered.
+    fn doom(&mut self, detail: &str) {
+        let (tag, message, is_append) = match &self.append {
+            Some(ctx) => (
+                Some(ctx.tag.clone()),
+                bad_text(Some("APPEND"), detail),
+                true,
+            ),
+            None => {
+                let h = parser::head(&self.cmd, false);
+                let is_append = h.name.as_deref() == Some("APPEND");
+                let (tag, message) = h.bad(detail);
+                (tag, message, is_append)
+            }
+        };
+        self.set_doomed(tag, message, is_append);
+    }
+
+    fn set_doomed(&mut self, tag: Option<Tag>, message: String, is_append: bool) {
+        // A bad APPEND's literal may be the message: skip as much of it as APPEND allows.
+        let skip_limit = if is_append || self.append.is_some() {
+            self.limits.max_append
+        } else {
+            self.limits.max_literal
+        };
+        self.doomed = Some(Doomed {
+            tag,
+            message,
+            silent: false,
+            skip_limit,
+        });
+        self.append = None;
+        self.clear_cmd();
+    }
+
+    /// A line ended. Either the command is complete, or the line ended with a literal header
+    /// (RFC 3501 4.3, RFC 7888) and the command goes on after the literal.
+    fn end_of_line(&mut self, more: bool) -> Option<Decoded> {
+        let lit = self.scan.lit;
+        self.scan.new_line();
+        let LitScan::Closed {
+            tilde,
+            value: size,
+            plus,
+        } = lit
+        else {
+            return self.end_of_command();
+        };
+        let synchronizing = !plus;
+        if let Some(doomed) = &self.doomed {
+            if synchronizing {
+                // The client waits for a continuation that will not come: the command ends.
+                return self.finish_doomed();
+            }
+            if size > doomed.skip_limit {
+                return Some(fatal(LITERAL_TOO_LARGE));
+            }
+            self.state = State::Literal {
+                remaining: size,
+                keep: false,
+            };
+            return None;
+        }
+        match self.classify_literal(tilde) {
+            LiteralKind::Message { tag, header } => {
+                if !synchronizing && size > self.limits.max_append {
+                    return Some(fatal(LITERAL_TOO_LARGE));
+                }
+                self.append = Some(AppendCtx {
+                    tag: tag.clone(),
+                    mailbox: header.mailbox.clone(),
+                });
+                self.state = State::AppendData {
+                    size,
+                    synchronizing,
+                };
+                self.clear_cmd();
+                Some(Decoded::AppendStart {
+                    tag,
+                    header,
+                    size,
+                    synchronizing,
+                })
+            }
+            LiteralKind::Ordinary => {
+                // The CRLF after the header is kept in `cmd` too, so it counts.
+                let fits = size <= self.limits.max_literal
+                    && self.total.saturating_add(size).saturating_add(2)
+                        <= self.limits.max_command as u64;
+                if !fits {
+                    if synchronizing {
+                        let (tag, message) = parser::head(&self.cmd, false).bad(LITERAL_TOO_LARGE);
+                        self.reset();
+                        return Some(Decoded::Bad { tag, message });
+                    }
+                    return Some(fatal(LITERAL_TOO_LARGE));
+                }
+                self.cmd.extend_from_slice(b"\r\n");
+                self.total = self.total.saturating_add(size).saturating_add(2);
+                self.state = State::Literal {
+                    remaining: size,
+                    keep: true,
+                };
+                // A client that already sent the literal is not waiting for permission.
+                (synchronizing && !more).then_some(Decoded::NeedContinuation)
+            }
+            LiteralKind::Invalid { tag, message } => {
+                let is_append = parser::head(&self.cmd, false).name.as_deref() == Some("APPEND");
+                self.set_doomed(tag, message, is_append);
+                if synchronizing {
+                    return self.finish_doomed();
+                }
+                if self.doomed.as_ref().is_some_and(|d| size > d.skip_limit) {
+                    return Some(fatal(LITERAL_TOO_LARGE));
+                }
+                self.state = State::Literal {
+                    remaining: size,
+                    keep: false,
+                };
+                None
+            }
+        }
+    }
+
+    /// Decides what the literal whose header ends `cmd` is, before its bytes are accepted.
+    fn classify_literal(&self, tilde: bool) -> LiteralKind {
+        if let Some(ctx) = &self.append {
+            // RFC 3502 3: each further message is `append-opts SP literal`.
+            let mut c = Cursor::new(&self.cmd);
+            return match parser::append_opts(&mut c) {
+                Ok((flags, date)) => LiteralKind::Message {
+                    tag: ctx.tag.clone(),
+                    header: AppendHeader {
+                        mailbox: ctx.mailbox.clone(),
+                        flags,
+                        date,
+                    },
+                },
+                Err(parser::Fail(detail)) => LiteralKind::Invalid {
+                    tag: Some(ctx.tag.clone()),
+                    message: bad_text(Some("APPEND"), &detail),
+                },
+            };
+        }
+        let head = match parser::check_head(&self.cmd, false) {
+            Ok(h) => h,
+            Err((tag, message)) => return LiteralKind::Invalid { tag, message },
+        };
+        let invalid = |detail: &str| {
+            let (tag, message) = head.bad(detail);
+            LiteralKind::Invalid { tag, message }
+        };
+        if head.name.as_deref() == Some("APPEND") {
+            match parser::append_prefix(&self.cmd) {
+                Ok(AppendLiteral::Mailbox) => {}
+                Ok(AppendLiteral::Message(header)) => {
+                    return LiteralKind::Message {
+                        tag: head.tag.clone().unwrap_or_else(|| Tag(String::new())),
+                        header,
+                    };
+                }
+                Err(parser::Fail(detail)) => return invalid(&detail),
+            }
+        }
+        if tilde {
+            // literal8 (RFC 3516) is only meaningful for APPEND's message here.
+            return invalid(INVALID_ARGUMENTS);
+        }
+        LiteralKind::Ordinary
+    }
+
+    /// The command is complete: parse it, or report why it was skipped.
+    fn end_of_command(&mut self) -> Option<Decoded> {
+        if self.doomed.is_some() {
+            return self.finish_doomed();
+        }
+        if let Some(ctx) = self.append.take() {
+            let done = self.cmd.is_empty() && self.line_len == 0;
+            self.reset();
+            return Some(if done {
+                Decoded::AppendDone { tag: ctx.tag }
+            } else {
+                Decoded::Bad {
+                    tag: Some(ctx.tag),
+                    message: bad_text(Some("APPEND"), INVALID_ARGUMENTS),
+                }
+            });
+        }
+        if self.cmd.is_empty() {
+            // An empty line between commands is ignored, as most servers do.
+            self.reset();
+            return None;
+        }
+        let parsed = parser::parse_command(&self.cmd);
+        self.reset();
+        Some(match parsed {
+            Ok(cmd) => Decoded::Command(cmd),
+            Err((tag, message)) => Decoded::Bad { tag, message },
+        })
+    }
+
+    fn finish_doomed(&mut self) -> Option<Decoded> {
+        let doomed = self.doomed.take();
+        self.reset();
+        match doomed {
+            Some(d) if !d.silent => Some(Decoded::Bad {
+                tag: d.tag,
+                message: d.message,
+            }),
+            _ => None,
+        }
+    }
+
+    fn clear_cmd(&mut self) {
+        self.cmd.clear();
+        self.cmd.shrink_to(KEEP_CAPACITY);
+    }
+
+    /// Back to the start of a command.
+    fn reset(&mut self) {
+        self.state = State::Line;
+        self.clear_cmd();
+        self.line_len = 0;
+        self.total = 0;
+        self.scan = Scan::default();
+        self.pending_cr = false;
+        self.doomed = None;
+        self.append = None;
+    }
+}
+
+fn fatal(message: &str) -> Decoded {
+    Decoded::Fatal {
+        message: message.to_owned(),
     }
 }
 
@@ -110,7 +706,30 @@ pub enum LineRead {
 
 /// Takes one raw line from the front of `input`: for AUTHENTICATE responses (RFC 3501 6.2.2) and
 /// IDLE's `DONE` (RFC 2177), which are not commands.
+///
+/// `max` bounds the line without its line end. After `TooLong` the rest of that line may still
+/// arrive; callers end the exchange (BAD for AUTHENTICATE, closing for IDLE) rather than read on.
 pub fn take_line(input: &mut Vec<u8>, max: usize) -> LineRead {
-    let _ = (input, max);
-    todo!("decoder")
+    match input.iter().position(|&b| b == b'\n') {
+        Some(lf) => {
+            let line = input.get(..lf).unwrap_or(&[]);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let out = if line.len() > max {
+                LineRead::TooLong
+            } else {
+                LineRead::Line(line.to_vec())
+            };
+            input.drain(..=lf);
+            out
+        }
+        None => {
+            let content = input.strip_suffix(b"\r").unwrap_or(input).len();
+            if content > max {
+                input.clear();
+                LineRead::TooLong
+            } else {
+                LineRead::NeedMore
+            }
+        }
+    }
 }

@@ -9,8 +9,11 @@
 
 pub mod command;
 pub mod decoder;
+pub mod encode;
+mod parser;
 pub mod response;
 pub use mail_types::utf7;
 
 pub use command::*;
 pub use decoder::{Decoded, Decoder, Limits, LineRead, take_line};
+pub use encode::append_to_wire;

@@ -1,0 +1,1249 @@
+//! The command grammar (RFC 3501 9 and the extensions' ABNF), run over one complete command.
+//!
+//! The framer in [`crate::decoder`] collects a command's lines and literals into one buffer in
+//! wire form (every literal header is followed by exactly `\r\n` and the literal bytes) and hands
+//! it here once the command is complete. Parsing is a plain cursor walk with no recursion that
+//! input can drive: the only nested grammar, SEARCH keys, is parsed with an explicit stack.
+
+use std::borrow::Cow;
+use std::num::NonZeroU32;
+
+use mail_types::{Flag, SeqBound, SeqRange, SeqSet, is_atom_char};
+
+use crate::command::*;
+use crate::response::days_from_civil;
+
+/// Deepest nesting of SEARCH keys (parentheses, NOT and OR together). Parentheses are also held
+/// to [`crate::Limits::max_depth`] by the framer; this bound exists because NOT and OR nest
+/// without parentheses, and every consumer of a [`SearchKey`] (drop included) recurses over it.
+pub(crate) const MAX_SEARCH_NESTING: usize = 500;
+
+/// The longest command name echoed back in an error message.
+const MAX_ECHO: usize = 64;
+
+/// Why a command was refused: the text that follows `Error in IMAP command NAME: `.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fail(pub Cow<'static, str>);
+
+pub(crate) type R<T> = Result<T, Fail>;
+
+pub(crate) const INVALID_ARGUMENTS: &str = "Invalid arguments.";
+
+fn invalid() -> Fail {
+    Fail(Cow::Borrowed(INVALID_ARGUMENTS))
+}
+
+fn fail(msg: &'static str) -> Fail {
+    Fail(Cow::Borrowed(msg))
+}
+
+/// `ASTRING-CHAR` (RFC 3501 9): `ATOM-CHAR / resp-specials`.
+pub(crate) fn is_astring_char(b: u8) -> bool {
+    b == b']' || is_atom_char(b)
+}
+
+/// `tag` (RFC 3501 9): any ASTRING-CHAR except `+`, which would be mistaken for a continuation.
+pub(crate) fn is_tag_char(b: u8) -> bool {
+    b != b'+' && is_astring_char(b)
+}
+
+/// `list-char` (RFC 3501 9): ATOM-CHAR, the wildcards `%` and `*`, and `]`.
+pub(crate) fn is_list_char(b: u8) -> bool {
+    b == b'%' || b == b'*' || is_astring_char(b)
+}
+
+/// Formats a BAD text the way Dovecot does, so clients and people see familiar wording.
+pub(crate) fn bad_text(name: Option<&str>, detail: &str) -> String {
+    match name {
+        Some(name) => format!("Error in IMAP command {name}: {detail}"),
+        None => format!("Error in IMAP command received by server: {detail}"),
+    }
+}
+
+/// A word echoed from the client into a response: upper-cased, printable, bounded.
+fn echo(raw: &[u8]) -> String {
+    let mut s: String = raw
+        .iter()
+        .take(MAX_ECHO)
+        .map(|&b| {
+            if (0x21..0x7f).contains(&b) {
+                char::from(b.to_ascii_uppercase())
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if raw.len() > MAX_ECHO {
+        s.push_str("...");
+    }
+    s
+}
+
+pub(crate) struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Cursor { buf, pos: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn peek_at(&self, off: usize) -> Option<u8> {
+        self.buf.get(self.pos + off).copied()
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> R<()> {
+        if self.eat(c) { Ok(()) } else { Err(invalid()) }
+    }
+
+    fn sp(&mut self) -> R<()> {
+        self.expect(b' ')
+    }
+
+    fn end(&self) -> R<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err(invalid())
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        self.buf.get(start..self.pos).unwrap_or(&[])
+    }
+
+    /// `atom` (RFC 3501 9).
+    fn atom(&mut self) -> R<&'a [u8]> {
+        let a = self.take_while(is_atom_char);
+        if a.is_empty() { Err(invalid()) } else { Ok(a) }
+    }
+
+    /// A keyword of the grammar (command, search key, fetch item): matched case-insensitively.
+    /// Stops before `[` and `<` so `BODY[` and `BODY.PEEK[` split naturally.
+    fn word(&mut self) -> R<String> {
+        let w = self.take_while(|b| is_atom_char(b) && b != b'[' && b != b'<');
+        if w.is_empty() {
+            return Err(invalid());
+        }
+        Ok(String::from_utf8_lossy(w).to_ascii_uppercase())
+    }
+
+    /// Whether the next atom is `word` (case-insensitive) followed by something that ends it.
+    fn at_word(&self, word: &[u8]) -> bool {
+        let rest = self.rest();
+        rest.len() >= word.len()
+            && rest
+                .get(..word.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(word))
+            && !rest.get(word.len()).is_some_and(|&b| is_atom_char(b))
+    }
+
+    /// `astring` (RFC 3501 9).
+    fn astring(&mut self) -> R<Cow<'a, [u8]>> {
+        match self.peek() {
+            Some(b'"') | Some(b'{') => self.string(),
+            _ => {
+                let a = self.take_while(is_astring_char);
+                if a.is_empty() {
+                    Err(invalid())
+                } else {
+                    Ok(Cow::Borrowed(a))
+                }
+            }
+        }
+    }
+
+    /// `string` (RFC 3501 9): quoted or literal.
+    fn string(&mut self) -> R<Cow<'a, [u8]>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal().map(Cow::Borrowed),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// `quoted` (RFC 3501 9). Only `\"` and `\\` are escapes. 8-bit bytes are accepted although
+    /// RFC 3501 TEXT-CHAR is 7-bit: UTF-8 clients (RFC 6855 3) and many others send them.
+    fn quoted(&mut self) -> R<Cow<'a, [u8]>> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let mut owned: Option<Vec<u8>> = None;
+        loop {
+            let b = self.peek().ok_or_else(invalid)?;
+            self.pos += 1;
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    let e = self.peek().ok_or_else(invalid)?;
+                    if e != b'"' && e != b'\\' {
+                        return Err(invalid());
+                    }
+                    self.pos += 1;
+                    let o = owned.get_or_insert_with(|| {
+                        self.buf.get(start..self.pos - 2).unwrap_or(&[]).to_vec()
+                    });
+                    o.push(e);
+                }
+                b'\r' | b'\n' | 0 => return Err(invalid()),
+                _ => {
+                    if let Some(o) = owned.as_mut() {
+                        o.push(b);
+                    }
+                }
+            }
+        }
+        Ok(match owned {
+            Some(o) => Cow::Owned(o),
+            None => Cow::Borrowed(self.buf.get(start..self.pos - 1).unwrap_or(&[])),
+        })
+    }
+
+    /// `literal` (RFC 3501 9, with RFC 7888 `{n+}`). The framer guarantees that a literal header
+    /// is followed by CRLF and the announced bytes; this is re-checked, never trusted.
+    fn literal(&mut self) -> R<&'a [u8]> {
+        self.expect(b'{')?;
+        let n = self.number64()?;
+        self.eat(b'+');
+        self.expect(b'}')?;
+        self.expect(b'\r')?;
+        self.expect(b'\n')?;
+        let n = usize::try_from(n).map_err(|_| invalid())?;
+        let end = self.pos.checked_add(n).ok_or_else(invalid)?;
+        let data = self.buf.get(self.pos..end).ok_or_else(invalid)?;
+        self.pos = end;
+        Ok(data)
+    }
+
+    fn digits(&mut self) -> R<&'a [u8]> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        if d.is_empty() { Err(invalid()) } else { Ok(d) }
+    }
+
+    /// `number` (RFC 3501 9): an unsigned 32-bit value; larger is an error, not a wrap.
+    fn number(&mut self) -> R<u32> {
+        let d = self.digits()?;
+        parse_u64(d)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(invalid)
+    }
+
+    /// `number64` (RFC 9051 9), used for mod-sequences (RFC 7162 7).
+    fn number64(&mut self) -> R<u64> {
+        let d = self.digits()?;
+        parse_u64(d).ok_or_else(invalid)
+    }
+
+    fn nz_number(&mut self) -> R<NonZeroU32> {
+        NonZeroU32::new(self.number()?).ok_or_else(invalid)
+    }
+
+    /// `sequence-set` (RFC 3501 9). Zero and values beyond 2^32-1 are refused.
+    fn seq_set(&mut self) -> R<SeqSet> {
+        let mut ranges = Vec::new();
+        loop {
+            let start = self.seq_number()?;
+            let end = if self.eat(b':') {
+                self.seq_number()?
+            } else {
+                start
+            };
+            ranges.push(SeqRange { start, end });
+            if !self.eat(b',') {
+                break;
+            }
+        }
+        // A set never reaches the end of the line mid-token: `1,` or `1:` are caught above.
+        SeqSet::new(ranges).ok_or_else(invalid)
+    }
+
+    fn seq_number(&mut self) -> R<SeqBound> {
+        if self.eat(b'*') {
+            return Ok(SeqBound::Star);
+        }
+        self.nz_number()
+            .map(SeqBound::Value)
+            .map_err(|_| fail("Invalid messageset"))
+    }
+
+    /// `mailbox` (RFC 3501 9): an astring, kept raw for the session to decode.
+    fn mailbox(&mut self) -> R<MailboxArg> {
+        Ok(MailboxArg(self.astring()?.into_owned()))
+    }
+
+    /// `list-mailbox` (RFC 3501 9). Used for the reference name too, which is formally a
+    /// `mailbox`: clients do send wildcards there and the session decides what they mean.
+    fn list_mailbox(&mut self) -> R<ListPattern> {
+        match self.peek() {
+            Some(b'"') | Some(b'{') => Ok(ListPattern(self.string()?.into_owned())),
+            _ => {
+                let a = self.take_while(is_list_char);
+                if a.is_empty() {
+                    Err(invalid())
+                } else {
+                    Ok(ListPattern(a.to_vec()))
+                }
+            }
+        }
+    }
+
+    /// `flag` (RFC 3501 9) as STORE and APPEND take it. `\Recent` cannot be set by a client
+    /// (RFC 3501 2.3.2) and unknown system flags are not extensible by clients, so both are BAD,
+    /// worded as Dovecot does.
+    fn flag(&mut self) -> R<Flag> {
+        if self.eat(b'\\') {
+            let a = self.atom()?;
+            let name = String::from_utf8_lossy(a);
+            return Flag::parse(&format!("\\{name}"))
+                .map_err(|_| Fail(Cow::Owned(format!("Invalid system flag \\{}", echo(a)))));
+        }
+        let a = self.atom()?;
+        let s = std::str::from_utf8(a).map_err(|_| invalid())?;
+        Flag::parse(s).map_err(|_| fail("Invalid keyword"))
+    }
+
+    /// `flag-list` (RFC 3501 9): `"(" [flag *(SP flag)] ")"`.
+    fn flag_list(&mut self) -> R<Vec<Flag>> {
+        self.expect(b'(')?;
+        let mut flags = Vec::new();
+        if self.eat(b')') {
+            return Ok(flags);
+        }
+        loop {
+            flags.push(self.flag()?);
+            if self.eat(b')') {
+                return Ok(flags);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `date` (RFC 3501 9): `date-text` or `DQUOTE date-text DQUOTE`, `d-Mon-yyyy`.
+    fn date(&mut self) -> R<Date> {
+        let quoted = self.eat(b'"');
+        let day = self.small_digits(1, 2)?;
+        self.expect(b'-')?;
+        let month = self.month()?;
+        self.expect(b'-')?;
+        let year = self.small_digits(4, 4)?;
+        if quoted {
+            self.expect(b'"')?;
+        }
+        let year = u16::try_from(year).map_err(|_| invalid())?;
+        if day == 0 || day > days_in_month(i64::from(year), month) {
+            return Err(invalid());
+        }
+        Ok(Date {
+            year,
+            month: month as u8,
+            day: day as u8,
+        })
+    }
+
+    fn small_digits(&mut self, min: usize, max: usize) -> R<u32> {
+        let start = self.pos;
+        let mut v: u32 = 0;
+        while self.pos - start < max {
+            match self.peek() {
+                Some(b) if b.is_ascii_digit() => {
+                    v = v * 10 + u32::from(b - b'0');
+                    self.pos += 1;
+                }
+                _ => break,
+            }
+        }
+        if self.pos - start < min {
+            return Err(invalid());
+        }
+        Ok(v)
+    }
+
+    fn month(&mut self) -> R<u32> {
+        const MONTHS: [&[u8; 3]; 12] = [
+            b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV",
+            b"DEC",
+        ];
+        let m = self.rest().get(..3).ok_or_else(invalid)?;
+        let idx = MONTHS
+            .iter()
+            .position(|name| m.eq_ignore_ascii_case(&name[..]))
+            .ok_or_else(invalid)?;
+        self.pos += 3;
+        Ok(idx as u32 + 1)
+    }
+
+    /// `date-time` (RFC 3501 9): `"dd-Mon-yyyy hh:mm:ss +zzzz"`; the day may be space-padded
+    /// (`date-day-fixed`) and, leniently, a single digit.
+    fn date_time(&mut self) -> R<DateTime> {
+        self.expect(b'"')?;
+        self.eat(b' ');
+        let day = self.small_digits(1, 2)?;
+        self.expect(b'-')?;
+        let month = self.month()?;
+        self.expect(b'-')?;
+        let year = self.small_digits(4, 4)?;
+        self.sp()?;
+        let hour = self.small_digits(2, 2)?;
+        self.expect(b':')?;
+        let minute = self.small_digits(2, 2)?;
+        self.expect(b':')?;
+        let second = self.small_digits(2, 2)?;
+        self.sp()?;
+        let negative = match self.peek() {
+            Some(b'+') => false,
+            Some(b'-') => true,
+            _ => return Err(invalid()),
+        };
+        self.pos += 1;
+        let zh = self.small_digits(2, 2)?;
+        let zm = self.small_digits(2, 2)?;
+        self.expect(b'"')?;
+        if day == 0
+            || day > days_in_month(i64::from(year), month)
+            || hour > 23
+            || minute > 59
+            || second > 60
+            || zm > 59
+        {
+            return Err(invalid());
+        }
+        let offset = (zh * 60 + zm) as i16;
+        let offset_minutes = if negative { -offset } else { offset };
+        let days = days_from_civil(i64::from(year), month, day);
+        let unix = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second)
+            - i64::from(offset_minutes) * 60;
+        Ok(DateTime {
+            unix,
+            offset_minutes,
+        })
+    }
+
+    /// A literal header `{n}`, `{n+}` or `~{n}` (RFC 3516 literal8) that must end the buffer:
+    /// the framer stopped right after it.
+    fn literal_header_at_end(&mut self, allow_binary: bool) -> R<()> {
+        if self.eat(b'~') && !allow_binary {
+            return Err(invalid());
+        }
+        self.expect(b'{')?;
+        self.digits()?;
+        self.eat(b'+');
+        self.expect(b'}')?;
+        self.end()
+    }
+}
+
+fn parse_u64(d: &[u8]) -> Option<u64> {
+    d.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(10)?
+            .checked_add(u64::from(b.wrapping_sub(b'0')))
+    })
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// What the start of a command says about itself: enough to answer BAD with the right tag and
+/// name, and to decide how to treat a literal before the command is complete.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub tag: Option<Tag>,
+    /// Upper-cased command name (`UID FETCH` for UID commands) when it could be read.
+    pub name: Option<String>,
+}
+
+impl Head {
+    pub(crate) fn bad(&self, detail: &str) -> (Option<Tag>, String) {
+        (self.tag.clone(), bad_text(self.name.as_deref(), detail))
+    }
+}
+
+/// Reads `tag SP name` from the front of a command; `complete` says whether `buf` is all of it
+/// (a tag running into the end of a partial buffer may not be finished yet).
+pub(crate) fn head(buf: &[u8], complete: bool) -> Head {
+    let mut c = Cursor::new(buf);
+    let t = c.take_while(is_tag_char);
+    let tag = Some(Tag(String::from_utf8_lossy(t).into_owned()));
+    if complete && !t.is_empty() && c.at_end() {
+        return Head { tag, name: None };
+    }
+    if t.is_empty() || c.peek() != Some(b' ') {
+        return Head {
+            tag: None,
+            name: None,
+        };
+    }
+    c.pos += 1;
+    let n = c.take_while(is_atom_char);
+    if n.is_empty() {
+        return Head { tag, name: None };
+    }
+    let mut name = echo(n);
+    if name == "UID" && c.eat(b' ') {
+        let sub = c.take_while(is_atom_char);
+        if !sub.is_empty() {
+            name = format!("UID {}", echo(sub));
+        }
+    }
+    Head {
+        tag,
+        name: Some(name),
+    }
+}
+
+/// Whether a command name is one this grammar knows (so a literal inside it is worth accepting).
+pub(crate) fn is_known_command(name: &str) -> bool {
+    matches!(
+        name,
+        "CAPABILITY"
+            | "NOOP"
+            | "LOGOUT"
+            | "ID"
+            | "STARTTLS"
+            | "AUTHENTICATE"
+            | "LOGIN"
+            | "SELECT"
+            | "EXAMINE"
+            | "CREATE"
+            | "DELETE"
+            | "RENAME"
+            | "SUBSCRIBE"
+            | "UNSUBSCRIBE"
+            | "LIST"
+            | "LSUB"
+            | "STATUS"
+            | "APPEND"
+            | "NAMESPACE"
+            | "ENABLE"
+            | "IDLE"
+            | "CHECK"
+            | "CLOSE"
+            | "UNSELECT"
+            | "EXPUNGE"
+            | "SEARCH"
+            | "FETCH"
+            | "STORE"
+            | "COPY"
+            | "MOVE"
+            | "UID"
+            | "UID FETCH"
+            | "UID SEARCH"
+            | "UID STORE"
+            | "UID COPY"
+            | "UID MOVE"
+            | "UID EXPUNGE"
+    )
+}
+
+/// Checks the front of a command before a literal inside it is accepted: refusing a literal of a
+/// command that is already known to be bad spares the client sending it (RFC 3501 7.5).
+pub(crate) fn check_head(buf: &[u8], complete: bool) -> Result<Head, (Option<Tag>, String)> {
+    let h = head(buf, complete);
+    if h.tag.is_none() {
+        return Err((None, bad_text(None, "Invalid tag.")));
+    }
+    match &h.name {
+        None => Err(h.bad("Missing command name.")),
+        Some(name) if !is_known_command(name) => Err(h.bad("Unknown command.")),
+        Some(_) => Ok(h),
+    }
+}
+
+/// Where the literal that ends an APPEND command so far belongs (RFC 3501 6.3.11).
+pub(crate) enum AppendLiteral {
+    /// The mailbox name itself is sent as a literal: an ordinary literal.
+    Mailbox,
+    /// The message: everything before it is parsed.
+    Message(AppendHeader),
+}
+
+/// Classifies the literal whose header ends `buf`, the partial APPEND command read so far.
+pub(crate) fn append_prefix(buf: &[u8]) -> R<AppendLiteral> {
+    let mut c = Cursor::new(buf);
+    c.take_while(is_tag_char);
+    c.sp()?;
+    c.take_while(is_atom_char);
+    c.sp()?;
+    if c.peek() == Some(b'{') {
+        let mut probe = Cursor { buf, pos: c.pos };
+        if probe.literal_header_at_end(false).is_ok() {
+            return Ok(AppendLiteral::Mailbox);
+        }
+    }
+    let mailbox = c.mailbox()?;
+    let (flags, date) = append_opts(&mut c)?;
+    Ok(AppendLiteral::Message(AppendHeader {
+        mailbox,
+        flags,
+        date,
+    }))
+}
+
+/// `[SP flag-list] [SP date-time] SP literal` (RFC 3501 6.3.11, RFC 3502 append-opts): the part
+/// of APPEND after the mailbox, and of each further MULTIAPPEND message.
+pub(crate) fn append_opts(c: &mut Cursor<'_>) -> R<(Vec<Flag>, Option<DateTime>)> {
+    c.sp()?;
+    let mut flags = Vec::new();
+    let mut date = None;
+    if c.peek() == Some(b'(') {
+        flags = c.flag_list()?;
+        c.sp()?;
+    }
+    if c.peek() == Some(b'"') {
+        date = Some(c.date_time()?);
+        c.sp()?;
+    }
+    c.literal_header_at_end(true)?;
+    Ok((flags, date))
+}
+
+/// Parses one complete command (RFC 3501 9 `command`). The error is the tag, if readable, and
+/// the full BAD text.
+pub(crate) fn parse_command(buf: &[u8]) -> Result<Command, (Option<Tag>, String)> {
+    let h = check_head(buf, true)?;
+    let mut c = Cursor::new(buf);
+    c.take_while(is_tag_char);
+    c.pos += 1;
+    let name = c.word().map_err(|_| h.bad(INVALID_ARGUMENTS))?;
+    let tag = h.tag.clone().unwrap_or_else(|| Tag(String::new()));
+    match body(&mut c, &name).and_then(|b| c.end().map(|()| b)) {
+        Ok(body) => Ok(Command { tag, body }),
+        Err(Fail(detail)) => Err(h.bad(&detail)),
+    }
+}
+
+fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
+    Ok(match name {
+        "CAPABILITY" => CommandBody::Capability,
+        "NOOP" => CommandBody::Noop,
+        "LOGOUT" => CommandBody::Logout,
+        "STARTTLS" => CommandBody::StartTls,
+        "NAMESPACE" => CommandBody::Namespace,
+        "IDLE" => CommandBody::Idle,
+        "CHECK" => CommandBody::Check,
+        "CLOSE" => CommandBody::Close,
+        "UNSELECT" => CommandBody::Unselect,
+        "EXPUNGE" => CommandBody::Expunge,
+        "ID" => {
+            c.sp()?;
+            CommandBody::Id(id_params(c)?)
+        }
+        "AUTHENTICATE" => authenticate(c)?,
+        "LOGIN" => {
+            c.sp()?;
+            let username = c.astring()?.into_owned();
+            c.sp()?;
+            let password = c.astring()?.into_owned();
+            CommandBody::Login { username, password }
+        }
+        "SELECT" | "EXAMINE" => {
+            c.sp()?;
+            let mailbox = c.mailbox()?;
+            let params = select_params(c)?;
+            if name == "SELECT" {
+                CommandBody::Select { mailbox, params }
+            } else {
+                CommandBody::Examine { mailbox, params }
+            }
+        }
+        "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
+            c.sp()?;
+            let mailbox = c.mailbox()?;
+            match name {
+                "CREATE" => CommandBody::Create { mailbox },
+                "DELETE" => CommandBody::Delete { mailbox },
+                "SUBSCRIBE" => CommandBody::Subscribe { mailbox },
+                _ => CommandBody::Unsubscribe { mailbox },
+            }
+        }
+        "RENAME" => {
+            c.sp()?;
+            let from = c.mailbox()?;
+            c.sp()?;
+            let to = c.mailbox()?;
+            CommandBody::Rename { from, to }
+        }
+        "LIST" | "LSUB" => {
+            c.sp()?;
+            let reference = c.list_mailbox()?;
+            c.sp()?;
+            let pattern = c.list_mailbox()?;
+            if name == "LIST" {
+                CommandBody::List { reference, pattern }
+            } else {
+                CommandBody::Lsub { reference, pattern }
+            }
+        }
+        "STATUS" => {
+            c.sp()?;
+            let mailbox = c.mailbox()?;
+            c.sp()?;
+            CommandBody::Status {
+                mailbox,
+                items: status_items(c)?,
+            }
+        }
+        // A complete APPEND never reaches here with its literal: the framer reports those with
+        // AppendStart. What is left is an APPEND without a message.
+        "APPEND" => return Err(invalid()),
+        "ENABLE" => {
+            let mut caps = Vec::new();
+            while c.eat(b' ') {
+                caps.push(String::from_utf8_lossy(c.atom()?).to_ascii_uppercase());
+            }
+            if caps.is_empty() {
+                return Err(invalid());
+            }
+            CommandBody::Enable(caps)
+        }
+        "SEARCH" => search(c, false)?,
+        "FETCH" => fetch(c, false)?,
+        "STORE" => store(c, false)?,
+        "COPY" | "MOVE" => copy_move(c, false, name == "MOVE")?,
+        "UID" => {
+            c.sp()?;
+            let sub = c.word()?;
+            match sub.as_str() {
+                "SEARCH" => search(c, true)?,
+                "FETCH" => fetch(c, true)?,
+                "STORE" => store(c, true)?,
+                "COPY" | "MOVE" => copy_move(c, true, sub == "MOVE")?,
+                // RFC 4315 2.1
+                "EXPUNGE" => {
+                    c.sp()?;
+                    CommandBody::UidExpunge(c.seq_set()?)
+                }
+                _ => return Err(fail("Unknown command.")),
+            }
+        }
+        _ => return Err(fail("Unknown command.")),
+    })
+}
+
+/// RFC 2971 3: `"ID" SP id-params-list`, `id-params-list ::= "(" #(string SP nstring) ")" / nil`.
+/// Field names are accepted as astrings too: some clients send atoms.
+/// The ID parameter list as [`CommandBody::Id`] holds it.
+type IdParams = Option<Vec<(String, Option<String>)>>;
+
+fn id_params(c: &mut Cursor<'_>) -> R<IdParams> {
+    if c.at_word(b"NIL") {
+        c.pos += 3;
+        return Ok(None);
+    }
+    c.expect(b'(')?;
+    let mut out = Vec::new();
+    if c.eat(b')') {
+        return Ok(Some(out));
+    }
+    loop {
+        let key = lossy(c.astring()?);
+        c.sp()?;
+        let value = if c.at_word(b"NIL") {
+            c.pos += 3;
+            None
+        } else {
+            Some(lossy(c.astring()?))
+        };
+        out.push((key, value));
+        if c.eat(b')') {
+            return Ok(Some(out));
+        }
+        c.sp()?;
+    }
+}
+
+fn lossy(b: Cow<'_, [u8]>) -> String {
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// RFC 3501 6.2.2 with RFC 4959 SASL-IR: `AUTHENTICATE SP auth-type [SP (base64 / "=")]`.
+fn authenticate(c: &mut Cursor<'_>) -> R<CommandBody> {
+    c.sp()?;
+    let mechanism = String::from_utf8_lossy(c.atom()?).to_ascii_uppercase();
+    let initial_response = if c.eat(b' ') {
+        if c.eat(b'=') {
+            Some(Vec::new())
+        } else {
+            let b =
+                c.take_while(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+            if !is_base64(b) {
+                return Err(invalid());
+            }
+            Some(b.to_vec())
+        }
+    } else {
+        None
+    };
+    Ok(CommandBody::Authenticate {
+        mechanism,
+        initial_response,
+    })
+}
+
+/// `base64` (RFC 3501 9): groups of four, `=` padding only at the end.
+fn is_base64(b: &[u8]) -> bool {
+    if b.is_empty() || !b.len().is_multiple_of(4) {
+        return false;
+    }
+    let body = b.len() - b.iter().rev().take_while(|&&x| x == b'=').count();
+    b.len() - body <= 2 && b.get(..body).is_some_and(|s| !s.contains(&b'='))
+}
+
+/// RFC 4466 2.1 select-params; RFC 7162 3.1.8 defines CONDSTORE, the only one Columba knows.
+fn select_params(c: &mut Cursor<'_>) -> R<SelectParams> {
+    let mut params = SelectParams::default();
+    if !c.eat(b' ') {
+        return Ok(params);
+    }
+    c.expect(b'(')?;
+    if c.eat(b')') {
+        return Ok(params);
+    }
+    loop {
+        let p = c.word()?;
+        match p.as_str() {
+            "CONDSTORE" => params.condstore = true,
+            _ => return Err(invalid()),
+        }
+        if c.eat(b')') {
+            return Ok(params);
+        }
+        c.sp()?;
+    }
+}
+
+/// `"(" status-att *(SP status-att) ")"` (RFC 3501 9, RFC 7162 3.1.9, RFC 8438, RFC 9051).
+fn status_items(c: &mut Cursor<'_>) -> R<Vec<StatusItem>> {
+    c.expect(b'(')?;
+    let mut items = Vec::new();
+    loop {
+        items.push(match c.word()?.as_str() {
+            "MESSAGES" => StatusItem::Messages,
+            "RECENT" => StatusItem::Recent,
+            "UIDNEXT" => StatusItem::UidNext,
+            "UIDVALIDITY" => StatusItem::UidValidity,
+            "UNSEEN" => StatusItem::Unseen,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            "SIZE" => StatusItem::Size,
+            "DELETED" => StatusItem::Deleted,
+            _ => return Err(invalid()),
+        });
+        if c.eat(b')') {
+            return Ok(items);
+        }
+        c.sp()?;
+    }
+}
+
+fn copy_move(c: &mut Cursor<'_>, uid: bool, is_move: bool) -> R<CommandBody> {
+    c.sp()?;
+    let set = c.seq_set()?;
+    c.sp()?;
+    let mailbox = c.mailbox()?;
+    Ok(if is_move {
+        CommandBody::Move { uid, set, mailbox }
+    } else {
+        CommandBody::Copy { uid, set, mailbox }
+    })
+}
+
+/// `store` (RFC 3501 9): `STORE SP sequence-set SP ["+"/"-"] "FLAGS" [".SILENT"] SP
+/// (flag-list / (flag *(SP flag)))`.
+fn store(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
+    c.sp()?;
+    let set = c.seq_set()?;
+    c.sp()?;
+    let action = if c.eat(b'+') {
+        StoreAction::Add
+    } else if c.eat(b'-') {
+        StoreAction::Remove
+    } else {
+        StoreAction::Replace
+    };
+    let silent = match c.word()?.as_str() {
+        "FLAGS" => false,
+        "FLAGS.SILENT" => true,
+        _ => return Err(invalid()),
+    };
+    c.sp()?;
+    let flags = if c.peek() == Some(b'(') {
+        c.flag_list()?
+    } else {
+        let mut flags = vec![c.flag()?];
+        while c.eat(b' ') {
+            flags.push(c.flag()?);
+        }
+        flags
+    };
+    Ok(CommandBody::Store {
+        uid,
+        set,
+        action,
+        silent,
+        flags,
+    })
+}
+
+/// `fetch` (RFC 3501 6.4.5 and 9): a macro, one item, or a parenthesized list of items.
+fn fetch(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
+    c.sp()?;
+    let set = c.seq_set()?;
+    c.sp()?;
+    let items = if c.eat(b'(') {
+        let mut items = Vec::new();
+        loop {
+            items.push(fetch_att(c)?);
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+        items
+    } else if c.at_word(b"ALL") {
+        c.pos += 3;
+        vec![
+            FetchAttr::Flags,
+            FetchAttr::InternalDate,
+            FetchAttr::Rfc822Size,
+            FetchAttr::Envelope,
+        ]
+    } else if c.at_word(b"FAST") {
+        c.pos += 4;
+        vec![
+            FetchAttr::Flags,
+            FetchAttr::InternalDate,
+            FetchAttr::Rfc822Size,
+        ]
+    } else if c.at_word(b"FULL") {
+        c.pos += 4;
+        vec![
+            FetchAttr::Flags,
+            FetchAttr::InternalDate,
+            FetchAttr::Rfc822Size,
+            FetchAttr::Envelope,
+            FetchAttr::Body,
+        ]
+    } else {
+        vec![fetch_att(c)?]
+    };
+    Ok(CommandBody::Fetch { uid, set, items })
+}
+
+/// `fetch-att` (RFC 3501 9, RFC 7162 3.1.4.1 MODSEQ).
+fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
+    let name = c.word()?;
+    Ok(match name.as_str() {
+        "ENVELOPE" => FetchAttr::Envelope,
+        "FLAGS" => FetchAttr::Flags,
+        "INTERNALDATE" => FetchAttr::InternalDate,
+        "RFC822" => FetchAttr::Rfc822,
+        "RFC822.HEADER" => FetchAttr::Rfc822Header,
+        "RFC822.SIZE" => FetchAttr::Rfc822Size,
+        "RFC822.TEXT" => FetchAttr::Rfc822Text,
+        "BODYSTRUCTURE" => FetchAttr::BodyStructure,
+        "UID" => FetchAttr::Uid,
+        "MODSEQ" => FetchAttr::ModSeq,
+        "BODY" if c.peek() != Some(b'[') => FetchAttr::Body,
+        "BODY" | "BODY.PEEK" => {
+            let section = section(c)?;
+            let partial = if c.eat(b'<') {
+                let origin = c.number()?;
+                c.expect(b'.')?;
+                let length = c.nz_number()?.get();
+                c.expect(b'>')?;
+                Some(Partial { origin, length })
+            } else {
+                None
+            };
+            FetchAttr::BodySection {
+                peek: name == "BODY.PEEK",
+                section,
+                partial,
+            }
+        }
+        _ => return Err(invalid()),
+    })
+}
+
+/// `section` (RFC 3501 9): `"[" [section-spec] "]"`.
+fn section(c: &mut Cursor<'_>) -> R<Section> {
+    c.expect(b'[')?;
+    let mut part = Vec::new();
+    let mut text = None;
+    if c.eat(b']') {
+        return Ok(Section { part, text });
+    }
+    if c.peek().is_some_and(|b| b.is_ascii_digit()) {
+        loop {
+            part.push(c.nz_number()?.get());
+            if !(c.peek() == Some(b'.') && c.peek_at(1).is_some_and(|b| b.is_ascii_digit())) {
+                break;
+            }
+            c.pos += 1;
+        }
+        if c.eat(b'.') {
+            text = Some(section_text(c, true)?);
+        }
+    } else {
+        text = Some(section_text(c, false)?);
+    }
+    c.expect(b']')?;
+    Ok(Section { part, text })
+}
+
+/// `section-text` / `section-msgtext` (RFC 3501 9); MIME only after a part number.
+fn section_text(c: &mut Cursor<'_>, after_part: bool) -> R<SectionText> {
+    let w = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'.');
+    let w = String::from_utf8_lossy(w).to_ascii_uppercase();
+    Ok(match w.as_str() {
+        "HEADER" => SectionText::Header,
+        "TEXT" => SectionText::Text,
+        "MIME" if after_part => SectionText::Mime,
+        "HEADER.FIELDS" | "HEADER.FIELDS.NOT" => {
+            c.sp()?;
+            c.expect(b'(')?;
+            let mut fields = Vec::new();
+            loop {
+                fields.push(lossy(c.astring()?));
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+            }
+            if w == "HEADER.FIELDS" {
+                SectionText::HeaderFields(fields)
+            } else {
+                SectionText::HeaderFieldsNot(fields)
+            }
+        }
+        _ => return Err(invalid()),
+    })
+}
+
+/// An open construct of the SEARCH grammar while its operands are being read.
+enum Frame {
+    Not,
+    OrFirst,
+    OrSecond(SearchKey),
+    Paren(Vec<SearchKey>),
+}
+
+/// `search` (RFC 3501 6.4.4 and 9, RFC 7162 3.1.5): `[CHARSET astring] 1*(SP search-key)`.
+fn search(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
+    c.sp()?;
+    let charset = if c.at_word(b"CHARSET") {
+        c.pos += 7;
+        c.sp()?;
+        let cs = lossy(c.astring()?);
+        c.sp()?;
+        Some(cs)
+    } else {
+        None
+    };
+    let criteria = search_keys(c)?;
+    Ok(CommandBody::Search {
+        uid,
+        charset,
+        criteria,
+    })
+}
+
+/// The keys of a SEARCH, iteratively: nesting is bounded by [`MAX_SEARCH_NESTING`], never by
+/// the call stack. A parenthesized list is always `And` (even of one key) so that encoding a
+/// key and decoding it again gives it back; the top-level list is `And` only with several keys.
+fn search_keys(c: &mut Cursor<'_>) -> R<SearchKey> {
+    let mut top: Vec<SearchKey> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    loop {
+        if stack.len() > MAX_SEARCH_NESTING {
+            return Err(fail("Too deep search key nesting."));
+        }
+        let mut value = match c.peek() {
+            Some(b'(') => {
+                c.pos += 1;
+                stack.push(Frame::Paren(Vec::new()));
+                continue;
+            }
+            Some(b) if b.is_ascii_digit() || b == b'*' => SearchKey::SequenceSet(c.seq_set()?),
+            _ => {
+                let start = c.pos;
+                let name = c.word()?;
+                match name.as_str() {
+                    "NOT" => {
+                        c.sp()?;
+                        stack.push(Frame::Not);
+                        continue;
+                    }
+                    "OR" => {
+                        c.sp()?;
+                        stack.push(Frame::OrFirst);
+                        continue;
+                    }
+                    _ => match simple_key(c, &name)? {
+                        Some(k) => k,
+                        None => {
+                            let raw = c.buf.get(start..c.pos).unwrap_or(&[]);
+                            return Err(Fail(Cow::Owned(format!(
+                                "Unknown argument {}",
+                                echo(raw)
+                            ))));
+                        }
+                    },
+                }
+            }
+        };
+        // Close every construct the key just read completes.
+        loop {
+            match stack.pop() {
+                None => {
+                    top.push(value);
+                    if c.eat(b' ') {
+                        break;
+                    }
+                    return Ok(if top.len() == 1 {
+                        top.pop().unwrap_or(SearchKey::All)
+                    } else {
+                        SearchKey::And(top)
+                    });
+                }
+                Some(Frame::Not) => value = SearchKey::Not(Box::new(value)),
+                Some(Frame::OrFirst) => {
+                    c.sp()?;
+                    stack.push(Frame::OrSecond(value));
+                    break;
+                }
+                Some(Frame::OrSecond(first)) => {
+                    value = SearchKey::Or(Box::new(first), Box::new(value));
+                }
+                Some(Frame::Paren(mut keys)) => {
+                    keys.push(value);
+                    if c.eat(b' ') {
+                        stack.push(Frame::Paren(keys));
+                        break;
+                    }
+                    c.expect(b')')?;
+                    value = SearchKey::And(keys);
+                }
+            }
+        }
+    }
+}
+
+/// A search key without nested keys, or `None` if `name` is no key at all.
+fn simple_key(c: &mut Cursor<'_>, name: &str) -> R<Option<SearchKey>> {
+    use SearchKey as K;
+    let string = |c: &mut Cursor<'_>| -> R<String> {
+        c.sp()?;
+        Ok(lossy(c.astring()?))
+    };
+    let date = |c: &mut Cursor<'_>| -> R<Date> {
+        c.sp()?;
+        c.date()
+    };
+    Ok(Some(match name {
+        "ALL" => K::All,
+        "ANSWERED" => K::Answered,
+        "DELETED" => K::Deleted,
+        "DRAFT" => K::Draft,
+        "FLAGGED" => K::Flagged,
+        "NEW" => K::New,
+        "OLD" => K::Old,
+        "RECENT" => K::Recent,
+        "SEEN" => K::Seen,
+        "UNANSWERED" => K::Unanswered,
+        "UNDELETED" => K::Undeleted,
+        "UNDRAFT" => K::Undraft,
+        "UNFLAGGED" => K::Unflagged,
+        "UNSEEN" => K::Unseen,
+        "BCC" => K::Bcc(string(c)?),
+        "BODY" => K::Body(string(c)?),
+        "CC" => K::Cc(string(c)?),
+        "FROM" => K::From(string(c)?),
+        "SUBJECT" => K::Subject(string(c)?),
+        "TEXT" => K::Text(string(c)?),
+        "TO" => K::To(string(c)?),
+        "HEADER" => {
+            let field = string(c)?;
+            K::Header(field, string(c)?)
+        }
+        "BEFORE" => K::Before(date(c)?),
+        "ON" => K::On(date(c)?),
+        "SINCE" => K::Since(date(c)?),
+        "SENTBEFORE" => K::SentBefore(date(c)?),
+        "SENTON" => K::SentOn(date(c)?),
+        "SENTSINCE" => K::SentSince(date(c)?),
+        "KEYWORD" => K::Keyword(keyword_arg(c)?),
+        "UNKEYWORD" => K::Unkeyword(keyword_arg(c)?),
+        "LARGER" => {
+            c.sp()?;
+            K::Larger(c.number()?)
+        }
+        "SMALLER" => {
+            c.sp()?;
+            K::Smaller(c.number()?)
+        }
+        "UID" => {
+            c.sp()?;
+            K::Uid(c.seq_set()?)
+        }
+        // RFC 7162 3.1.5: MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer.
+        // The entry name only narrows which flag's modseq is meant; Columba keeps one per
+        // message, so it is read and ignored.
+        "MODSEQ" => {
+            c.sp()?;
+            if c.peek() == Some(b'"') || c.peek() == Some(b'{') {
+                c.string()?;
+                c.sp()?;
+                match c.word()?.as_str() {
+                    "PRIV" | "SHARED" | "ALL" => {}
+                    _ => return Err(invalid()),
+                }
+                c.sp()?;
+            }
+            K::ModSeq(c.number64()?)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// KEYWORD's argument: RFC 3501 says `flag-keyword` (an atom); system-flag spellings and
+/// strings are taken too and simply match nothing later, as the contract documents.
+fn keyword_arg(c: &mut Cursor<'_>) -> R<String> {
+    c.sp()?;
+    if c.eat(b'\\') {
+        let a = c.atom()?;
+        return Ok(format!("\\{}", String::from_utf8_lossy(a)));
+    }
+    Ok(lossy(c.astring()?))
+}

@@ -1,0 +1,378 @@
+//! proptest strategies for [`Command`] values the decoder can produce.
+//!
+//! With `codec_safe`, values stay inside what imap-codec (RFC 3501 strictly, with the ID,
+//! CONDSTORE and NAMESPACE extensions) accepts: no NUL in strings, atoms for SEARCH keywords,
+//! no STATUS SIZE, shallow SEARCH nesting, modest time zones.
+
+use std::num::NonZeroU32;
+
+use imap_proto::*;
+use mail_types::{Flag, SeqBound, SeqRange, SeqSet};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+pub fn tag() -> impl Strategy<Value = Tag> {
+    "[A-Za-z0-9.$_\\-\\]]{1,8}".prop_map(Tag)
+}
+
+/// Bytes for an astring / string argument: atoms, text, and raw bytes.
+pub fn bytes(codec_safe: bool) -> BoxedStrategy<Vec<u8>> {
+    let raw = if codec_safe {
+        vec(1u8..=255, 0..12).boxed()
+    } else {
+        vec(any::<u8>(), 0..12).boxed()
+    };
+    prop_oneof![
+        "[A-Za-z0-9/._&,+-]{1,10}".prop_map(String::into_bytes),
+        text(codec_safe).prop_map(String::into_bytes),
+        raw,
+        Just(b"NIL".to_vec()),
+        Just(Vec::new()),
+    ]
+    .boxed()
+}
+
+pub fn text(codec_safe: bool) -> BoxedStrategy<String> {
+    if codec_safe {
+        "[^\u{0}]{0,10}".boxed()
+    } else {
+        any::<String>()
+            .prop_map(|s| s.chars().take(12).collect())
+            .boxed()
+    }
+}
+
+fn atom() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9$_.+=-]{1,10}"
+}
+
+fn seq_bound() -> impl Strategy<Value = SeqBound> {
+    prop_oneof![
+        1 => Just(SeqBound::Star),
+        4 => (1u32..=20).prop_map(|v| SeqBound::Value(NonZeroU32::new(v).unwrap())),
+        1 => any::<NonZeroU32>().prop_map(SeqBound::Value),
+    ]
+}
+
+pub fn seq_set() -> impl Strategy<Value = SeqSet> {
+    vec(
+        (seq_bound(), seq_bound()).prop_map(|(start, end)| SeqRange { start, end }),
+        1..4,
+    )
+    .prop_map(|r| SeqSet::new(r).unwrap())
+}
+
+pub fn flag() -> impl Strategy<Value = Flag> {
+    prop_oneof![
+        Just(Flag::Seen),
+        Just(Flag::Answered),
+        Just(Flag::Flagged),
+        Just(Flag::Deleted),
+        Just(Flag::Draft),
+        "[A-Za-z$][A-Za-z0-9$_.-]{0,10}".prop_map(|k| Flag::parse(&k).unwrap()),
+    ]
+}
+
+fn date() -> impl Strategy<Value = Date> {
+    (0u16..=9999, 1u8..=12, 1u8..=31).prop_map(|(year, month, day)| {
+        let y = i64::from(year);
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let max = match month {
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => 31,
+        };
+        Date {
+            year,
+            month,
+            day: day.min(max),
+        }
+    })
+}
+
+pub fn date_time(codec_safe: bool) -> impl Strategy<Value = DateTime> {
+    let max_offset: i16 = if codec_safe { 12 * 60 } else { 99 * 60 + 59 };
+    // Local times from 1900 to 9998, so the written year always has four digits.
+    (-2_208_988_800i64..253_370_764_800, -max_offset..=max_offset).prop_map(
+        |(unix, offset_minutes)| DateTime {
+            unix,
+            offset_minutes,
+        },
+    )
+}
+
+fn search_leaf(codec_safe: bool) -> BoxedStrategy<SearchKey> {
+    use SearchKey as K;
+    let s = move || text(codec_safe);
+    let keyword = move || {
+        if codec_safe {
+            atom().boxed()
+        } else {
+            prop_oneof![atom(), atom().prop_map(|a| format!("\\{a}")), text(false)].boxed()
+        }
+    };
+    let modseq = if codec_safe {
+        (0u64..i64::MAX as u64).boxed()
+    } else {
+        any::<u64>().boxed()
+    };
+    prop_oneof![
+        Just(K::All),
+        Just(K::Answered),
+        Just(K::Deleted),
+        Just(K::Draft),
+        Just(K::Flagged),
+        Just(K::New),
+        Just(K::Old),
+        Just(K::Recent),
+        Just(K::Seen),
+        Just(K::Unanswered),
+        Just(K::Undeleted),
+        Just(K::Undraft),
+        Just(K::Unflagged),
+        Just(K::Unseen),
+        s().prop_map(K::Bcc),
+        s().prop_map(K::Body),
+        s().prop_map(K::Cc),
+        s().prop_map(K::From),
+        s().prop_map(K::Subject),
+        s().prop_map(K::Text),
+        s().prop_map(K::To),
+        (s(), s()).prop_map(|(f, v)| K::Header(f, v)),
+        date().prop_map(K::Before),
+        date().prop_map(K::On),
+        date().prop_map(K::Since),
+        date().prop_map(K::SentBefore),
+        date().prop_map(K::SentOn),
+        date().prop_map(K::SentSince),
+        keyword().prop_map(K::Keyword),
+        keyword().prop_map(K::Unkeyword),
+        any::<u32>().prop_map(K::Larger),
+        any::<u32>().prop_map(K::Smaller),
+        seq_set().prop_map(K::Uid),
+        seq_set().prop_map(K::SequenceSet),
+        modseq.prop_map(K::ModSeq),
+    ]
+    .boxed()
+}
+
+pub fn search_key(codec_safe: bool) -> impl Strategy<Value = SearchKey> {
+    let depth = if codec_safe { 3 } else { 6 };
+    search_leaf(codec_safe).prop_recursive(depth, 24, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|k| SearchKey::Not(Box::new(k))),
+            (inner.clone(), inner.clone())
+                .prop_map(|(a, b)| SearchKey::Or(Box::new(a), Box::new(b))),
+            vec(inner, 1..4).prop_map(SearchKey::And),
+        ]
+    })
+}
+
+fn section(codec_safe: bool) -> impl Strategy<Value = Section> {
+    let fields = move || vec(text(codec_safe), 1..4);
+    (
+        vec(any::<NonZeroU32>().prop_map(NonZeroU32::get), 0..3),
+        prop_oneof![
+            Just(None),
+            Just(Some(SectionText::Header)),
+            Just(Some(SectionText::Text)),
+            Just(Some(SectionText::Mime)),
+            fields().prop_map(|f| Some(SectionText::HeaderFields(f))),
+            fields().prop_map(|f| Some(SectionText::HeaderFieldsNot(f))),
+        ],
+    )
+        .prop_map(|(part, text)| {
+            // MIME is only valid after a part number.
+            let text = match text {
+                Some(SectionText::Mime) if part.is_empty() => None,
+                t => t,
+            };
+            Section { part, text }
+        })
+}
+
+fn fetch_attr(codec_safe: bool) -> impl Strategy<Value = FetchAttr> {
+    use FetchAttr as F;
+    prop_oneof![
+        Just(F::Envelope),
+        Just(F::Flags),
+        Just(F::InternalDate),
+        Just(F::Rfc822),
+        Just(F::Rfc822Header),
+        Just(F::Rfc822Size),
+        Just(F::Rfc822Text),
+        Just(F::Body),
+        Just(F::BodyStructure),
+        Just(F::Uid),
+        Just(F::ModSeq),
+        (
+            any::<bool>(),
+            section(codec_safe),
+            proptest::option::of((any::<u32>(), 1u32..)),
+        )
+            .prop_map(|(peek, section, partial)| F::BodySection {
+                peek,
+                section,
+                partial: partial.map(|(origin, length)| Partial { origin, length }),
+            }),
+    ]
+}
+
+fn status_item(codec_safe: bool) -> BoxedStrategy<StatusItem> {
+    use StatusItem as S;
+    let mut items = vec![
+        S::Messages,
+        S::Recent,
+        S::UidNext,
+        S::UidValidity,
+        S::Unseen,
+        S::HighestModSeq,
+        S::Deleted,
+    ];
+    if !codec_safe {
+        items.push(S::Size);
+    }
+    proptest::sample::select(items).boxed()
+}
+
+/// Canonical base64 (RFC 4648 4) of arbitrary bytes, for SASL-IR.
+pub fn base64(data: &[u8]) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    out
+}
+
+pub fn append_header(codec_safe: bool) -> impl Strategy<Value = AppendHeader> {
+    (
+        bytes(codec_safe),
+        vec(flag(), 0..3),
+        proptest::option::of(date_time(codec_safe)),
+    )
+        .prop_map(|(mailbox, flags, date)| AppendHeader {
+            mailbox: MailboxArg(mailbox),
+            flags,
+            date,
+        })
+}
+
+pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
+    use CommandBody as C;
+    let b = move || bytes(codec_safe);
+    let mb = move || b().prop_map(MailboxArg);
+    let pat = move || b().prop_map(ListPattern);
+    let t = move || text(codec_safe);
+    let simple = prop_oneof![
+        Just(C::Capability),
+        Just(C::Noop),
+        Just(C::Logout),
+        Just(C::StartTls),
+        Just(C::Namespace),
+        Just(C::Idle),
+        Just(C::Check),
+        Just(C::Close),
+        Just(C::Unselect),
+        Just(C::Expunge),
+    ];
+    let auth = (
+        "[A-Z0-9_-]{1,12}",
+        proptest::option::of(vec(any::<u8>(), 0..20)),
+    )
+        .prop_map(|(mechanism, ir)| C::Authenticate {
+            mechanism,
+            initial_response: ir.map(|d| base64(&d)),
+        });
+    let mailbox_ops = (0u8..7, mb(), mb(), any::<bool>()).prop_map(|(op, a, b, condstore)| {
+        let params = SelectParams { condstore };
+        match op {
+            0 => C::Select { mailbox: a, params },
+            1 => C::Examine { mailbox: a, params },
+            2 => C::Create { mailbox: a },
+            3 => C::Delete { mailbox: a },
+            4 => C::Subscribe { mailbox: a },
+            5 => C::Unsubscribe { mailbox: a },
+            _ => C::Rename { from: a, to: b },
+        }
+    });
+    let lists = (any::<bool>(), pat(), pat()).prop_map(|(list, reference, pattern)| {
+        if list {
+            C::List { reference, pattern }
+        } else {
+            C::Lsub { reference, pattern }
+        }
+    });
+    let status = (mb(), vec(status_item(codec_safe), 1..5))
+        .prop_map(|(mailbox, items)| C::Status { mailbox, items });
+    let id = proptest::option::of(vec((t(), proptest::option::of(t())), 0..4)).prop_map(C::Id);
+    let enable = vec("[A-Z0-9=+-]{1,12}", 1..4).prop_map(C::Enable);
+    let login = (b(), b()).prop_map(|(username, password)| C::Login { username, password });
+    let search = (
+        any::<bool>(),
+        proptest::option::of("[A-Z0-9-]{1,10}"),
+        search_key(codec_safe),
+    )
+        .prop_map(|(uid, charset, criteria)| C::Search {
+            uid,
+            charset,
+            criteria,
+        });
+    let fetch = (any::<bool>(), seq_set(), vec(fetch_attr(codec_safe), 1..5))
+        .prop_map(|(uid, set, items)| C::Fetch { uid, set, items });
+    let store = (
+        any::<bool>(),
+        seq_set(),
+        0u8..3,
+        any::<bool>(),
+        vec(flag(), 0..4),
+    )
+        .prop_map(|(uid, set, action, silent, flags)| C::Store {
+            uid,
+            set,
+            action: match action {
+                0 => StoreAction::Replace,
+                1 => StoreAction::Add,
+                _ => StoreAction::Remove,
+            },
+            silent,
+            flags,
+        });
+    let copy_move =
+        (0u8..5, any::<bool>(), seq_set(), mb()).prop_map(|(op, uid, set, mailbox)| match op {
+            0 | 1 => C::Copy { uid, set, mailbox },
+            2 | 3 => C::Move { uid, set, mailbox },
+            _ => C::UidExpunge(set),
+        });
+    prop_oneof![
+        1 => simple,
+        1 => auth,
+        1 => mailbox_ops,
+        1 => lists,
+        1 => status,
+        1 => id,
+        1 => enable,
+        1 => login,
+        3 => search,
+        3 => fetch,
+        1 => store,
+        1 => copy_move,
+    ]
+}
+
+pub fn command(codec_safe: bool) -> impl Strategy<Value = Command> {
+    (tag(), command_body(codec_safe)).prop_map(|(tag, body)| Command { tag, body })
+}

@@ -1,0 +1,822 @@
+//! Table-driven tests of the command grammar (RFC 3501 9 and extensions).
+
+mod common;
+
+use std::num::NonZeroU32;
+
+use common::one;
+use imap_proto::*;
+use mail_types::{Flag, SeqBound, SeqRange, SeqSet};
+
+fn mb(s: &str) -> MailboxArg {
+    MailboxArg(s.as_bytes().to_vec())
+}
+
+fn pat(s: &str) -> ListPattern {
+    ListPattern(s.as_bytes().to_vec())
+}
+
+fn bound(s: &str) -> SeqBound {
+    if s == "*" {
+        SeqBound::Star
+    } else {
+        SeqBound::Value(NonZeroU32::new(s.parse().unwrap()).unwrap())
+    }
+}
+
+fn set(s: &str) -> SeqSet {
+    SeqSet::new(
+        s.split(',')
+            .map(|r| {
+                let (a, b) = r.split_once(':').unwrap_or((r, r));
+                SeqRange {
+                    start: bound(a),
+                    end: bound(b),
+                }
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn kw(s: &str) -> Flag {
+    Flag::parse(s).unwrap()
+}
+
+fn date(year: u16, month: u8, day: u8) -> Date {
+    Date { year, month, day }
+}
+
+fn section(part: &[u32], text: Option<SectionText>) -> Section {
+    Section {
+        part: part.to_vec(),
+        text,
+    }
+}
+
+fn body_section(peek: bool, s: Section, partial: Option<(u32, u32)>) -> FetchAttr {
+    FetchAttr::BodySection {
+        peek,
+        section: s,
+        partial: partial.map(|(origin, length)| Partial { origin, length }),
+    }
+}
+
+fn search(charset: Option<&str>, criteria: SearchKey) -> CommandBody {
+    CommandBody::Search {
+        uid: false,
+        charset: charset.map(str::to_owned),
+        criteria,
+    }
+}
+
+fn fetch(s: &str, items: Vec<FetchAttr>) -> CommandBody {
+    CommandBody::Fetch {
+        uid: false,
+        set: set(s),
+        items,
+    }
+}
+
+#[track_caller]
+fn ok(wire: &str, body: CommandBody) {
+    let mut input = wire.as_bytes().to_vec();
+    if !wire.ends_with('\n') {
+        input.extend_from_slice(b"\r\n");
+    }
+    match one(&input) {
+        Decoded::Command(cmd) => {
+            assert_eq!(cmd.body, body, "{wire:?}");
+            // Whatever we accept, our own encoder writes in a form we accept again.
+            let again = one(&cmd.to_wire());
+            assert_eq!(again, Decoded::Command(cmd), "re-encoding {wire:?}");
+        }
+        other => panic!("{wire:?}: {other:?}"),
+    }
+}
+
+#[track_caller]
+fn bad(wire: &str, tag: Option<&str>, message: &str) {
+    let mut input = wire.as_bytes().to_vec();
+    input.extend_from_slice(b"\r\n");
+    assert_eq!(
+        one(&input),
+        Decoded::Bad {
+            tag: tag.map(|t| Tag(t.to_owned())),
+            message: message.to_owned(),
+        },
+        "{wire:?}"
+    );
+}
+
+#[track_caller]
+fn invalid(wire: &str, name: &str) {
+    let tag = wire.split(' ').next().unwrap();
+    bad(
+        wire,
+        Some(tag),
+        &format!("Error in IMAP command {name}: Invalid arguments."),
+    );
+}
+
+#[test]
+fn commands_without_arguments() {
+    use CommandBody::*;
+    for (wire, body) in [
+        ("a CAPABILITY", Capability),
+        ("a noop", Noop),
+        ("a Logout", Logout),
+        ("a STARTTLS", StartTls),
+        ("a NAMESPACE", Namespace),
+        ("a IDLE", Idle),
+        ("a CHECK", Check),
+        ("a CLOSE", Close),
+        ("a UNSELECT", Unselect),
+        ("a EXPUNGE", Expunge),
+    ] {
+        ok(wire, body);
+    }
+    invalid("a NOOP x", "NOOP");
+    invalid("a NOOP ", "NOOP");
+    invalid("a CAPABILITY\t", "CAPABILITY");
+}
+
+#[test]
+fn tags() {
+    let cmd = |t: &str| Command {
+        tag: Tag(t.to_owned()),
+        body: CommandBody::Noop,
+    };
+    for t in ["a", "A001", "x]y", "1", "tag.with-dots_and$"] {
+        assert_eq!(
+            one(format!("{t} NOOP\r\n").as_bytes()),
+            Decoded::Command(cmd(t))
+        );
+    }
+    let no_tag = |wire: &str| {
+        bad(
+            wire,
+            None,
+            "Error in IMAP command received by server: Invalid tag.",
+        )
+    };
+    no_tag("+ NOOP");
+    no_tag("a+b NOOP");
+    no_tag(" NOOP");
+    no_tag("a(b NOOP");
+    no_tag("\"a\" NOOP");
+    no_tag("a*b NOOP");
+    no_tag("caf\u{e9} NOOP");
+    bad(
+        "a",
+        Some("a"),
+        "Error in IMAP command received by server: Missing command name.",
+    );
+    bad(
+        "a ",
+        Some("a"),
+        "Error in IMAP command received by server: Missing command name.",
+    );
+    bad(
+        "a  NOOP",
+        Some("a"),
+        "Error in IMAP command received by server: Missing command name.",
+    );
+    bad(
+        "a FOO",
+        Some("a"),
+        "Error in IMAP command FOO: Unknown command.",
+    );
+    bad(
+        "a frobnicate x y",
+        Some("a"),
+        "Error in IMAP command FROBNICATE: Unknown command.",
+    );
+    bad(
+        "a UID FOO 1",
+        Some("a"),
+        "Error in IMAP command UID FOO: Unknown command.",
+    );
+    invalid("a UID", "UID");
+}
+
+#[test]
+fn id_enable_authenticate_login() {
+    use CommandBody::*;
+    ok("a ID NIL", Id(None));
+    ok("a ID ()", Id(Some(vec![])));
+    ok(
+        "a ID (\"name\" \"sodr\" \"version\" NIL)",
+        Id(Some(vec![
+            ("name".into(), Some("sodr".into())),
+            ("version".into(), None),
+        ])),
+    );
+    ok(
+        "a id (name {4}\r\nsodr)",
+        Id(Some(vec![("name".into(), Some("sodr".into()))])),
+    );
+    invalid("a ID", "ID");
+    invalid("a ID (\"name\")", "ID");
+    invalid("a ID (\"name\" \"x\" )", "ID");
+
+    ok(
+        "a ENABLE condstore utf8=accept",
+        Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()]),
+    );
+    invalid("a ENABLE", "ENABLE");
+
+    ok(
+        "a AUTHENTICATE plain",
+        Authenticate {
+            mechanism: "PLAIN".into(),
+            initial_response: None,
+        },
+    );
+    ok(
+        "a AUTHENTICATE PLAIN =",
+        Authenticate {
+            mechanism: "PLAIN".into(),
+            initial_response: Some(vec![]),
+        },
+    );
+    ok(
+        "a AUTHENTICATE PLAIN AHVzZXIAcGFzcw==",
+        Authenticate {
+            mechanism: "PLAIN".into(),
+            initial_response: Some(b"AHVzZXIAcGFzcw==".to_vec()),
+        },
+    );
+    invalid("a AUTHENTICATE PLAIN AHVzZXIAcGFzcw=", "AUTHENTICATE");
+    invalid("a AUTHENTICATE PLAIN AH=zZXIA", "AUTHENTICATE");
+    invalid("a AUTHENTICATE PLAIN ===", "AUTHENTICATE");
+    invalid("a AUTHENTICATE", "AUTHENTICATE");
+
+    ok(
+        "a LOGIN joe \"se\\\"cr\\\\et\"",
+        Login {
+            username: b"joe".to_vec(),
+            password: b"se\"cr\\et".to_vec(),
+        },
+    );
+    ok(
+        "a LOGIN {3}\r\njoe {4+}\r\np\0ss",
+        Login {
+            username: b"joe".to_vec(),
+            password: b"p\0ss".to_vec(),
+        },
+    );
+    ok(
+        "a LOGIN \"j\u{f6}rg\" \"\"",
+        Login {
+            username: "j\u{f6}rg".as_bytes().to_vec(),
+            password: vec![],
+        },
+    );
+    invalid("a LOGIN joe", "LOGIN");
+    invalid("a LOGIN joe pass extra", "LOGIN");
+    invalid("a LOGIN \"joe pass", "LOGIN");
+    invalid("a LOGIN \"jo\\e\" pass", "LOGIN");
+    invalid("a LOGIN joe (pass)", "LOGIN");
+}
+
+#[test]
+fn mailbox_commands() {
+    use CommandBody::*;
+    ok(
+        "a SELECT INBOX",
+        Select {
+            mailbox: mb("INBOX"),
+            params: SelectParams::default(),
+        },
+    );
+    ok(
+        "a SELECT \"Sent Items\" (condstore)",
+        Select {
+            mailbox: mb("Sent Items"),
+            params: SelectParams { condstore: true },
+        },
+    );
+    ok(
+        "a EXAMINE &U,BTFw-",
+        Examine {
+            mailbox: mb("&U,BTFw-"),
+            params: SelectParams::default(),
+        },
+    );
+    invalid("a SELECT INBOX (QRESYNC (1 2))", "SELECT");
+    invalid("a SELECT INBOX (FOO)", "SELECT");
+    invalid("a SELECT INBOX CONDSTORE", "SELECT");
+    invalid("a SELECT", "SELECT");
+    ok(
+        "a CREATE foo/bar",
+        Create {
+            mailbox: mb("foo/bar"),
+        },
+    );
+    ok("a DELETE \"\"", Delete { mailbox: mb("") });
+    ok("a SUBSCRIBE a]b", Subscribe { mailbox: mb("a]b") });
+    ok("a UNSUBSCRIBE NIL", Unsubscribe { mailbox: mb("NIL") });
+    invalid("a CREATE a*b", "CREATE");
+    invalid("a CREATE a%", "CREATE");
+    ok(
+        "a RENAME old {3}\r\nnew",
+        Rename {
+            from: mb("old"),
+            to: mb("new"),
+        },
+    );
+    invalid("a RENAME old", "RENAME");
+    ok(
+        "a LIST \"\" *",
+        List {
+            reference: pat(""),
+            pattern: pat("*"),
+        },
+    );
+    ok(
+        "a LIST ~/Mail/ %/a]",
+        List {
+            reference: pat("~/Mail/"),
+            pattern: pat("%/a]"),
+        },
+    );
+    ok(
+        "a LSUB \"#news.\" \"comp.mail.*\"",
+        Lsub {
+            reference: pat("#news."),
+            pattern: pat("comp.mail.*"),
+        },
+    );
+    invalid("a LIST (SUBSCRIBED) \"\" *", "LIST");
+    invalid("a LIST \"\"", "LIST");
+    ok(
+        "a STATUS blurdybloop (UIDNEXT MESSAGES unseen RECENT UIDVALIDITY HIGHESTMODSEQ SIZE DELETED)",
+        Status {
+            mailbox: mb("blurdybloop"),
+            items: vec![
+                StatusItem::UidNext,
+                StatusItem::Messages,
+                StatusItem::Unseen,
+                StatusItem::Recent,
+                StatusItem::UidValidity,
+                StatusItem::HighestModSeq,
+                StatusItem::Size,
+                StatusItem::Deleted,
+            ],
+        },
+    );
+    invalid("a STATUS INBOX ()", "STATUS");
+    invalid("a STATUS INBOX (FOO)", "STATUS");
+    invalid("a STATUS INBOX MESSAGES", "STATUS");
+    invalid("a APPEND INBOX", "APPEND");
+    invalid("a APPEND INBOX (\\Seen)", "APPEND");
+}
+
+#[test]
+fn sequence_sets_and_copy_move_expunge() {
+    use CommandBody::*;
+    ok(
+        "a COPY 2:4 MEETING",
+        Copy {
+            uid: false,
+            set: set("2:4"),
+            mailbox: mb("MEETING"),
+        },
+    );
+    ok(
+        "a UID copy 1,3:*,*:7,4294967295 x",
+        Copy {
+            uid: true,
+            set: set("1,3:*,*:7,4294967295"),
+            mailbox: mb("x"),
+        },
+    );
+    ok(
+        "a MOVE * Trash",
+        Move {
+            uid: false,
+            set: set("*"),
+            mailbox: mb("Trash"),
+        },
+    );
+    ok(
+        "a uid move 1:2 Trash",
+        Move {
+            uid: true,
+            set: set("1:2"),
+            mailbox: mb("Trash"),
+        },
+    );
+    ok("a UID EXPUNGE 3000:3002", UidExpunge(set("3000:3002")));
+    let msgset = |w: &str, name: &str| {
+        bad(
+            w,
+            Some("a"),
+            &format!("Error in IMAP command {name}: Invalid messageset"),
+        )
+    };
+    msgset("a COPY 0 x", "COPY");
+    msgset("a COPY 1:0 x", "COPY");
+    msgset("a COPY 1, x", "COPY");
+    msgset("a UID EXPUNGE 1:", "UID EXPUNGE");
+    msgset("a COPY 4294967296 x", "COPY");
+    msgset("a COPY 99999999999999999999999 x", "COPY");
+    msgset("a COPY $ x", "COPY");
+    invalid("a COPY 1;2 x", "COPY");
+    invalid("a COPY 1", "COPY");
+    invalid("a EXPUNGE 1", "EXPUNGE");
+    invalid("a UID EXPUNGE", "UID EXPUNGE");
+}
+
+#[test]
+fn store() {
+    let store = |action, silent, flags: Vec<Flag>| CommandBody::Store {
+        uid: false,
+        set: set("2:4"),
+        action,
+        silent,
+        flags,
+    };
+    ok(
+        "a STORE 2:4 +FLAGS (\\Deleted)",
+        store(StoreAction::Add, false, vec![Flag::Deleted]),
+    );
+    ok(
+        "a STORE 2:4 -flags.silent \\seen $Junk",
+        store(StoreAction::Remove, true, vec![Flag::Seen, kw("$Junk")]),
+    );
+    ok(
+        "a STORE 2:4 FLAGS ()",
+        store(StoreAction::Replace, false, vec![]),
+    );
+    ok(
+        "a STORE 2:4 FLAGS.SILENT (\\Answered \\Flagged \\Draft \\Seen \\Deleted NonJunk)",
+        store(
+            StoreAction::Replace,
+            true,
+            vec![
+                Flag::Answered,
+                Flag::Flagged,
+                Flag::Draft,
+                Flag::Seen,
+                Flag::Deleted,
+                kw("NonJunk"),
+            ],
+        ),
+    );
+    ok(
+        "a UID STORE 1 +FLAGS Junk",
+        CommandBody::Store {
+            uid: true,
+            set: set("1"),
+            action: StoreAction::Add,
+            silent: false,
+            flags: vec![kw("Junk")],
+        },
+    );
+    bad(
+        "a STORE 1 +FLAGS (\\Recent)",
+        Some("a"),
+        "Error in IMAP command STORE: Invalid system flag \\RECENT",
+    );
+    bad(
+        "a STORE 1 +FLAGS \\Bogus",
+        Some("a"),
+        "Error in IMAP command STORE: Invalid system flag \\BOGUS",
+    );
+    bad(
+        &format!("a STORE 1 +FLAGS {}", "k".repeat(300)),
+        Some("a"),
+        "Error in IMAP command STORE: Invalid keyword",
+    );
+    invalid("a STORE 1 +FLAGS \\*", "STORE");
+    invalid("a STORE 1 +FLAGS (a]b)", "STORE");
+    invalid("a STORE 1 +FLAGS (\"quoted\")", "STORE");
+    invalid("a STORE 1 +FLAGS", "STORE");
+    invalid("a STORE 1 +FLAGS ", "STORE");
+    invalid("a STORE 1 FLAG (\\Seen)", "STORE");
+    invalid("a STORE 1 *FLAGS (\\Seen)", "STORE");
+    invalid("a STORE 1 (UNCHANGEDSINCE 5) FLAGS (\\Seen)", "STORE");
+    invalid("a STORE 1 FLAGS (\\Seen", "STORE");
+    invalid("a STORE 1 FLAGS (\\Seen )", "STORE");
+}
+
+#[test]
+fn fetch_items() {
+    use FetchAttr::*;
+    ok(
+        "a FETCH 1 ALL",
+        fetch("1", vec![Flags, InternalDate, Rfc822Size, Envelope]),
+    );
+    ok(
+        "a FETCH 1 fast",
+        fetch("1", vec![Flags, InternalDate, Rfc822Size]),
+    );
+    ok(
+        "a FETCH 1 FULL",
+        fetch("1", vec![Flags, InternalDate, Rfc822Size, Envelope, Body]),
+    );
+    ok("a FETCH 1:* FLAGS", fetch("1:*", vec![Flags]));
+    ok(
+        "a FETCH 2:4 (ENVELOPE FLAGS INTERNALDATE RFC822 RFC822.HEADER RFC822.SIZE RFC822.TEXT BODY BODYSTRUCTURE UID MODSEQ)",
+        fetch(
+            "2:4",
+            vec![
+                Envelope,
+                Flags,
+                InternalDate,
+                Rfc822,
+                Rfc822Header,
+                Rfc822Size,
+                Rfc822Text,
+                Body,
+                BodyStructure,
+                Uid,
+                ModSeq,
+            ],
+        ),
+    );
+    ok(
+        "a FETCH 1 (BODY[] BODY.PEEK[HEADER] body[TEXT]<0.100>)",
+        fetch(
+            "1",
+            vec![
+                body_section(false, section(&[], None), None),
+                body_section(true, section(&[], Some(SectionText::Header)), None),
+                body_section(false, section(&[], Some(SectionText::Text)), Some((0, 100))),
+            ],
+        ),
+    );
+    ok(
+        "a FETCH 1 BODY.PEEK[HEADER.FIELDS (DATE FROM \"X-Odd Name\")]",
+        fetch(
+            "1",
+            vec![body_section(
+                true,
+                section(
+                    &[],
+                    Some(SectionText::HeaderFields(vec![
+                        "DATE".into(),
+                        "FROM".into(),
+                        "X-Odd Name".into(),
+                    ])),
+                ),
+                None,
+            )],
+        ),
+    );
+    ok(
+        "a FETCH 1 (BODY[1.2.3] BODY[4.HEADER] BODY[4.1.MIME] BODY[3.TEXT] BODY[2.header.fields.not (Received)]<10.5>)",
+        fetch(
+            "1",
+            vec![
+                body_section(false, section(&[1, 2, 3], None), None),
+                body_section(false, section(&[4], Some(SectionText::Header)), None),
+                body_section(false, section(&[4, 1], Some(SectionText::Mime)), None),
+                body_section(false, section(&[3], Some(SectionText::Text)), None),
+                body_section(
+                    false,
+                    section(
+                        &[2],
+                        Some(SectionText::HeaderFieldsNot(vec!["Received".into()])),
+                    ),
+                    Some((10, 5)),
+                ),
+            ],
+        ),
+    );
+    ok(
+        "a UID FETCH 1:* (FLAGS)",
+        CommandBody::Fetch {
+            uid: true,
+            set: set("1:*"),
+            items: vec![Flags],
+        },
+    );
+    for w in [
+        "a FETCH 1 BODY[MIME]",
+        "a FETCH 1 BODY[0]",
+        "a FETCH 1 BODY[1.]",
+        "a FETCH 1 BODY[1.0]",
+        "a FETCH 1 BODY[HEADER.FIELDS ()]",
+        "a FETCH 1 BODY[HEADER.FIELDS]",
+        "a FETCH 1 BODY[HEADER.FIELDS (A B]",
+        "a FETCH 1 BODY[FOO]",
+        "a FETCH 1 BODY[]<0>",
+        "a FETCH 1 BODY[]<0.0>",
+        "a FETCH 1 BODY[]<.5>",
+        "a FETCH 1 BODY[",
+        "a FETCH 1 BODY.PEEK",
+        "a FETCH 1 ()",
+        "a FETCH 1 (ALL)",
+        "a FETCH 1 (FLAGS",
+        "a FETCH 1 (FLAGS) (CHANGEDSINCE 5)",
+        "a FETCH 1 FLAGS UID",
+        "a FETCH 1 BINARY[1]",
+        "a FETCH 1 ((FLAGS))",
+        "a FETCH 1",
+        "a FETCH 1 ALLX",
+    ] {
+        invalid(w, "FETCH");
+    }
+}
+
+#[test]
+fn search_keys() {
+    use SearchKey::*;
+    ok("a SEARCH ALL", search(None, All));
+    ok(
+        "a SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"",
+        search(
+            None,
+            And(vec![
+                Flagged,
+                Since(date(1994, 2, 1)),
+                Not(Box::new(From("Smith".into()))),
+            ]),
+        ),
+    );
+    ok(
+        "a SEARCH OR (SEEN DRAFT) 2:4 UNDELETED",
+        search(
+            None,
+            And(vec![
+                Or(
+                    Box::new(And(vec![Seen, Draft])),
+                    Box::new(SequenceSet(set("2:4"))),
+                ),
+                Undeleted,
+            ]),
+        ),
+    );
+    ok("a SEARCH (ALL)", search(None, And(vec![All])));
+    ok(
+        "a SEARCH CHARSET UTF-8 TEXT {6}\r\nXX\u{e9}XX",
+        search(Some("UTF-8"), Text("XX\u{e9}XX".into())),
+    );
+    // A charset Columba does not know still decodes; the session answers [BADCHARSET].
+    ok(
+        "a SEARCH CHARSET KOI8-R SUBJECT {2}\r\n\u{3a9}",
+        search(Some("KOI8-R"), Subject("\u{3a9}".into())),
+    );
+    match one(b"a SEARCH CHARSET ISO-8859-1 BODY {1}\r\n\xe9\r\n") {
+        Decoded::Command(Command {
+            body: CommandBody::Search {
+                charset, criteria, ..
+            },
+            ..
+        }) => {
+            assert_eq!(charset.as_deref(), Some("ISO-8859-1"));
+            assert_eq!(criteria, Body("\u{fffd}".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let every = "a SEARCH ALL ANSWERED BCC b BEFORE \"1-Jan-2000\" BODY x CC c DELETED DRAFT FLAGGED \
+                 FROM f HEADER X-Spam \"\" KEYWORD $Junk LARGER 10 NEW NOT OLD OLD ON 29-Feb-2000 \
+                 OR RECENT SEEN RECENT SEEN SENTBEFORE 31-Dec-1999 SENTON 01-jan-2001 SENTSINCE 2-Mar-2002 \
+                 SINCE 3-Apr-2003 SMALLER 4294967295 SUBJECT s TEXT t TO o UID 1:5 UNANSWERED \
+                 UNDELETED UNDRAFT UNFLAGGED UNKEYWORD \\Seen UNSEEN 1,2 MODSEQ 620162338 \
+                 MODSEQ \"/flags/\\\\draft\" all 620162338";
+    ok(
+        every,
+        search(
+            None,
+            And(vec![
+                All,
+                Answered,
+                Bcc("b".into()),
+                Before(date(2000, 1, 1)),
+                Body("x".into()),
+                Cc("c".into()),
+                Deleted,
+                Draft,
+                Flagged,
+                From("f".into()),
+                Header("X-Spam".into(), String::new()),
+                Keyword("$Junk".into()),
+                Larger(10),
+                New,
+                Not(Box::new(Old)),
+                Old,
+                On(date(2000, 2, 29)),
+                Or(Box::new(Recent), Box::new(Seen)),
+                Recent,
+                Seen,
+                SentBefore(date(1999, 12, 31)),
+                SentOn(date(2001, 1, 1)),
+                SentSince(date(2002, 3, 2)),
+                Since(date(2003, 4, 3)),
+                Smaller(u32::MAX),
+                Subject("s".into()),
+                Text("t".into()),
+                To("o".into()),
+                Uid(set("1:5")),
+                Unanswered,
+                Undeleted,
+                Undraft,
+                Unflagged,
+                Unkeyword("\\Seen".into()),
+                Unseen,
+                SequenceSet(set("1,2")),
+                ModSeq(620162338),
+                ModSeq(620162338),
+            ]),
+        ),
+    );
+    ok(
+        "a UID SEARCH NOT NOT (OR 1 2 (3))",
+        CommandBody::Search {
+            uid: true,
+            charset: None,
+            criteria: Not(Box::new(Not(Box::new(And(vec![
+                Or(
+                    Box::new(SequenceSet(set("1"))),
+                    Box::new(SequenceSet(set("2"))),
+                ),
+                And(vec![SequenceSet(set("3"))]),
+            ]))))),
+        },
+    );
+    bad(
+        "a SEARCH FOO",
+        Some("a"),
+        "Error in IMAP command SEARCH: Unknown argument FOO",
+    );
+    bad(
+        "a SEARCH RETURN (MIN) ALL",
+        Some("a"),
+        "Error in IMAP command SEARCH: Unknown argument RETURN",
+    );
+    for w in [
+        "a SEARCH",
+        "a SEARCH ",
+        "a SEARCH ALL ",
+        "a SEARCH ()",
+        "a SEARCH (ALL",
+        "a SEARCH ALL)",
+        "a SEARCH (ALL))",
+        "a SEARCH NOT",
+        "a SEARCH OR ALL",
+        "a SEARCH OR ALL  ALL",
+        "a SEARCH SINCE 30-Feb-2000",
+        "a SEARCH SINCE 29-Feb-1900",
+        "a SEARCH SINCE 1-Foo-2000",
+        "a SEARCH SINCE 1-Jan-20",
+        "a SEARCH SINCE 100-Jan-2000",
+        "a SEARCH SINCE \"1-Jan-2000",
+        "a SEARCH LARGER",
+        "a SEARCH LARGER x",
+        "a SEARCH LARGER 4294967296",
+        "a SEARCH HEADER X",
+        "a SEARCH MODSEQ",
+        "a SEARCH MODSEQ \"/flags/x\" nope 5",
+        "a SEARCH CHARSET",
+        "a SEARCH CHARSET UTF-8",
+        "a SEARCH UID",
+    ] {
+        invalid(w, "SEARCH");
+    }
+    bad(
+        "a SEARCH 0",
+        Some("a"),
+        "Error in IMAP command SEARCH: Invalid messageset",
+    );
+}
+
+#[test]
+fn search_nesting_is_bounded_without_recursion() {
+    let deep_not = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(10_000));
+    assert_eq!(
+        one(deep_not.as_bytes()),
+        Decoded::Bad {
+            tag: Some(Tag("a".into())),
+            message: "Error in IMAP command SEARCH: Too deep search key nesting.".into(),
+        }
+    );
+    let deep_or = format!("a SEARCH {}ALL{}\r\n", "OR ALL ".repeat(5_000), "");
+    assert!(matches!(one(deep_or.as_bytes()), Decoded::Bad { .. }));
+    // Moderate nesting is fine.
+    let fine = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(300));
+    assert!(matches!(one(fine.as_bytes()), Decoded::Command(_)));
+}
+
+#[test]
+fn line_ends_and_empty_lines() {
+    let noop = |t: &str| {
+        common::Ev::D(Decoded::Command(Command {
+            tag: Tag(t.into()),
+            body: CommandBody::Noop,
+        }))
+    };
+    let evs = common::drive_all(b"\r\n\na NOOP\nb NOOP\r\n\r\n\r\nc NOOP\r\n");
+    assert_eq!(evs, vec![noop("a"), noop("b"), noop("c")]);
+    // A CR that is not part of the line end is a byte of the line, and so not valid grammar.
+    assert_eq!(
+        one(b"a NOOP\r\r\n"),
+        Decoded::Bad {
+            tag: Some(Tag("a".into())),
+            message: "Error in IMAP command NOOP: Invalid arguments.".into()
+        }
+    );
+}
