@@ -8,13 +8,32 @@
 //! Broken input (missing boundaries, bad encodings, 8-bit headers, absurd nesting) never panics:
 //! it yields the best reading the RFCs and common practice (Dovecot's) allow.
 //!
-//! INTERFACE CONTRACT — implementation pending (see the helper task).
+//! The reference for every choice the RFCs leave open is Dovecot 2.3, whose answers clients have
+//! cached: the part tree follows its `message-parser.c` (see `tree.rs`), header fields its
+//! `rfc822-parser.c` and `message-address.c`, BODYSTRUCTURE its `imap-bodystructure.c`. The
+//! corpus test in `imap-session` compares both on real messages.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
+mod address;
+mod bodystructure;
+mod envelope;
+mod header;
+mod mime;
+mod rfc822;
+mod section;
+mod text;
+mod tree;
+
+pub use tree::{MAX_NESTED, MAX_TOTAL};
+
 /// ENVELOPE data (RFC 3501 7.4.2): raw header values (unfolded, not decoded — encoded-words are
 /// sent to clients as they are), and parsed address lists.
+///
+/// As Dovecot builds it: the subject and display names are tidied for people (whitespace runs
+/// made one space, trimmed); a repeated string field counts once, its last occurrence, while the
+/// addresses of repeated address fields add up.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Envelope {
     pub date: Option<Vec<u8>>,
@@ -90,7 +109,8 @@ pub enum SinglePart {
     Basic,
     /// `text/*`, with the body's line count.
     Text { lines: u64 },
-    /// `message/rfc822` (and `message/global`): the embedded message's envelope and structure.
+    /// `message/rfc822`: the embedded message's envelope and structure. (`message/global` is a
+    /// `Basic` part, as in Dovecot 2.3 and RFC 3501's grammar, which has no envelope for it.)
     Message {
         envelope: Box<Envelope>,
         body: Box<BodyStructure>,
@@ -98,7 +118,7 @@ pub enum SinglePart {
     },
 }
 
-/// Which bytes of a part a BODY[section] asks for (RFC 3501 6.4.5), minus the part number.
+/// Which bytes of a part a `BODY[section]` asks for (RFC 3501 6.4.5), minus the part number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionSpec<'a> {
     /// `BODY[]` / `BODY[1.2]`: the whole message, or a part's body.
@@ -138,61 +158,109 @@ pub struct ParsedMessage {
 }
 
 impl ParsedMessage {
+    /// Builds the part tree (RFC 2045, RFC 2046 5.1, 5.2.1). Any input gives a tree; `tree.rs`
+    /// says how broken structure is read. At most [`MAX_NESTED`] levels and [`MAX_TOTAL`] parts.
     pub fn parse(raw: &[u8]) -> Self {
-        let _ = raw;
-        todo!("mail-parse")
+        ParsedMessage {
+            root: tree::parse(raw),
+        }
     }
 
+    /// The message's ENVELOPE (RFC 3501 7.4.2).
     pub fn envelope(&self, raw: &[u8]) -> Envelope {
-        let _ = raw;
-        todo!("mail-parse")
+        envelope::envelope(&header::fields(raw, self.root.header.clone()))
     }
 
+    /// The message's BODYSTRUCTURE (RFC 3501 7.4.2); BODY is the same without [`Extension`]s.
     pub fn body_structure(&self, raw: &[u8]) -> BodyStructure {
-        let _ = raw;
-        todo!("mail-parse")
+        bodystructure::body_structure(raw, &self.root, false, false)
     }
 
     /// The bytes of `BODY[part.spec]`, `None` when the part does not exist (the session then sends
     /// an empty string, as Dovecot does).
+    ///
+    /// RFC 3501 6.4.5: `Full` with no part number is the whole message, with one the part's body
+    /// (for message/rfc822, the embedded message); `Header`, `Text` and the `HeaderFields`
+    /// forms apply to the message, or with a part number to the message/rfc822 part it names
+    /// (`None` for other parts); `Mime` is a part's own header. The `HeaderFields` forms are
+    /// built (each field's lines as in the message, then CRLF); everything else borrows from
+    /// `raw`.
     pub fn section<'r>(
         &self,
         raw: &'r [u8],
         part: &[u32],
         spec: SectionSpec<'_>,
     ) -> Option<Cow<'r, [u8]>> {
-        let _ = (raw, part, spec);
-        todo!("mail-parse")
+        section::section(&self.root, raw, part, spec)
     }
 
     /// Every value of the header field `name` in the top-level header, unfolded and with RFC 2047
     /// encoded-words decoded to UTF-8 (invalid bytes replaced).
     pub fn header_values(&self, raw: &[u8], name: &str) -> Vec<String> {
-        let _ = (raw, name);
-        todo!("mail-parse")
+        header::fields(raw, self.root.header.clone())
+            .iter()
+            .filter(|f| f.is(name))
+            .map(|f| text::decode_header_value(&f.value()))
+            .collect()
     }
 
-    /// The Date header as seconds since the epoch (UTC) and the zone offset in minutes.
+    /// The Date header as seconds since the epoch (UTC) and the zone offset in minutes
+    /// (RFC 5322 3.3); the first Date field counts, as for Dovecot's SORT and SEARCH.
     pub fn date(&self, raw: &[u8]) -> Option<(i64, i32)> {
-        let _ = raw;
-        todo!("mail-parse")
+        let fields = header::fields(raw, self.root.header.clone());
+        let date = fields.iter().find(|f| f.is("Date"))?;
+        text::parse_date(&date.value())
     }
 
     /// Text for SEARCH BODY/TEXT: every text/* part (and message/rfc822 bodies, recursively),
     /// transfer-decoded and converted to UTF-8, joined with newlines.
+    ///
+    /// Other parts (attachments) are skipped without being decoded; broken encodings and
+    /// unknown charsets still give their readable text.
     pub fn body_text(&self, raw: &[u8]) -> String {
-        let _ = raw;
-        todo!("mail-parse")
+        let mut out = String::new();
+        // (part, direct child of a multipart)
+        let mut stack = vec![(&self.root, false)];
+        while let Some((part, mime_child)) = stack.pop() {
+            match &part.children {
+                PartChildren::Multipart(children) => {
+                    stack.extend(children.iter().rev().map(|c| (c, true)));
+                }
+                PartChildren::Message(child) => stack.push((child, false)),
+                PartChildren::None => {
+                    let f = header::fields(raw, part.header.clone());
+                    let d = mime::content_data(&f, mime::is_mime(&f, mime_child));
+                    if d.media_type
+                        .as_ref()
+                        .is_some_and(|t| !t.eq_ignore_ascii_case(b"text"))
+                    {
+                        continue;
+                    }
+                    let charset = d
+                        .params
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"));
+                    let body = raw.get(part.body.clone()).unwrap_or_default();
+                    let decoded = text::decode_body(
+                        body,
+                        d.encoding.as_deref(),
+                        charset.map(|(_, v)| v.as_slice()),
+                    );
+                    if !out.is_empty() {
+                        out.push('\n');
+                    }
+                    out.push_str(&decoded);
+                }
+            }
+        }
+        out
     }
 }
 
-/// Size and line count of the CRLF form of `raw`, whichever line endings it has (Maildir's `W=`).
+/// Size of the CRLF form of `raw`, whichever line endings it has (Maildir's `W=`).
 pub fn crlf_size(raw: &[u8]) -> u64 {
-    let lf = memchr_count(b'\n', raw);
-    let crlf = raw.windows(2).filter(|w| w == b"\r\n").count() as u64;
-    raw.len() as u64 + (lf - crlf)
-}
-
-fn memchr_count(needle: u8, hay: &[u8]) -> u64 {
-    hay.iter().filter(|&&b| b == needle).count() as u64
+    let bare_lf = memchr::memchr_iter(b'\n', raw)
+        .filter(|&i| i == 0 || raw.get(i - 1) != Some(&b'\r'))
+        .count();
+    raw.len() as u64 + bare_lf as u64
 }

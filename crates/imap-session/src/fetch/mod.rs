@@ -1,0 +1,3 @@
+//! FETCH support: encoding of message structure and sections.
+
+pub mod structure;
