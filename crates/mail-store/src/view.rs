@@ -264,11 +264,11 @@ impl MailboxView {
         }
         let mut recent_changed = false;
         for uid in changes.recent {
-            if let Some(i) = self.index_of(uid) {
-                if !self.messages[i].recent {
-                    self.messages[i].recent = true;
-                    recent_changed = true;
-                }
+            if let Some(i) = self.index_of(uid)
+                && !self.messages[i].recent
+            {
+                self.messages[i].recent = true;
+                recent_changed = true;
             }
         }
         if self.messages.len() != before {

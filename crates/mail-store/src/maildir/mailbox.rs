@@ -1,0 +1,703 @@
+//! One Maildir mailbox: the [`Mailbox`] implementation over the shared index.
+//!
+//! Every session that opens the mailbox in this process holds the same `Arc<MaildirMailbox>`
+//! (see the registry in `maildir/mod.rs`), so the index, the change history and `\Recent`
+//! ownership are shared; the mutex around [`State`] orders all changes. Changes to files follow
+//! Dovecot's rules so that both servers can work on the same Maildir: flag changes rename files in
+//! `cur/`, expunges unlink them, and both happen under the `dovecot-uidlist` lock.
+
+use std::any::Any;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::SystemTime;
+
+use mail_index::Op;
+use mail_types::{Flags, MailboxName, SystemFlags, Uid, UidValidity};
+
+use super::dotlock::DotLock;
+use super::filename;
+use super::io as mio;
+use super::state::{Dir, DirStamp, Location, State};
+use super::sync::{dir_mtime, index_error};
+use super::uidlist;
+use crate::{
+    AppendWriter, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox, MailboxStatus,
+    MessageInfo, MessageState, Result, Snapshot, StoreError,
+};
+
+/// A Maildir mailbox shared by every session of this process that has it open.
+pub struct MaildirMailbox {
+    pub(super) name: MailboxName,
+    /// The user's Maildir root (where the UIDVALIDITY counter lives).
+    pub(super) root: PathBuf,
+    /// The mailbox directory (holding `cur/`, `new/`, `tmp/`).
+    pub(super) path: PathBuf,
+    pub(super) me: Weak<MaildirMailbox>,
+    pub(super) state: Mutex<State>,
+    listeners: Mutex<Vec<Weak<dyn ChangeListener>>>,
+    deleted: AtomicBool,
+}
+
+impl std::fmt::Debug for MaildirMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaildirMailbox")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl MaildirMailbox {
+    /// Opens the mailbox in `path` and builds its index from the files.
+    pub(super) fn open(name: MailboxName, root: PathBuf, path: PathBuf) -> Result<Arc<Self>> {
+        let mailbox = Arc::new_cyclic(|me| MaildirMailbox {
+            name,
+            root,
+            path,
+            me: me.clone(),
+            state: Mutex::new(State::new()),
+            listeners: Mutex::new(Vec::new()),
+            deleted: AtomicBool::new(false),
+        });
+        {
+            let mut st = mailbox.lock();
+            mailbox.sync(&mut st, true)?;
+        }
+        Ok(mailbox)
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the mailbox down with it; the state stays consistent
+        // because every change is a single index op.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) fn check_not_deleted(&self) -> Result<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(StoreError::NotFound(self.name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The mailbox was deleted or renamed away: every further operation fails.
+    pub(super) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    /// Wakes the listeners (IDLE sessions). Called after the state lock is released.
+    pub(super) fn notify(&self) {
+        let alive: Vec<Arc<dyn ChangeListener>> = {
+            let mut list = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        for l in alive {
+            l.mailbox_changed();
+        }
+    }
+
+    pub(super) fn file_path(&self, loc: &Location<'_>) -> PathBuf {
+        self.path.join(loc.dir.name()).join(loc.fname)
+    }
+
+    /// The path of a message's file, or `Expunged`.
+    fn locate(&self, st: &State, uid: Uid) -> Result<PathBuf> {
+        let rec = st.index.get(uid).ok_or(StoreError::Expunged)?;
+        let loc = Location::decode(rec.backend())
+            .ok_or_else(|| StoreError::Internal(format!("UID {uid}: bad backend reference")))?;
+        Ok(self.file_path(&loc))
+    }
+
+    /// Claims the unclaimed `\Recent` messages for the caller and moves the files still in
+    /// `new/` to `cur/` (adding the empty `:2,` info), as a Dovecot session does on its first
+    /// sync, so other processes see them as seen-by-someone too.
+    fn claim(&self, st: &mut State) -> Vec<Uid> {
+        let uids = st.index.claim_recent();
+        let moves: Vec<(Uid, String, String)> = uids
+            .iter()
+            .filter_map(|&uid| {
+                let rec = st.index.get(uid)?;
+                let loc = Location::decode(rec.backend())?;
+                (loc.dir == Dir::New).then(|| (uid, loc.fname.to_owned(), loc.ext.to_owned()))
+            })
+            .collect();
+        if moves.is_empty() {
+            return uids;
+        }
+        let lock = match DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK) {
+            Ok(l) => l,
+            Err(e) => {
+                // The claim stands; the files move at the next chance.
+                tracing::warn!(mailbox = %self.path.display(), "cannot move new mail to cur/: {e}");
+                return uids;
+            }
+        };
+        let own = OwnChange::begin(self, st);
+        for (uid, fname, ext) in moves {
+            let dest = if filename::has_info(&fname) {
+                fname.clone()
+            } else {
+                format!("{fname}{}", filename::FLAGS_PREFIX)
+            };
+            let from = self.path.join("new").join(&fname);
+            let to = self.path.join("cur").join(&dest);
+            match fs::rename(&from, &to) {
+                Ok(()) => {
+                    let backend = super::state::encode(Dir::Cur, &dest, &ext);
+                    let _ = st.index.apply(Op::SetBackend {
+                        uid,
+                        backend: &backend,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(file = %from.display(), "cannot move to cur/: {e}"),
+            }
+        }
+        own.finish(self, st);
+        drop(lock);
+        uids
+    }
+
+    /// Fills in INTERNALDATE and RFC822.SIZE that the file name did not give.
+    fn complete_info(&self, uid: Uid) -> Result<MessageInfo> {
+        for attempt in 0..2 {
+            let (path, date, size) = {
+                let st = self.lock();
+                let rec = st.index.get(uid).ok_or(StoreError::Expunged)?;
+                if let (Some(d), Some(s)) = (rec.internal_date(), rec.size()) {
+                    return Ok(MessageInfo {
+                        internal_date: d,
+                        size: s,
+                    });
+                }
+                (self.locate(&st, uid)?, rec.internal_date(), rec.size())
+            };
+            let result = (|| -> io::Result<(i64, u64)> {
+                let date = match date {
+                    Some(d) => d,
+                    None => mio::unix_secs(mio::mtime(&fs::metadata(&path)?)),
+                };
+                let size = match size {
+                    Some(s) => s,
+                    None => crlf_size(&fs::read(&path)?),
+                };
+                Ok((date, size))
+            })();
+            match result {
+                Ok((internal_date, size)) => {
+                    let mut st = self.lock();
+                    let _ = st.index.apply(Op::SetInfo {
+                        uid,
+                        internal_date: Some(internal_date),
+                        size: Some(size),
+                    });
+                    return Ok(MessageInfo {
+                        internal_date,
+                        size,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+                    self.resync_after_miss()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Expunged),
+                Err(e) => return Err(StoreError::io(&path, e)),
+            }
+        }
+        Err(StoreError::Expunged)
+    }
+
+    /// A file the index names is gone: rescan (someone renamed or removed it).
+    fn resync_after_miss(&self) -> Result<()> {
+        let changed = {
+            let mut st = self.lock();
+            self.sync(&mut st, true)?
+        };
+        if changed {
+            self.notify();
+        }
+        Ok(())
+    }
+
+    /// Renames files to carry new flags; `None` for messages that vanished.
+    fn rename_for_flags(
+        &self,
+        st: &mut State,
+        uid: Uid,
+        change: &FlagChange,
+    ) -> Result<Option<RenameOutcome>> {
+        let Some(rec) = st.index.get(uid) else {
+            return Ok(None);
+        };
+        let old = rec.flags();
+        let new = apply_change(&old, change);
+        if new == old {
+            return Ok(Some(RenameOutcome::Unchanged));
+        }
+        let Some(loc) = Location::decode(rec.backend()) else {
+            return Ok(None);
+        };
+        let from = self.file_path(&loc);
+        let fname = loc.fname.to_owned();
+        let ext = loc.ext.to_owned();
+        let letters = match st.keywords.letters(&new) {
+            Some(l) => l,
+            None => st.keywords.letters_creating(&new, &self.path)?,
+        };
+        let dest = filename::with_flags(&fname, new.system, letters);
+        let to = self.path.join("cur").join(&dest);
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Some(RenameOutcome::Missing));
+            }
+            Err(e) => return Err(mio::error(&from, e)),
+        }
+        let backend = super::state::encode(Dir::Cur, &dest, &ext);
+        st.index
+            .apply(Op::SetBackend {
+                uid,
+                backend: &backend,
+            })
+            .map_err(index_error)?;
+        let modseq = st
+            .index
+            .apply(Op::SetFlags { uid, flags: &new })
+            .map_err(index_error)?;
+        let modseq = modseq.unwrap_or_else(|| st.index.header().highest_modseq);
+        Ok(Some(RenameOutcome::Changed(MessageState {
+            uid,
+            flags: new,
+            modseq,
+        })))
+    }
+}
+
+enum RenameOutcome {
+    Unchanged,
+    Missing,
+    Changed(MessageState),
+}
+
+/// The flags after a STORE (RFC 3501 6.4.6).
+pub(super) fn apply_change(old: &Flags, change: &FlagChange) -> Flags {
+    match change {
+        FlagChange::Replace(f) => f.clone(),
+        FlagChange::Add(f) => {
+            let mut out = old.clone();
+            for flag in f.iter() {
+                out.insert(&flag);
+            }
+            out
+        }
+        FlagChange::Remove(f) => {
+            let mut out = old.clone();
+            for flag in f.iter() {
+                out.remove(&flag);
+            }
+            out
+        }
+    }
+}
+
+/// Keeps the directory stamps current across our own changes, so that our own renames do not
+/// look like someone else's and force a rescan of `cur/` after every command. A directory that
+/// had already changed before our change keeps its old stamp (the next sync must scan it); one
+/// that had not gets the new mtime, marked as scanned just before the change so that one
+/// rescan still happens after the slack (a change by someone else in the same clock tick).
+pub(super) struct OwnChange {
+    started: SystemTime,
+    new_clean: bool,
+    cur_clean: bool,
+}
+
+impl OwnChange {
+    pub(super) fn begin(mb: &MaildirMailbox, st: &State) -> OwnChange {
+        let started = SystemTime::now();
+        let clean = |dir: Dir, stamp: &DirStamp| {
+            let Ok(m) = dir_mtime(&mb.path.join(dir.name()), mb.name.as_str()) else {
+                return false;
+            };
+            stamp.mtime == Some(m) && !stamp.needs_scan(m, started)
+        };
+        OwnChange {
+            started,
+            new_clean: clean(Dir::New, &st.new_dir),
+            cur_clean: clean(Dir::Cur, &st.cur_dir),
+        }
+    }
+
+    pub(super) fn finish(self, mb: &MaildirMailbox, st: &mut State) {
+        for (dir, clean) in [(Dir::New, self.new_clean), (Dir::Cur, self.cur_clean)] {
+            if !clean {
+                continue;
+            }
+            if let Ok(m) = dir_mtime(&mb.path.join(dir.name()), mb.name.as_str()) {
+                let stamp = st.dir_stamp_mut(dir);
+                if stamp.mtime != Some(m) {
+                    *stamp = DirStamp::scanned(m, self.started.min(m));
+                }
+            }
+        }
+    }
+}
+
+/// The size of `bytes` once every LF not preceded by CR is written as CRLF.
+pub(super) fn crlf_size(bytes: &[u8]) -> u64 {
+    let mut size = bytes.len() as u64;
+    let mut prev = 0u8;
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        let before = if i > start { bytes[i - 1] } else { prev };
+        if i == 0 || before != b'\r' {
+            size += 1;
+        }
+        start = i + 1;
+        prev = b'\n';
+    }
+    size
+}
+
+/// The message as IMAP sends it: every LF not preceded by CR becomes CRLF (Dovecot stores LF).
+pub(super) fn to_crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 30 + 2);
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        out.extend_from_slice(&bytes[start..i]);
+        if i == 0 || bytes[i - 1] != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b'\n');
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out
+}
+
+impl Mailbox for MaildirMailbox {
+    fn name(&self) -> MailboxName {
+        self.name.clone()
+    }
+
+    fn uid_validity(&self) -> UidValidity {
+        self.lock().index.uid_validity()
+    }
+
+    fn refresh(&self) -> Result<()> {
+        let changed = {
+            let mut st = self.lock();
+            self.sync(&mut st, false)?
+        };
+        if changed {
+            self.notify();
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, claim_recent: bool) -> Result<Snapshot> {
+        self.check_not_deleted()?;
+        let mut st = self.lock();
+        let recent = if claim_recent {
+            self.claim(&mut st)
+        } else {
+            st.index.unclaimed_recent()
+        };
+        let messages = st
+            .index
+            .records()
+            .map(|r| MessageState {
+                uid: r.uid(),
+                flags: r.flags(),
+                modseq: r.modseq(),
+            })
+            .collect();
+        let header = st.index.header();
+        Ok(Snapshot {
+            messages,
+            recent,
+            cursor: ChangeCursor(st.index.cursor()),
+            uid_next: header.uid_next,
+            highest_modseq: header.highest_modseq,
+        })
+    }
+
+    fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes> {
+        self.check_not_deleted()?;
+        let mut st = self.lock();
+        let ch = st.index.changes_since(cursor.0);
+        let recent = if claim_recent {
+            self.claim(&mut st)
+        } else {
+            ch.recent
+        };
+        let convert = |m: mail_index::MessageSnapshot| MessageState {
+            uid: m.uid,
+            flags: m.flags,
+            modseq: m.modseq,
+        };
+        let header = st.index.header();
+        Ok(Changes {
+            expunged: ch.expunged,
+            appended: ch.appended.into_iter().map(convert).collect(),
+            flags: ch.changed.into_iter().map(convert).collect(),
+            recent,
+            cursor: ChangeCursor(st.index.cursor()),
+            uid_next: Some(header.uid_next),
+            highest_modseq: Some(header.highest_modseq),
+        })
+    }
+
+    fn status(&self) -> Result<MailboxStatus> {
+        self.refresh()?;
+        let (mut status, unknown) = {
+            let st = self.lock();
+            let header = st.index.header();
+            let mut status = MailboxStatus {
+                messages: st.index.len() as u32,
+                recent: st.index.unclaimed_recent_count() as u32,
+                uid_next: header.uid_next,
+                uid_validity: header.uid_validity,
+                unseen: 0,
+                deleted: 0,
+                highest_modseq: header.highest_modseq,
+                size: 0,
+            };
+            let mut unknown = Vec::new();
+            for r in st.index.records() {
+                let system = r.system_flags();
+                if !system.contains(SystemFlags::SEEN) {
+                    status.unseen += 1;
+                }
+                if system.contains(SystemFlags::DELETED) {
+                    status.deleted += 1;
+                }
+                match r.size() {
+                    Some(s) => status.size += s,
+                    None => unknown.push(r.uid()),
+                }
+            }
+            (status, unknown)
+        };
+        for uid in unknown {
+            match self.complete_info(uid) {
+                Ok(info) => status.size += info.size,
+                Err(e) if e.kind() == crate::StoreErrorKind::Expunged => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(status)
+    }
+
+    fn message_info(&self, uid: Uid) -> Result<MessageInfo> {
+        self.check_not_deleted()?;
+        self.complete_info(uid)
+    }
+
+    fn read_message(&self, uid: Uid) -> Result<Vec<u8>> {
+        self.check_not_deleted()?;
+        for attempt in 0..2 {
+            let path = {
+                let st = self.lock();
+                self.locate(&st, uid)?
+            };
+            match fs::read(&path) {
+                Ok(raw) => {
+                    let message = to_crlf(&raw);
+                    let mut st = self.lock();
+                    if let Some(rec) = st.index.get(uid)
+                        && rec.size() != Some(message.len() as u64)
+                    {
+                        if let Some(known) = rec.size() {
+                            tracing::warn!(
+                                file = %path.display(),
+                                "size in the file name ({known}) is wrong, the message has {}",
+                                message.len()
+                            );
+                        }
+                        let _ = st.index.apply(Op::SetInfo {
+                            uid,
+                            internal_date: None,
+                            size: Some(message.len() as u64),
+                        });
+                    }
+                    return Ok(message);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+                    self.resync_after_miss()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Expunged),
+                Err(e) => return Err(StoreError::io(&path, e)),
+            }
+        }
+        Err(StoreError::Expunged)
+    }
+
+    fn store_flags(&self, uids: &[Uid], change: &FlagChange) -> Result<Vec<MessageState>> {
+        self.check_not_deleted()?;
+        let mut out = Vec::new();
+        {
+            let mut st = self.lock();
+            let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+            // New keywords get their letters before any file is renamed, so a full table fails
+            // the command without changing anything.
+            if let FlagChange::Replace(f) | FlagChange::Add(f) = change {
+                st.keywords.letters_creating(f, &self.path)?;
+            }
+            let own = OwnChange::begin(self, &st);
+            let mut missing = Vec::new();
+            for &uid in uids {
+                match self.rename_for_flags(&mut st, uid, change)? {
+                    Some(RenameOutcome::Changed(s)) => out.push(s),
+                    Some(RenameOutcome::Missing) => missing.push(uid),
+                    Some(RenameOutcome::Unchanged) | None => {}
+                }
+            }
+            own.finish(self, &mut st);
+            if !missing.is_empty() {
+                // Renamed or removed by another process: find the files again, then retry once;
+                // messages that are gone are skipped.
+                self.full_sync(&mut st, &lock)?;
+                for uid in missing {
+                    if let Some(RenameOutcome::Changed(s)) =
+                        self.rename_for_flags(&mut st, uid, change)?
+                    {
+                        out.push(s);
+                    }
+                }
+            }
+            drop(lock);
+        }
+        if !out.is_empty() {
+            self.notify();
+        }
+        Ok(out)
+    }
+
+    fn expunge(&self, only: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        self.check_not_deleted()?;
+        let mut done = Vec::new();
+        {
+            let mut st = self.lock();
+            let only: Option<Vec<Uid>> = only.map(|o| {
+                let mut v = o.to_vec();
+                v.sort_unstable();
+                v
+            });
+            let wanted = |st: &State| -> Vec<Uid> {
+                st.index
+                    .records()
+                    .filter(|r| r.system_flags().contains(SystemFlags::DELETED))
+                    .map(|r| r.uid())
+                    .filter(|u| only.as_ref().is_none_or(|o| o.binary_search(u).is_ok()))
+                    .collect()
+            };
+            let candidates = wanted(&st);
+            if candidates.is_empty() {
+                return Ok(done);
+            }
+            let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+            let own = OwnChange::begin(self, &st);
+            let mut missing = false;
+            for uid in candidates {
+                let path = self.locate(&st, uid)?;
+                match fs::remove_file(&path) {
+                    Ok(()) => done.push(uid),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
+                    Err(e) => {
+                        st.index.apply(Op::Expunge(&done)).map_err(index_error)?;
+                        return Err(StoreError::io(&path, e));
+                    }
+                }
+            }
+            st.index.apply(Op::Expunge(&done)).map_err(index_error)?;
+            own.finish(self, &mut st);
+            if missing {
+                self.full_sync(&mut st, &lock)?;
+                for uid in wanted(&st) {
+                    let path = self.locate(&st, uid)?;
+                    if fs::remove_file(&path).is_ok() {
+                        st.index.apply(Op::Expunge(&[uid])).map_err(index_error)?;
+                        done.push(uid);
+                    }
+                }
+            }
+            mio::fsync_dir(&self.path.join("cur"))?;
+            drop(lock);
+        }
+        if !done.is_empty() {
+            self.notify();
+        }
+        done.sort_unstable();
+        Ok(done)
+    }
+
+    fn begin_append(&self) -> Result<Box<dyn AppendWriter>> {
+        self.check_not_deleted()?;
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StoreError::Internal("mailbox is closing".to_owned()))?;
+        Ok(Box::new(super::save::MaildirAppend::new(me)?))
+    }
+
+    fn copy_to(&self, uids: &[Uid], dest: &dyn Mailbox) -> Result<Vec<(Uid, Uid)>> {
+        self.check_not_deleted()?;
+        super::copy::copy(self, uids, dest)
+    }
+
+    fn watch(&self, listener: Weak<dyn ChangeListener>) {
+        let mut list = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(listener);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_conversion_and_size_agree() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b""),
+            (b"a\nb\n", b"a\r\nb\r\n"),
+            (b"a\r\nb", b"a\r\nb"),
+            (b"\n\n", b"\r\n\r\n"),
+            (b"a\rb\r", b"a\rb\r"),
+            (b"x\r\r\n", b"x\r\r\n"),
+        ];
+        for (stored, wire) in cases {
+            assert_eq!(to_crlf(stored), *wire);
+            assert_eq!(crlf_size(stored), wire.len() as u64);
+        }
+    }
+
+    #[test]
+    fn flag_changes() {
+        use mail_types::Keyword;
+        let k = |s: &str| Keyword::new(s).unwrap();
+        let old = Flags::new(SystemFlags::SEEN, [k("a")]);
+        let add = Flags::new(SystemFlags::FLAGGED, [k("b")]);
+        let both = apply_change(&old, &FlagChange::Add(add.clone()));
+        assert_eq!(
+            both,
+            Flags::new(
+                SystemFlags::SEEN.union(SystemFlags::FLAGGED),
+                [k("a"), k("b")]
+            )
+        );
+        assert_eq!(apply_change(&both, &FlagChange::Remove(add.clone())), old);
+        assert_eq!(apply_change(&old, &FlagChange::Replace(add.clone())), add);
+    }
+}

@@ -1,0 +1,665 @@
+//! Bringing the index in line with the directory (`maildir-sync.c`, `maildir-uidlist.c`).
+//!
+//! A refresh first compares the mtimes of `new/` and `cur/` and the stamp of `dovecot-uidlist`
+//! with what the last scan saw; only a change leads to a directory scan. A change in `new/` alone
+//! (a delivery) scans `new/` only; anything else scans both directories while holding the
+//! `dovecot-uidlist` lock, as Dovecot does, so that no Dovecot process renames files under the
+//! scan and makes them look expunged.
+//!
+//! A full scan matches every file to the index by base name: known files keep their UID (their
+//! name may have changed: flags), missing ones are expunged, files the uidlist knows get the UID
+//! it gives them, and the rest get new UIDs in Dovecot's order (by the time in the file name).
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use mail_index::{NewRecord, Op};
+use mail_types::{Flags, Uid};
+
+use super::dotlock::DotLock;
+use super::filename;
+use super::io::{self as mio};
+use super::mailbox::MaildirMailbox;
+use super::state::{Dir, DirStamp, Exact, Location, State};
+use super::uidlist::{self, Parsed, Record as UidRecord, Uidlist};
+use super::uidvalidity;
+use crate::{Result, StoreError};
+
+/// One file found in `new/` or `cur/`.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub dir: Dir,
+    pub fname: String,
+}
+
+impl Entry {
+    fn base(&self) -> &str {
+        filename::base(&self.fname)
+    }
+}
+
+/// Lists the message files of one directory. Dot files, subdirectories and names that are not
+/// UTF-8 or hold a line break are skipped with a warning (Dovecot ignores them too).
+pub fn scan_dir(path: &Path, dir: Dir, out: &mut Vec<Entry>) -> Result<()> {
+    let entries = fs::read_dir(path).map_err(|e| StoreError::io(path, e))?;
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            tracing::warn!(dir = %path.display(), "ignoring a file whose name is not UTF-8: {name:?}");
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        if name.contains(['\r', '\n']) {
+            tracing::warn!(dir = %path.display(), "ignoring a file with a line break in its name: {name:?}");
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            tracing::warn!(dir = %path.display(), "ignoring a stray directory: {name}");
+            continue;
+        }
+        out.push(Entry {
+            dir,
+            fname: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The mtime of a mailbox directory; a missing one means the mailbox is gone.
+pub fn dir_mtime(path: &Path, mailbox: &str) -> Result<SystemTime> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(mio::mtime(&m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(StoreError::NotFound(mailbox.to_owned()))
+        }
+        Err(e) => Err(StoreError::io(path, e)),
+    }
+}
+
+/// The RFC822.SIZE a file name or uidlist record tells without reading the file.
+pub fn size_hint(fname: &str, ext: &str) -> Option<u64> {
+    filename::size_field(fname, b'W')
+        .or_else(|| uidlist::ext_value(ext, b'W').and_then(|v| v.parse().ok()))
+}
+
+impl MaildirMailbox {
+    /// Brings the index up to date with the disk. `force` scans even when nothing seems to have
+    /// changed (a file the index names has disappeared). Returns whether clients can see a change.
+    pub(super) fn sync(&self, st: &mut State, force: bool) -> Result<bool> {
+        self.check_not_deleted()?;
+        let now = SystemTime::now();
+        let name = self.name.as_str();
+        let new_mtime = dir_mtime(&self.path.join("new"), name)?;
+        let cur_mtime = dir_mtime(&self.path.join("cur"), name)?;
+        let uidlist_stamp = mio::stamp(&self.path.join(uidlist::FILE_NAME))?;
+        let need_new = force || !st.initialized || st.new_dir.needs_scan(new_mtime, now);
+        let need_cur = force || !st.initialized || st.cur_dir.needs_scan(cur_mtime, now);
+        let uidlist_changed = uidlist_stamp != st.uidlist.stamp;
+        if need_cur {
+            let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+            return self.full_sync(st, &lock);
+        }
+        let mut changed = false;
+        if need_new {
+            changed = self.sync_new(st, now)?;
+        }
+        // The scan of new/ may not have needed the uidlist; a new UIDVALIDITY or a damaged file
+        // must still be noticed.
+        if uidlist_changed && st.uidlist.stamp != mio::stamp(&self.uidlist_path())? {
+            changed |= self.check_uidlist(st)?;
+        }
+        Ok(changed)
+    }
+
+    pub(super) fn uidlist_path(&self) -> std::path::PathBuf {
+        self.path.join(uidlist::FILE_NAME)
+    }
+
+    /// Only `dovecot-uidlist` changed: a new UIDVALIDITY or a damaged file needs a full sync,
+    /// anything else (records for files the next scan will find, compaction) only a new stamp.
+    fn check_uidlist(&self, st: &mut State) -> Result<bool> {
+        match uidlist::read(&self.path)? {
+            Some((parsed, stamp))
+                if parsed.header_ok
+                    && parsed.list.uid_validity == st.index.uid_validity().get() =>
+            {
+                // Someone else wrote it: what it holds beyond our index is unknown now.
+                st.uidlist.stamp = Some(stamp);
+                st.uidlist.exact = None;
+                Ok(false)
+            }
+            _ => {
+                let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+                self.full_sync(st, &lock)
+            }
+        }
+    }
+
+    /// A scan of `new/` alone, for deliveries. Anything unusual (a known file left `new/`, the
+    /// uidlist names files we have not seen) falls back to a full sync.
+    fn sync_new(&self, st: &mut State, started: SystemTime) -> Result<bool> {
+        let new_path = self.path.join("new");
+        let new_mtime = dir_mtime(&new_path, self.name.as_str())?;
+        let mut entries = Vec::new();
+        scan_dir(&new_path, Dir::New, &mut entries)?;
+        let listed: HashSet<&str> = entries.iter().map(Entry::base).collect();
+        let mut known_new: HashSet<&str> = HashSet::new();
+        let mut lost = false;
+        for r in st.index.records() {
+            if let Some(loc) = Location::decode(r.backend())
+                && loc.dir == Dir::New
+            {
+                // Moved to cur/ or removed by someone else: needs the full picture.
+                lost |= !listed.contains(loc.base());
+                known_new.insert(loc.base());
+            }
+        }
+        let unknown: Vec<Entry> = entries
+            .iter()
+            .filter(|e| !known_new.contains(e.base()))
+            .cloned()
+            .collect();
+        drop(known_new);
+        if lost {
+            let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+            return self.full_sync(st, &lock);
+        }
+        if unknown.is_empty() {
+            st.new_dir = DirStamp::scanned(new_mtime, started);
+            return Ok(false);
+        }
+
+        let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+        let Some((parsed, read_stamp)) = uidlist::read(&self.path)? else {
+            return self.full_sync(st, &lock);
+        };
+        if !parsed.header_ok || parsed.list.uid_validity != st.index.uid_validity().get() {
+            return self.full_sync(st, &lock);
+        }
+        let uid_next = st.index.header().uid_next.get();
+        let unknown_bases: HashSet<&str> = unknown.iter().map(Entry::base).collect();
+        // Records above our UIDNEXT for files we did not find in new/ are messages another
+        // process saw (and maybe moved to cur/): only a full scan places them correctly.
+        if parsed
+            .list
+            .records
+            .iter()
+            .any(|r| r.uid >= uid_next && !unknown_bases.contains(r.base.as_str()))
+        {
+            return self.full_sync(st, &lock);
+        }
+        let by_base: HashMap<&str, &UidRecord> = parsed
+            .list
+            .records
+            .iter()
+            .map(|r| (r.base.as_str(), r))
+            .collect();
+        // A delivery may carry a keyword letter defined since we last looked.
+        st.keywords.refresh(&self.path)?;
+        let mut with_uid = Vec::new();
+        let mut fresh = Vec::new();
+        for e in unknown {
+            match by_base.get(e.base()) {
+                Some(r) if r.uid >= uid_next => with_uid.push((r.uid, r.ext.clone(), e)),
+                _ => fresh.push(e),
+            }
+        }
+        drop(by_base);
+        let mut list = parsed.list;
+        let changed = self.add_files(st, &mut list, with_uid, fresh)?;
+        if changed.assigned {
+            self.write_uidlist(st, &mut list)?;
+        } else {
+            st.uidlist.stamp = Some(read_stamp);
+            st.uidlist.exact = Some(Exact {
+                next_uid: list.next_uid,
+                extras: extras_of(st, &list),
+            });
+        }
+        drop(lock);
+        st.new_dir = DirStamp::scanned(new_mtime, started);
+        Ok(changed.visible)
+    }
+
+    /// Scans `new/` and `cur/` and reconciles them with the index and the uidlist. The caller
+    /// holds the uidlist lock.
+    pub(super) fn full_sync(&self, st: &mut State, _lock: &DotLock) -> Result<bool> {
+        let started = SystemTime::now();
+        let name = self.name.as_str();
+        let new_path = self.path.join("new");
+        let cur_path = self.path.join("cur");
+        let new_mtime = dir_mtime(&new_path, name)?;
+        let cur_mtime = dir_mtime(&cur_path, name)?;
+        let mut visible = false;
+
+        let file = uidlist::read(&self.path)?;
+        let mut list = self.adopt_uidlist(st, file.as_ref().map(|(p, _)| p), &mut visible);
+        let mut rewrite = match &file {
+            None => true,
+            Some((parsed, _)) => parsed.needs_rewrite || !parsed.header_ok,
+        };
+        st.keywords.refresh(&self.path)?;
+
+        let mut entries = Vec::new();
+        scan_dir(&new_path, Dir::New, &mut entries)?;
+        scan_dir(&cur_path, Dir::Cur, &mut entries)?;
+        let mut on_disk: HashMap<String, Entry> = HashMap::with_capacity(entries.len());
+        for e in entries {
+            let base = e.base().to_owned();
+            match on_disk.get(&base) {
+                None => {
+                    on_disk.insert(base, e);
+                }
+                Some(first) => {
+                    if let Some(moved) = self.fix_duplicate(first, &e) {
+                        on_disk.insert(filename::base(&moved.fname).to_owned(), moved);
+                    }
+                }
+            }
+        }
+
+        // Known messages: same file, renamed (flags), moved out of new/, or gone.
+        let mut expunged: Vec<Uid> = Vec::new();
+        let mut renamed: Vec<(Uid, Vec<u8>, Option<Flags>, bool)> = Vec::new();
+        for r in st.index.records() {
+            let Some(loc) = Location::decode(r.backend()) else {
+                expunged.push(r.uid());
+                continue;
+            };
+            match on_disk.remove(loc.base()) {
+                None => expunged.push(r.uid()),
+                Some(e) => {
+                    if e.dir == loc.dir && e.fname == loc.fname {
+                        continue;
+                    }
+                    let (system, letters) = filename::flags(&e.fname);
+                    let flags = st.keywords.flags(system, letters);
+                    let flags = (flags != r.flags()).then_some(flags);
+                    // Someone else moved it out of new/: they saw it first.
+                    let lost_recent =
+                        r.recent_unclaimed() && loc.dir == Dir::New && e.dir == Dir::Cur;
+                    renamed.push((
+                        r.uid(),
+                        super::state::encode(e.dir, &e.fname, loc.ext),
+                        flags,
+                        lost_recent,
+                    ));
+                }
+            }
+        }
+        if !expunged.is_empty() {
+            st.index
+                .apply(Op::Expunge(&expunged))
+                .map_err(index_error)?;
+            visible = true;
+        }
+        for (uid, backend, flags, lost_recent) in renamed {
+            st.index
+                .apply(Op::SetBackend {
+                    uid,
+                    backend: &backend,
+                })
+                .map_err(index_error)?;
+            if let Some(f) = flags {
+                visible |= self.set_flags_or_warn(st, uid, &f);
+            }
+            if lost_recent {
+                st.index.apply(Op::DropRecent(uid)).map_err(index_error)?;
+            }
+        }
+
+        // New to the index: UIDs from the uidlist where it has one we can still use.
+        let uid_next = st.index.header().uid_next.get();
+        let mut with_uid = Vec::new();
+        let mut fresh = Vec::new();
+        {
+            let by_base: HashMap<&str, &UidRecord> =
+                list.records.iter().map(|r| (r.base.as_str(), r)).collect();
+            for (_, e) in on_disk.drain() {
+                match by_base.get(e.base()) {
+                    Some(r) if r.uid >= uid_next => with_uid.push((r.uid, r.ext.clone(), e)),
+                    Some(r) => {
+                        tracing::warn!(
+                            mailbox = %self.path.display(),
+                            file = %e.fname,
+                            "file reappeared with UID {} that is already used up; it gets a new UID",
+                            r.uid
+                        );
+                        rewrite = true;
+                        fresh.push(e);
+                    }
+                    None => fresh.push(e),
+                }
+            }
+        }
+        let added = self.add_files(st, &mut list, with_uid, fresh)?;
+        visible |= added.visible;
+        rewrite |= added.assigned;
+
+        // UIDs the uidlist used up are gone for good: every file it lists that still exists is
+        // in the index now (we hold the lock and scanned everything).
+        if let Some(next) = Uid::new(list.next_uid) {
+            st.index
+                .apply(Op::RaiseUidNext(next))
+                .map_err(index_error)?;
+        }
+        // The uidlist lists exactly what exists now.
+        if list.records.len() != st.index.len() || !extras_of(st, &list).is_empty() {
+            rewrite = true;
+        }
+        if rewrite {
+            self.write_uidlist_from_index(st, &list, Vec::new(), &[])?;
+        } else if let Some((_, stamp)) = file {
+            st.uidlist.stamp = Some(stamp);
+            st.uidlist.exact = Some(Exact {
+                next_uid: list.next_uid,
+                extras: Vec::new(),
+            });
+        }
+        st.new_dir = DirStamp::scanned(new_mtime, started);
+        st.cur_dir = DirStamp::scanned(cur_mtime, started);
+        st.initialized = true;
+        Ok(visible)
+    }
+
+    /// Takes the UIDVALIDITY and header of the uidlist just read, or keeps ours when the file is
+    /// missing or unreadable; starts over when another process gave the mailbox a new UIDVALIDITY.
+    fn adopt_uidlist(
+        &self,
+        st: &mut State,
+        parsed: Option<&Parsed>,
+        visible: &mut bool,
+    ) -> Uidlist {
+        let mut list = parsed.map(|p| p.list.clone()).unwrap_or_default();
+        let readable = parsed.is_some_and(|p| p.header_ok);
+        if readable {
+            let file_uv = list.uid_validity;
+            if !st.initialized {
+                if let Some(uv) = mail_types::UidValidity::new(file_uv) {
+                    st.index = mail_index::MailboxIndex::new(uv);
+                }
+            } else if file_uv != st.index.uid_validity().get() {
+                tracing::warn!(
+                    mailbox = %self.path.display(),
+                    "UIDVALIDITY changed on disk ({} -> {file_uv}); all UIDs start over",
+                    st.index.uid_validity()
+                );
+                if let Some(uv) = mail_types::UidValidity::new(file_uv) {
+                    st.index.reset(uv);
+                    *visible = true;
+                }
+            }
+        } else if !st.initialized {
+            // No usable UIDVALIDITY: a new one, so that no client trusts UIDs it cached for the
+            // lost file (RFC 3501 2.3.1.1).
+            let uv = uidvalidity::next(&self.root);
+            if parsed.is_some() {
+                tracing::warn!(
+                    mailbox = %self.path.display(),
+                    "dovecot-uidlist is unreadable; new UIDVALIDITY {uv}"
+                );
+            }
+            st.index = mail_index::MailboxIndex::new(uv);
+            list.uid_validity = uv.get();
+        } else {
+            tracing::warn!(
+                mailbox = %self.path.display(),
+                "dovecot-uidlist is missing or unreadable; rewriting it from memory"
+            );
+        }
+        list.uid_validity = st.index.uid_validity().get();
+        if list.guid.is_none() {
+            list.guid = st
+                .uidlist
+                .guid
+                .clone()
+                .or_else(|| Some(uidlist::new_guid()));
+        }
+        if list.header_ext.is_empty() {
+            list.header_ext = st.uidlist.header_ext.clone();
+        }
+        st.uidlist.guid = list.guid.clone();
+        st.uidlist.header_ext = list.header_ext.clone();
+        list
+    }
+
+    /// Adds files to the index: those with a usable uidlist UID first, in UID order, then the
+    /// rest with new UIDs in Dovecot's file-name order, recorded in `list`.
+    fn add_files(
+        &self,
+        st: &mut State,
+        list: &mut Uidlist,
+        mut with_uid: Vec<(u32, String, Entry)>,
+        mut fresh: Vec<Entry>,
+    ) -> Result<Added> {
+        let mut added = Added::default();
+        with_uid.sort_by_key(|(uid, _, _)| *uid);
+        for (uid, ext, e) in with_uid {
+            let Some(uid) = Uid::new(uid) else { continue };
+            if uid < st.index.header().uid_next {
+                fresh.push(e);
+                continue;
+            }
+            self.append_entry(st, uid, &e, &ext)?;
+            added.visible = true;
+        }
+        if fresh.is_empty() {
+            return Ok(added);
+        }
+        fresh.sort_by(|a, b| filename::sort_cmp(&a.fname, &b.fname));
+        let mut next = list.next_uid.max(st.index.header().uid_next.get()).max(1);
+        for e in fresh {
+            let uid = Uid::new(next).ok_or_else(|| {
+                StoreError::Internal(format!("{}: UIDs exhausted", self.path.display()))
+            })?;
+            self.append_entry(st, uid, &e, "")?;
+            list.records.push(UidRecord {
+                uid: next,
+                ext: String::new(),
+                base: e.base().to_owned(),
+            });
+            next = next.checked_add(1).ok_or_else(|| {
+                StoreError::Internal(format!("{}: UIDs exhausted", self.path.display()))
+            })?;
+            added.visible = true;
+            added.assigned = true;
+        }
+        list.next_uid = list.next_uid.max(next);
+        list.records.sort_by_key(|r| r.uid);
+        Ok(added)
+    }
+
+    fn append_entry(&self, st: &mut State, uid: Uid, e: &Entry, ext: &str) -> Result<()> {
+        let (system, letters) = filename::flags(&e.fname);
+        let flags = st.keywords.flags(system, letters);
+        let backend = super::state::encode(e.dir, &e.fname, ext);
+        let record = NewRecord {
+            uid,
+            flags: &flags,
+            internal_date: None,
+            size: size_hint(&e.fname, ext),
+            recent: e.dir == Dir::New,
+            backend: &backend,
+        };
+        match st.index.apply(Op::Append(record)) {
+            Ok(_) => Ok(()),
+            Err(mail_index::IndexError::TooManyKeywords) => {
+                tracing::warn!(
+                    mailbox = %self.path.display(),
+                    file = %e.fname,
+                    "too many keywords in this mailbox; the message's keywords are not shown"
+                );
+                let plain = Flags::new(flags.system, []);
+                st.index
+                    .apply(Op::Append(NewRecord {
+                        flags: &plain,
+                        ..record
+                    }))
+                    .map(|_| ())
+                    .map_err(index_error)
+            }
+            Err(e) => Err(index_error(e)),
+        }
+    }
+
+    fn set_flags_or_warn(&self, st: &mut State, uid: Uid, flags: &Flags) -> bool {
+        match st.index.apply(Op::SetFlags { uid, flags }) {
+            Ok(m) => m.is_some(),
+            Err(e) => {
+                tracing::warn!(mailbox = %self.path.display(), %uid, "cannot record flags: {e}");
+                false
+            }
+        }
+    }
+
+    /// Two files share a base name. Hard links of one file are left alone; otherwise the second
+    /// gets a fresh name in `new/`, as Dovecot's `maildir_fix_duplicate` does, and is returned
+    /// to be treated as a new message.
+    fn fix_duplicate(&self, first: &Entry, second: &Entry) -> Option<Entry> {
+        let p1 = self.path.join(first.dir.name()).join(&first.fname);
+        let p2 = self.path.join(second.dir.name()).join(&second.fname);
+        let (Ok(m1), Ok(m2)) = (fs::metadata(&p1), fs::metadata(&p2)) else {
+            return None;
+        };
+        use std::os::unix::fs::MetadataExt;
+        if m1.ino() == m2.ino() && m1.dev() == m2.dev() {
+            return None;
+        }
+        let fresh = filename::generate();
+        let target = self.path.join("new").join(&fresh);
+        match mio::rename_noreplace(&p2, &target) {
+            Ok(()) => {
+                tracing::warn!(file = %p2.display(), "fixed a duplicate: renamed to new/{fresh}");
+                Some(Entry {
+                    dir: Dir::New,
+                    fname: fresh,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(file = %p2.display(), "cannot fix a duplicate: {e}");
+                None
+            }
+        }
+    }
+
+    /// Writes `list` as the new uidlist (the caller holds the lock) and remembers its stamp.
+    pub(super) fn write_uidlist(&self, st: &mut State, list: &mut Uidlist) -> Result<()> {
+        list.uid_validity = st.index.uid_validity().get();
+        list.next_uid = list.next_uid.max(st.index.header().uid_next.get());
+        let stamp = uidlist::write(&self.path, list)?;
+        st.uidlist.stamp = Some(stamp);
+        st.uidlist.exact = Some(Exact {
+            next_uid: list.next_uid,
+            extras: extras_of(st, list),
+        });
+        Ok(())
+    }
+
+    /// Writes the uidlist as the index's records merged with `extras`, followed by `new` (which
+    /// must have higher UIDs than both); `header` gives the header fields. The caller holds the
+    /// lock, and adds `new` to the index right after (the remembered `exact` state counts on it).
+    pub(super) fn write_uidlist_from_index(
+        &self,
+        st: &mut State,
+        header: &Uidlist,
+        extras: Vec<UidRecord>,
+        new: &[UidRecord],
+    ) -> Result<()> {
+        let mut head = Uidlist {
+            uid_validity: st.index.uid_validity().get(),
+            next_uid: header.next_uid.max(st.index.header().uid_next.get()),
+            guid: header.guid.clone(),
+            header_ext: header.header_ext.clone(),
+            records: Vec::new(),
+        };
+        if let Some(last) = new.last() {
+            head.next_uid = head.next_uid.max(last.uid.saturating_add(1));
+        }
+        let from_index = st.index.records().filter_map(|r| {
+            let loc = Location::decode(r.backend())?;
+            Some((r.uid().get(), loc.ext, loc.base()))
+        });
+        let from_extras = extras
+            .iter()
+            .map(|r| (r.uid, r.ext.as_str(), r.base.as_str()));
+        let merged = MergeByUid {
+            a: from_index.peekable(),
+            b: from_extras.peekable(),
+        };
+        let mut content = Vec::with_capacity(64 + (st.index.len() + extras.len()) * 56);
+        uidlist::serialize_into(
+            &mut content,
+            &head,
+            merged.chain(new.iter().map(|r| (r.uid, r.ext.as_str(), r.base.as_str()))),
+        );
+        let stamp = uidlist::write_bytes(&self.path, &content)?;
+        st.uidlist.stamp = Some(stamp);
+        st.uidlist.exact = Some(Exact {
+            next_uid: head.next_uid,
+            extras,
+        });
+        Ok(())
+    }
+}
+
+/// The records of `list` the index does not hold under the same UID and name.
+pub(super) fn extras_of(st: &State, list: &Uidlist) -> Vec<UidRecord> {
+    list.records
+        .iter()
+        .filter(|r| {
+            let known = Uid::new(r.uid)
+                .and_then(|u| st.index.get(u))
+                .and_then(|rec| Location::decode(rec.backend()).map(|l| l.base() == r.base));
+            known != Some(true)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Merges two UID-ascending record streams.
+struct MergeByUid<'a, A, B>
+where
+    A: Iterator<Item = (u32, &'a str, &'a str)>,
+    B: Iterator<Item = (u32, &'a str, &'a str)>,
+{
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<'a, A, B> Iterator for MergeByUid<'a, A, B>
+where
+    A: Iterator<Item = (u32, &'a str, &'a str)>,
+    B: Iterator<Item = (u32, &'a str, &'a str)>,
+{
+    type Item = (u32, &'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if y.0 < x.0 => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Added {
+    visible: bool,
+    assigned: bool,
+}
+
+pub fn index_error(e: mail_index::IndexError) -> StoreError {
+    match e {
+        mail_index::IndexError::TooManyKeywords => StoreError::NotPossible(e.to_string()),
+        other => StoreError::Internal(other.to_string()),
+    }
+}
