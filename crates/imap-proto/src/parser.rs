@@ -169,7 +169,10 @@ impl<'a> Cursor<'a> {
         match self.peek() {
             Some(b'"') | Some(b'{') => self.string(),
             _ => {
-                let a = self.take_while(is_astring_char);
+                // 8-bit bytes are not ASTRING-CHARs, but clients such as Python's imaplib send
+                // UTF-8 search strings bare (`SEARCH CHARSET UTF-8 SUBJECT Grüße`), and Dovecot
+                // accepts them; CHARSET says how to read them.
+                let a = self.take_while(|b| is_astring_char(b) || b >= 0x80);
                 if a.is_empty() {
                     Err(invalid())
                 } else {
