@@ -1,14 +1,24 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The IMAP session engine: the connection state machine (not authenticated, authenticated,
+//! selected, logout — RFC 3501 3) and one handler file per command family under `cmd/`.
+//!
+//! This crate owns what an IMAP conversation means. It reads and writes a byte stream it is given
+//! (any `AsyncRead + AsyncWrite`; sockets and TLS belong to the binary, which also supplies the
+//! STARTTLS upgrade), parses with `imap-proto`, reads messages with `mail-parse`, and reaches mail
+//! only through the `mail-store` traits — and only after authentication, through the store that a
+//! successful login yields. It knows no file paths, no Maildir and no socket addresses beyond
+//! the ones it is told for logging and policy.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod capability;
+mod cmd;
+mod context;
+pub mod fetch;
+mod names;
+mod penalty;
+mod session;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use context::{
+    AsyncStream, BoxedStream, ConnectionInfo, ImapSettings, SessionContext, TlsUpgrade,
+    UpgradeFuture, UserBackend,
+};
+pub use penalty::LoginPenalty;
+pub use session::serve;

@@ -1,0 +1,32 @@
+//! The CAPABILITY list (RFC 3501 6.1.1, 7.2.1), which depends on the connection's state: before
+//! login it advertises how to log in; afterwards, what the session can do.
+
+use crate::session::Session;
+
+/// Capabilities in the order Dovecot lists them, so clients and operators see a familiar line.
+pub(crate) fn list(s: &Session) -> Vec<String> {
+    let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE", "LITERAL+"];
+    if s.is_authenticated() {
+        caps.extend(["NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN"]);
+    } else {
+        if !s.tls && s.ctx.starttls.is_some() {
+            caps.push("STARTTLS");
+        }
+        if s.plaintext_auth_allowed() {
+            caps.extend(["AUTH=PLAIN", "AUTH=LOGIN"]);
+        } else {
+            caps.push("LOGINDISABLED");
+        }
+    }
+    caps.into_iter().map(str::to_owned).collect()
+}
+
+impl Session {
+    /// Plaintext passwords are accepted over TLS, from loopback peers, or where the operator
+    /// allowed them (Dovecot's `disable_plaintext_auth`; RFC 3501 6.2.3, RFC 2595 3.1).
+    pub(crate) fn plaintext_auth_allowed(&self) -> bool {
+        self.tls
+            || self.info.remote.ip().is_loopback()
+            || self.ctx.settings.allow_plaintext_auth_without_tls
+    }
+}

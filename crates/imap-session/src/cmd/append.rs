@@ -1,0 +1,193 @@
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use imap_proto::response::{Code, continuation, status_line};
+use imap_proto::{AppendHeader, Tag};
+use mail_store::{AppendWriter, Mailbox};
+use mail_types::{Flags, SeqSet};
+
+use crate::names::mailbox_name;
+use crate::session::{Flow, Reply, Session};
+
+/// Where an APPEND's message goes: its mailbox and the writer streaming the message there.
+type AppendTarget = (Arc<dyn Mailbox>, Box<dyn AppendWriter>);
+
+/// An APPEND whose message literal(s) are being streamed (RFC 3501 6.3.11; several messages with
+/// MULTIAPPEND, RFC 3502). Nothing becomes visible until the whole command has arrived.
+pub(crate) struct AppendInProgress {
+    mailbox: Option<Arc<dyn Mailbox>>,
+    pending: Vec<(Box<dyn AppendWriter>, Flags, Option<i64>)>,
+    /// Set when the command already failed; the rest of its literals are read and dropped.
+    failed: Option<Reply>,
+}
+
+impl Session {
+    /// The decoder has parsed an APPEND up to its message literal of `size` bytes.
+    pub(crate) async fn append_start(
+        &mut self,
+        tag: Tag,
+        header: AppendHeader,
+        size: u64,
+        sync: bool,
+    ) -> Flow {
+        let mut progress = self.append.take().unwrap_or(AppendInProgress {
+            mailbox: None,
+            pending: Vec::new(),
+            failed: None,
+        });
+        if progress.failed.is_none() {
+            match self.prepare_append(&header, size, progress.mailbox.clone()) {
+                Ok((mailbox, writer)) => {
+                    progress.mailbox = Some(mailbox);
+                    if sync {
+                        self.out.extend_from_slice(&continuation("OK"));
+                    }
+                    let mut writer = Some(writer);
+                    let streamed = self.stream_literal(size, &mut writer).await;
+                    match streamed {
+                        Err(()) => {
+                            // The client went away mid-literal: dropping the writer removes the
+                            // temporary file, so nothing half-written is ever visible.
+                            self.disconnect_reason =
+                                Cow::Borrowed("Connection closed during APPEND");
+                            return Flow::Close;
+                        }
+                        Ok(Some(reply)) => progress.failed = Some(reply),
+                        Ok(None) => {
+                            if let Some(w) = writer {
+                                let flags = Flags::from_flags(header.flags.iter());
+                                progress
+                                    .pending
+                                    .push((w, flags, header.date.map(|d| d.unix)));
+                            }
+                        }
+                    }
+                    self.decoder.append_literal_done();
+                    self.append = Some(progress);
+                    return Flow::Continue;
+                }
+                Err(reply) => progress.failed = Some(reply),
+            }
+        }
+        if sync {
+            // The client waits for our go-ahead; refusing now means it sends no literal.
+            let reply = progress
+                .failed
+                .take()
+                .unwrap_or_else(|| Reply::no("APPEND failed."));
+            self.out.extend_from_slice(&status_line(
+                Some(&tag),
+                reply.status,
+                reply.code.as_ref(),
+                &reply.text,
+            ));
+            self.decoder.reject_append();
+            self.append = None;
+            return Flow::Continue;
+        }
+        // A non-synchronizing literal is already on its way: read and drop it, answer at the end.
+        if self.stream_literal(size, &mut None).await.is_err() {
+            return Flow::Close;
+        }
+        self.decoder.append_literal_done();
+        self.append = Some(progress);
+        Flow::Continue
+    }
+
+    /// Checks an APPEND's target and size and opens a writer for its message.
+    fn prepare_append(
+        &mut self,
+        header: &AppendHeader,
+        size: u64,
+        current: Option<Arc<dyn Mailbox>>,
+    ) -> Result<AppendTarget, Reply> {
+        let Some(user) = self.user() else {
+            return Err(Reply::bad("Please log in first."));
+        };
+        if size > self.ctx.settings.limits.max_append {
+            return Err(Reply::no("Message is too large.").with_code(Code::TooBig));
+        }
+        if size == 0 {
+            return Err(Reply::no("Can't save a zero byte message."));
+        }
+        let mailbox = match current {
+            Some(mb) => mb,
+            None => {
+                let name = mailbox_name(&header.mailbox)?;
+                match user.store.open(&name) {
+                    Ok(mb) => mb,
+                    Err(e) if e.kind() == mail_store::StoreErrorKind::NotFound => {
+                        // RFC 3501 6.3.11: TRYCREATE tells the client that CREATE would help.
+                        return Err(Reply::no(format!("Mailbox doesn't exist: {name}"))
+                            .with_code(Code::TryCreate));
+                    }
+                    Err(e) => return Err(self.store_error(e)),
+                }
+            }
+        };
+        let writer = mailbox.begin_append().map_err(|e| self.store_error(e))?;
+        Ok((mailbox, writer))
+    }
+
+    /// Moves `size` literal bytes from the client into `writer` (or nowhere, when `None`) without
+    /// holding more than one read chunk in memory. `Err(())`: the client disconnected.
+    /// `Ok(Some(reply))`: the bytes were consumed but could not be stored.
+    async fn stream_literal(
+        &mut self,
+        size: u64,
+        writer: &mut Option<Box<dyn AppendWriter>>,
+    ) -> Result<Option<Reply>, ()> {
+        let mut remaining = size;
+        let mut failure = None;
+        while remaining > 0 {
+            if self.rbuf.is_empty() {
+                if self.flush().await.is_err() {
+                    return Err(());
+                }
+                let timeout = self.input_timeout();
+                match tokio::time::timeout(timeout, self.fill()).await {
+                    Ok(Ok(true)) => {}
+                    _ => return Err(()),
+                }
+            }
+            let n = remaining.min(self.rbuf.len() as u64) as usize;
+            if let Some(w) = writer.as_mut()
+                && let Err(e) = w.write(&self.rbuf[..n])
+            {
+                failure = Some(self.store_error(e));
+                *writer = None;
+            }
+            self.rbuf.drain(..n);
+            remaining -= n as u64;
+        }
+        Ok(failure)
+    }
+
+    /// The APPEND command is complete: commit every message (in order) and report their UIDs
+    /// with APPENDUID (RFC 4315 3).
+    pub(crate) fn append_done(&mut self) -> Reply {
+        let Some(progress) = self.append.take() else {
+            return Reply::bad("APPEND without a message.");
+        };
+        if let Some(reply) = progress.failed {
+            return reply;
+        }
+        let Some(mailbox) = progress.mailbox else {
+            return Reply::no("APPEND failed.");
+        };
+        let mut uids = Vec::with_capacity(progress.pending.len());
+        for (writer, flags, date) in progress.pending {
+            match writer.commit(flags, date) {
+                Ok(uid) => uids.push(uid.get()),
+                Err(e) => return self.store_error(e),
+            }
+        }
+        match SeqSet::from_values(uids) {
+            Some(set) => Reply::ok("Append completed.").with_code(Code::AppendUid {
+                uid_validity: mailbox.uid_validity().get(),
+                uids: set,
+            }),
+            None => Reply::ok("Append completed."),
+        }
+    }
+}

@@ -1,0 +1,382 @@
+use std::sync::Arc;
+
+use imap_proto::DateTime;
+use imap_proto::response::{write_astring, write_date_time, write_flag_list, write_literal};
+use imap_proto::{FetchAttr, Section, SectionText};
+use mail_parse::{ParsedMessage, SectionSpec};
+use mail_store::{CacheField, FlagChange, Mailbox, MessageInfo, StoreErrorKind, ViewMessage};
+use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
+
+use crate::fetch::structure::{write_body_structure, write_envelope};
+use crate::session::{FLUSH_THRESHOLD, Reply, Session, State};
+
+/// What a FETCH needs from each message, worked out once per command.
+struct FetchPlan {
+    items: Vec<FetchAttr>,
+    needs_info: bool,
+    needs_body: bool,
+    sets_seen: bool,
+    has_flags: bool,
+}
+
+impl FetchPlan {
+    fn new(items: &[FetchAttr], uid_command: bool) -> Self {
+        let mut list = Vec::with_capacity(items.len() + 1);
+        // UID FETCH responses always carry the UID (RFC 3501 6.4.8); Dovecot puts it first.
+        if uid_command && !items.contains(&FetchAttr::Uid) {
+            list.push(FetchAttr::Uid);
+        }
+        list.extend(items.iter().cloned());
+        let needs_info = list
+            .iter()
+            .any(|i| matches!(i, FetchAttr::InternalDate | FetchAttr::Rfc822Size));
+        let needs_body = list.iter().any(|i| {
+            matches!(
+                i,
+                FetchAttr::Envelope
+                    | FetchAttr::Body
+                    | FetchAttr::BodyStructure
+                    | FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Header
+                    | FetchAttr::Rfc822Text
+                    | FetchAttr::BodySection { .. }
+            )
+        });
+        let sets_seen = list.iter().any(|i| {
+            matches!(
+                i,
+                FetchAttr::Rfc822
+                    | FetchAttr::Rfc822Text
+                    | FetchAttr::BodySection { peek: false, .. }
+            )
+        });
+        let has_flags = list.contains(&FetchAttr::Flags);
+        FetchPlan {
+            items: list,
+            needs_info,
+            needs_body,
+            sets_seen,
+            has_flags,
+        }
+    }
+}
+
+/// Lazily loaded data of one message: each piece is read at most once per FETCH response.
+struct Loaded {
+    info: Option<MessageInfo>,
+    raw: Option<Vec<u8>>,
+    parsed: Option<ParsedMessage>,
+}
+
+impl Loaded {
+    fn parsed(&mut self) -> Option<(&[u8], &ParsedMessage)> {
+        let raw = self.raw.as_deref()?;
+        let parsed = self.parsed.get_or_insert_with(|| ParsedMessage::parse(raw));
+        Some((raw, parsed))
+    }
+}
+
+impl Session {
+    /// FETCH and UID FETCH (RFC 3501 6.4.5, 6.4.8). Messages another session expunged but this
+    /// client has not been told about yet are skipped and the command ends in NO, as RFC 2180
+    /// 4.1.2 describes. Fetching a body section without PEEK sets `\Seen` first, so the FLAGS in
+    /// the response already show it.
+    pub(crate) async fn cmd_fetch(
+        &mut self,
+        uid_command: bool,
+        set: &SeqSet,
+        items: &[FetchAttr],
+    ) -> Reply {
+        let plan = FetchPlan::new(items, uid_command);
+        let State::Selected(_, selected) = &mut self.state else {
+            return Reply::bad("No mailbox selected.");
+        };
+        let targets = match selected.view.resolve(set, uid_command) {
+            Ok(t) => t,
+            Err(e) => return Reply::bad(format!("Error in IMAP command FETCH: {e}.")),
+        };
+        let mailbox = selected.view.mailbox().clone();
+        let mut seen_set = Vec::new();
+        if plan.sets_seen && !selected.view.read_only() {
+            let unseen: Vec<Uid> = targets
+                .iter()
+                .filter_map(|(seq, uid)| selected.view.get(*seq).map(|m| (m, *uid)))
+                .filter(|(m, _)| !m.expunged && !m.flags.system.contains(SystemFlags::SEEN))
+                .map(|(_, uid)| uid)
+                .collect();
+            if !unseen.is_empty() {
+                let add = Flags::new(SystemFlags::SEEN, []);
+                match mailbox.store_flags(&unseen, &FlagChange::Add(add)) {
+                    Ok(states) => {
+                        seen_set = states.iter().map(|s| s.uid).collect();
+                        selected.view.note_own_changes(&states);
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %self.info.session_id, "implicit \\Seen failed: {e}")
+                    }
+                }
+            }
+        }
+        seen_set.sort_unstable();
+        let mut expunged = false;
+        for (seq, uid) in targets {
+            let State::Selected(_, selected) = &self.state else {
+                return Reply::bad("No mailbox selected.");
+            };
+            let Some(entry) = selected.view.get(seq).cloned() else {
+                continue;
+            };
+            if entry.expunged {
+                expunged = true;
+                continue;
+            }
+            let flags_changed = seen_set.binary_search(&uid).is_ok();
+            match write_fetch_response(
+                &mut self.out,
+                &plan,
+                mailbox.as_ref(),
+                seq,
+                &entry,
+                flags_changed,
+            ) {
+                Ok(()) => {}
+                Err(FetchError::Expunged) => expunged = true,
+                Err(FetchError::Store(e)) => return self.store_error(e),
+            }
+            if self.out.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
+                return Reply::no("Connection lost.");
+            }
+        }
+        if expunged {
+            Reply::no("Some of the requested messages no longer exist.")
+                .with_code(imap_proto::response::Code::ExpungeIssued)
+        } else {
+            Reply::ok("Fetch completed.")
+        }
+    }
+}
+
+enum FetchError {
+    Expunged,
+    Store(mail_store::StoreError),
+}
+
+impl From<mail_store::StoreError> for FetchError {
+    fn from(e: mail_store::StoreError) -> Self {
+        if e.kind() == StoreErrorKind::Expunged {
+            FetchError::Expunged
+        } else {
+            FetchError::Store(e)
+        }
+    }
+}
+
+/// Writes one `* n FETCH (...)` response. Nothing is written if the message turns out to be gone.
+fn write_fetch_response(
+    out: &mut Vec<u8>,
+    plan: &FetchPlan,
+    mailbox: &dyn Mailbox,
+    seq: SeqNum,
+    entry: &ViewMessage,
+    flags_changed: bool,
+) -> Result<(), FetchError> {
+    let mut loaded = Loaded {
+        info: None,
+        raw: None,
+        parsed: None,
+    };
+    if plan.needs_info {
+        loaded.info = Some(mailbox.message_info(entry.uid)?);
+    }
+    let cached_only = plan.items.iter().all(|i| {
+        !matches!(
+            i,
+            FetchAttr::Rfc822
+                | FetchAttr::Rfc822Header
+                | FetchAttr::Rfc822Text
+                | FetchAttr::BodySection { .. }
+        )
+    });
+    let mut cached: Vec<(CacheField, Arc<[u8]>)> = Vec::new();
+    if plan.needs_body {
+        let mut all_cached = cached_only;
+        for item in &plan.items {
+            let field = match item {
+                FetchAttr::Envelope => CacheField::Envelope,
+                FetchAttr::BodyStructure => CacheField::BodyStructure,
+                FetchAttr::Body => CacheField::Body,
+                _ => continue,
+            };
+            match mailbox.cached(entry.uid, field) {
+                Some(v) => cached.push((field, v)),
+                None => all_cached = false,
+            }
+        }
+        if !all_cached {
+            loaded.raw = Some(mailbox.read_message(entry.uid)?);
+        }
+    }
+    let start = out.len();
+    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b' ');
+        }
+    };
+    for item in &plan.items {
+        sep(out);
+        match item {
+            FetchAttr::Uid => out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+            FetchAttr::Flags => {
+                out.extend_from_slice(b"FLAGS ");
+                write_flag_list(out, entry.flags.iter(), entry.recent);
+            }
+            FetchAttr::InternalDate => {
+                out.extend_from_slice(b"INTERNALDATE ");
+                let unix = loaded.info.map_or(0, |i| i.internal_date);
+                write_date_time(
+                    out,
+                    DateTime {
+                        unix,
+                        offset_minutes: 0,
+                    },
+                );
+            }
+            FetchAttr::Rfc822Size => {
+                out.extend_from_slice(
+                    format!("RFC822.SIZE {}", loaded.info.map_or(0, |i| i.size)).as_bytes(),
+                );
+            }
+            FetchAttr::ModSeq => {
+                out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes())
+            }
+            FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => {
+                let (label, field) = match item {
+                    FetchAttr::Envelope => ("ENVELOPE ", CacheField::Envelope),
+                    FetchAttr::Body => ("BODY ", CacheField::Body),
+                    _ => ("BODYSTRUCTURE ", CacheField::BodyStructure),
+                };
+                out.extend_from_slice(label.as_bytes());
+                if let Some((_, v)) = cached.iter().find(|(f, _)| *f == field) {
+                    out.extend_from_slice(v);
+                } else if let Some((raw, parsed)) = loaded.parsed() {
+                    let mut encoded = Vec::new();
+                    match field {
+                        CacheField::Envelope => write_envelope(&mut encoded, &parsed.envelope(raw)),
+                        CacheField::Body => {
+                            write_body_structure(&mut encoded, &parsed.body_structure(raw), false)
+                        }
+                        CacheField::BodyStructure => {
+                            write_body_structure(&mut encoded, &parsed.body_structure(raw), true)
+                        }
+                    }
+                    mailbox.cache(entry.uid, field, &encoded);
+                    out.extend_from_slice(&encoded);
+                } else {
+                    out.truncate(start);
+                    return Err(FetchError::Expunged);
+                }
+            }
+            FetchAttr::Rfc822 => {
+                out.extend_from_slice(b"RFC822 ");
+                write_literal(out, loaded.raw.as_deref().unwrap_or_default());
+            }
+            FetchAttr::Rfc822Header | FetchAttr::Rfc822Text => {
+                let (label, spec) = if *item == FetchAttr::Rfc822Header {
+                    ("RFC822.HEADER ", SectionSpec::Header)
+                } else {
+                    ("RFC822.TEXT ", SectionSpec::Text)
+                };
+                out.extend_from_slice(label.as_bytes());
+                let data = loaded
+                    .parsed()
+                    .and_then(|(raw, p)| p.section(raw, &[], spec).map(|c| c.into_owned()));
+                write_literal(out, data.as_deref().unwrap_or_default());
+            }
+            FetchAttr::BodySection {
+                section, partial, ..
+            } => {
+                out.extend_from_slice(b"BODY[");
+                write_section_name(out, section);
+                out.push(b']');
+                let data = loaded
+                    .parsed()
+                    .and_then(|(raw, p)| {
+                        p.section(raw, &section.part, section_spec(section))
+                            .map(|c| c.into_owned())
+                    })
+                    .unwrap_or_default();
+                let slice: &[u8] = match partial {
+                    Some(p) => {
+                        out.extend_from_slice(format!("<{}>", p.origin).as_bytes());
+                        let from = (p.origin as usize).min(data.len());
+                        let to = from.saturating_add(p.length as usize).min(data.len());
+                        &data[from..to]
+                    }
+                    None => &data,
+                };
+                out.push(b' ');
+                write_literal(out, slice);
+            }
+        }
+    }
+    if flags_changed && !plan.has_flags {
+        // RFC 3501 6.4.5: a FETCH that sets \Seen reports the new flags.
+        sep(out);
+        out.extend_from_slice(b"FLAGS ");
+        write_flag_list(out, entry.flags.iter(), entry.recent);
+    }
+    out.extend_from_slice(b")\r\n");
+    Ok(())
+}
+
+fn section_spec(section: &Section) -> SectionSpec<'_> {
+    match &section.text {
+        None => SectionSpec::Full,
+        Some(SectionText::Header) => SectionSpec::Header,
+        Some(SectionText::HeaderFields(f)) => SectionSpec::HeaderFields(f),
+        Some(SectionText::HeaderFieldsNot(f)) => SectionSpec::HeaderFieldsNot(f),
+        Some(SectionText::Text) => SectionSpec::Text,
+        Some(SectionText::Mime) => SectionSpec::Mime,
+    }
+}
+
+/// The section as the response names it (RFC 3501 7.4.2: `BODY[section]`), field names echoed.
+fn write_section_name(out: &mut Vec<u8>, section: &Section) {
+    let parts: Vec<String> = section.part.iter().map(u32::to_string).collect();
+    out.extend_from_slice(parts.join(".").as_bytes());
+    let Some(text) = &section.text else { return };
+    if !section.part.is_empty() {
+        out.push(b'.');
+    }
+    let fields = match text {
+        SectionText::Header => {
+            out.extend_from_slice(b"HEADER");
+            return;
+        }
+        SectionText::Text => {
+            out.extend_from_slice(b"TEXT");
+            return;
+        }
+        SectionText::Mime => {
+            out.extend_from_slice(b"MIME");
+            return;
+        }
+        SectionText::HeaderFields(f) => {
+            out.extend_from_slice(b"HEADER.FIELDS (");
+            f
+        }
+        SectionText::HeaderFieldsNot(f) => {
+            out.extend_from_slice(b"HEADER.FIELDS.NOT (");
+            f
+        }
+    };
+    for (i, name) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        write_astring(out, name.as_bytes());
+    }
+    out.push(b')');
+}

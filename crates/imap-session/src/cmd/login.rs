@@ -1,0 +1,107 @@
+use std::borrow::Cow;
+
+use auth::AuthOutcome;
+use imap_proto::response::Code;
+
+use crate::capability;
+use crate::session::{Reply, Session, State, User};
+
+impl Session {
+    /// LOGIN (RFC 3501 6.2.3). Refused on cleartext connections where plaintext passwords are not
+    /// allowed (RFC 3501 6.2.3 / LOGINDISABLED; RFC 5530 PRIVACYREQUIRED).
+    pub(crate) async fn cmd_login(&mut self, username: &[u8], password: &[u8]) -> Reply {
+        if !self.plaintext_auth_allowed() {
+            return Reply::no(
+                "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+            )
+            .with_code(Code::PrivacyRequired);
+        }
+        let Ok(username) = std::str::from_utf8(username) else {
+            return self.login_failed("<invalid UTF-8>", "LOGIN").await;
+        };
+        self.password_login(username, password.to_vec(), "LOGIN")
+            .await
+    }
+
+    /// Checks a username and password (from LOGIN or a SASL mechanism) and, on success, opens the
+    /// user's mail and enters the authenticated state. Hashing runs off the async threads.
+    pub(crate) async fn password_login(
+        &mut self,
+        username: &str,
+        password: Vec<u8>,
+        method: &str,
+    ) -> Reply {
+        let backend = self.ctx.backend.clone();
+        let name = username.to_owned();
+        let checked =
+            tokio::task::spawn_blocking(move || backend.authenticate(&name, &password)).await;
+        let outcome = match checked {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                tracing::error!(session = %self.info.session_id, "auth backend failure: {e}");
+                return Reply::no("Temporary authentication failure.").with_code(Code::Unavailable);
+            }
+            Err(e) => {
+                tracing::error!(session = %self.info.session_id, "auth task failed: {e}");
+                return Reply::no("Temporary authentication failure.").with_code(Code::Unavailable);
+            }
+        };
+        let record = match outcome {
+            AuthOutcome::Success(record) => record,
+            AuthOutcome::UnknownUser => {
+                tracing::debug!(session = %self.info.session_id, "unknown user {username:?}");
+                return self.login_failed(username, method).await;
+            }
+            AuthOutcome::WrongPassword => return self.login_failed(username, method).await,
+        };
+        let backend = self.ctx.backend.clone();
+        let rec = record.clone();
+        let store = match tokio::task::spawn_blocking(move || backend.open_store(&rec)).await {
+            Ok(Ok(store)) => store,
+            Ok(Err(e)) => {
+                tracing::error!(session = %self.info.session_id, user = %record.name, "cannot open mail: {e}");
+                return Reply::no("Temporary failure opening your mail.")
+                    .with_code(Code::Unavailable);
+            }
+            Err(e) => {
+                tracing::error!(session = %self.info.session_id, "mail open task failed: {e}");
+                return Reply::no("Temporary failure opening your mail.")
+                    .with_code(Code::Unavailable);
+            }
+        };
+        self.ctx.penalty.record_success(self.info.remote.ip());
+        tracing::info!(
+            "imap-login: Login: user=<{}>, method={}, rip={}, lip={}, {}session=<{}>",
+            record.name,
+            method,
+            self.info.remote.ip(),
+            self.info.local.ip(),
+            if self.tls { "TLS, " } else { "" },
+            self.info.session_id
+        );
+        self.state = State::Authenticated(User { record, store });
+        Reply::ok("Logged in").with_code(Code::Capability(capability::list(self)))
+    }
+
+    /// A failed login: wait out the per-address penalty, log in Dovecot's shape, answer NO.
+    pub(crate) async fn login_failed(&mut self, username: &str, method: &str) -> Reply {
+        self.auth_failures += 1;
+        let delay = self.ctx.penalty.record_failure(self.info.remote.ip());
+        tracing::info!(
+            "imap-login: Authentication failed: user=<{}>, method={}, rip={}, lip={}, {}session=<{}>, attempts={}, delay={}ms",
+            username.chars().take(64).collect::<String>(),
+            method,
+            self.info.remote.ip(),
+            self.info.local.ip(),
+            if self.tls { "TLS, " } else { "" },
+            self.info.session_id,
+            self.auth_failures,
+            delay.as_millis()
+        );
+        tokio::time::sleep(delay).await;
+        if self.auth_failures >= self.ctx.settings.max_auth_attempts {
+            self.disconnect_reason = Cow::Borrowed("auth failed");
+        }
+        Reply::no("Authentication failed.").with_code(Code::AuthenticationFailed)
+    }
+}

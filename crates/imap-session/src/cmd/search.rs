@@ -1,0 +1,243 @@
+use imap_proto::response::{Code, days_from_civil};
+use imap_proto::{Date, SearchKey};
+use mail_parse::ParsedMessage;
+use mail_store::{Mailbox, MessageInfo, ViewMessage};
+use mail_types::{Flag, Keyword, SystemFlags};
+
+use crate::session::{Reply, Session, State};
+
+/// Charsets SEARCH accepts (RFC 3501 6.4.4: US-ASCII is required; UTF-8 is what clients send).
+const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
+
+/// One message under evaluation; its file is read and parsed only if a key needs it.
+struct Candidate<'a> {
+    seq: u32,
+    msg: &'a ViewMessage,
+    mailbox: &'a dyn Mailbox,
+    info: Option<Option<MessageInfo>>,
+    raw: Option<Option<Vec<u8>>>,
+    parsed: Option<ParsedMessage>,
+}
+
+/// What `*` means in sequence-set keys.
+struct Bounds {
+    max_seq: u32,
+    max_uid: u32,
+}
+
+impl<'a> Candidate<'a> {
+    fn info(&mut self) -> Option<MessageInfo> {
+        *self
+            .info
+            .get_or_insert_with(|| self.mailbox.message_info(self.msg.uid).ok())
+    }
+
+    fn message(&mut self) -> Option<(&[u8], &ParsedMessage)> {
+        let raw = self
+            .raw
+            .get_or_insert_with(|| self.mailbox.read_message(self.msg.uid).ok())
+            .as_deref()?;
+        let parsed = self.parsed.get_or_insert_with(|| ParsedMessage::parse(raw));
+        Some((raw, parsed))
+    }
+
+    fn has(&self, flag: SystemFlags) -> bool {
+        self.msg.flags.system.contains(flag)
+    }
+
+    /// Case-insensitive substring search in the decoded values of a header field (RFC 3501
+    /// 6.4.4). An empty needle matches any message that has the field.
+    fn header_contains(&mut self, field: &str, needle: &str) -> bool {
+        let Some((raw, parsed)) = self.message() else {
+            return false;
+        };
+        let values = parsed.header_values(raw, field);
+        if needle.is_empty() {
+            return !values.is_empty();
+        }
+        let needle = fold(needle);
+        values.iter().any(|v| fold(v).contains(&needle))
+    }
+
+    fn body_contains(&mut self, needle: &str, with_headers: bool) -> bool {
+        let Some((raw, parsed)) = self.message() else {
+            return false;
+        };
+        let needle = fold(needle);
+        if with_headers {
+            let header = parsed
+                .section(raw, &[], mail_parse::SectionSpec::Header)
+                .unwrap_or_default();
+            if fold(&String::from_utf8_lossy(&header)).contains(&needle) {
+                return true;
+            }
+        }
+        fold(&parsed.body_text(raw)).contains(&needle)
+    }
+
+    /// Days since the epoch of INTERNALDATE (UTC).
+    fn internal_day(&mut self) -> Option<i64> {
+        self.info().map(|i| i.internal_date.div_euclid(86_400))
+    }
+
+    /// Days since the epoch of the Date header in its own zone ("disregarding time and
+    /// timezone", RFC 3501 6.4.4); INTERNALDATE when the header is missing or unreadable, as
+    /// Dovecot does.
+    fn sent_day(&mut self) -> Option<i64> {
+        let sent = self.message().and_then(|(raw, p)| p.date(raw));
+        match sent {
+            Some((unix, offset_minutes)) => {
+                Some((unix + i64::from(offset_minutes) * 60).div_euclid(86_400))
+            }
+            None => self.internal_day(),
+        }
+    }
+
+    fn matches(&mut self, key: &SearchKey, bounds: &Bounds) -> bool {
+        use SearchKey::*;
+        match key {
+            All => true,
+            Answered => self.has(SystemFlags::ANSWERED),
+            Deleted => self.has(SystemFlags::DELETED),
+            Draft => self.has(SystemFlags::DRAFT),
+            Flagged => self.has(SystemFlags::FLAGGED),
+            Seen => self.has(SystemFlags::SEEN),
+            Unanswered => !self.has(SystemFlags::ANSWERED),
+            Undeleted => !self.has(SystemFlags::DELETED),
+            Undraft => !self.has(SystemFlags::DRAFT),
+            Unflagged => !self.has(SystemFlags::FLAGGED),
+            Unseen => !self.has(SystemFlags::SEEN),
+            Recent => self.msg.recent,
+            Old => !self.msg.recent,
+            New => self.msg.recent && !self.has(SystemFlags::SEEN),
+            Keyword(k) => has_keyword(self.msg, k),
+            Unkeyword(k) => !has_keyword(self.msg, k),
+            Larger(n) => self.info().is_some_and(|i| i.size > u64::from(*n)),
+            Smaller(n) => self.info().is_some_and(|i| i.size < u64::from(*n)),
+            Before(d) => self.internal_day().is_some_and(|day| day < day_number(d)),
+            On(d) => self.internal_day().is_some_and(|day| day == day_number(d)),
+            Since(d) => self.internal_day().is_some_and(|day| day >= day_number(d)),
+            SentBefore(d) => self.sent_day().is_some_and(|day| day < day_number(d)),
+            SentOn(d) => self.sent_day().is_some_and(|day| day == day_number(d)),
+            SentSince(d) => self.sent_day().is_some_and(|day| day >= day_number(d)),
+            From(s) => self.header_contains("From", s),
+            To(s) => self.header_contains("To", s),
+            Cc(s) => self.header_contains("Cc", s),
+            Bcc(s) => self.header_contains("Bcc", s),
+            Subject(s) => self.header_contains("Subject", s),
+            Header(field, s) => self.header_contains(field, s),
+            Body(s) => self.body_contains(s, false),
+            Text(s) => self.body_contains(s, true),
+            Uid(set) => set.contains(self.msg.uid.get(), bounds.max_uid),
+            SequenceSet(set) => set.contains(self.seq, bounds.max_seq),
+            ModSeq(n) => self.msg.modseq.get() >= *n,
+            Not(inner) => !self.matches(inner, bounds),
+            Or(a, b) => self.matches(a, bounds) || self.matches(b, bounds),
+            And(keys) => keys.iter().all(|k| self.matches(k, bounds)),
+        }
+    }
+}
+
+/// Relative cost of evaluating a key: what it has to load.
+fn cost(key: &SearchKey) -> u8 {
+    use SearchKey::*;
+    match key {
+        Larger(_) | Smaller(_) | Before(_) | On(_) | Since(_) => 1,
+        From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | Header(..) | SentBefore(_) | SentOn(_)
+        | SentSince(_) => 2,
+        Body(_) | Text(_) => 3,
+        Not(inner) => cost(inner),
+        Or(a, b) => cost(a).max(cost(b)),
+        And(keys) => keys.iter().map(cost).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Reorders every AND so cheap keys can rule a message out before expensive ones load it.
+fn cheapest_first(key: SearchKey) -> SearchKey {
+    use SearchKey::*;
+    match key {
+        And(keys) => {
+            let mut keys: Vec<SearchKey> = keys.into_iter().map(cheapest_first).collect();
+            keys.sort_by_key(cost);
+            And(keys)
+        }
+        Not(inner) => Not(Box::new(cheapest_first(*inner))),
+        Or(a, b) => Or(Box::new(cheapest_first(*a)), Box::new(cheapest_first(*b))),
+        other => other,
+    }
+}
+
+fn has_keyword(msg: &ViewMessage, name: &str) -> bool {
+    match Flag::parse(name) {
+        Ok(Flag::Keyword(k)) => msg.flags.has_keyword(&k),
+        Ok(flag) => msg.flags.contains(&flag),
+        Err(_) => Keyword::new(name).is_ok_and(|k| msg.flags.has_keyword(&k)),
+    }
+}
+
+fn day_number(d: &Date) -> i64 {
+    days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day))
+}
+
+/// Case folding for substring matching: Unicode lower case, which covers what IMAP's
+/// i;ascii-casemap does for ASCII and behaves sensibly beyond it.
+fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+impl Session {
+    /// SEARCH and UID SEARCH (RFC 3501 6.4.4, 6.4.8). Within each AND, keys run cheapest first
+    /// (flags and UIDs from the view, then dates and sizes, then headers, then bodies), and a
+    /// message file is read only when a key that needs it is reached.
+    pub(crate) fn cmd_search(
+        &mut self,
+        uid_command: bool,
+        charset: Option<&str>,
+        criteria: &SearchKey,
+    ) -> Reply {
+        if let Some(cs) = charset
+            && !CHARSETS.iter().any(|c| c.eq_ignore_ascii_case(cs))
+        {
+            let list = CHARSETS.iter().map(|c| (*c).to_owned()).collect();
+            return Reply::no("Unsupported charset.").with_code(Code::BadCharset(list));
+        }
+        let State::Selected(_, selected) = &self.state else {
+            return Reply::bad("No mailbox selected.");
+        };
+        let criteria = &cheapest_first(criteria.clone());
+        let view = &selected.view;
+        let mailbox = view.mailbox().as_ref();
+        let bounds = Bounds {
+            max_seq: view.exists(),
+            max_uid: view.messages().last().map_or(0, |m| m.uid.get()),
+        };
+        let mut hits = Vec::new();
+        for (i, msg) in view.messages().iter().enumerate() {
+            if msg.expunged {
+                continue;
+            }
+            let seq = i as u32 + 1;
+            let mut cand = Candidate {
+                seq,
+                msg,
+                mailbox,
+                info: None,
+                raw: None,
+                parsed: None,
+            };
+            if cand.matches(criteria, &bounds) {
+                hits.push(if uid_command { msg.uid.get() } else { seq });
+            }
+        }
+        let mut line = String::with_capacity(9 + hits.len() * 6);
+        line.push_str("* SEARCH");
+        for h in hits {
+            line.push(' ');
+            line.push_str(&h.to_string());
+        }
+        line.push_str("\r\n");
+        self.out.extend_from_slice(line.as_bytes());
+        Reply::ok("Search completed.")
+    }
+}

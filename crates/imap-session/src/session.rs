@@ -1,0 +1,585 @@
+//! One IMAP connection from greeting to logout: the read loop, the state machine (RFC 3501 3) and
+//! the rules for when untagged updates may be sent (RFC 3501 5.2, 7.4.1).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth::UserRecord;
+use imap_proto::response::{self, Code, Status};
+use imap_proto::{Command, CommandBody, Decoded, Decoder, Tag};
+use mail_store::{ChangeListener, MailStore, MailboxView, StoreError, StoreErrorKind, ViewEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::capability;
+use crate::cmd::append::AppendInProgress;
+use crate::context::{BoxedStream, ConnectionInfo, SessionContext};
+
+/// Output is flushed once this much is buffered, so a large FETCH streams instead of piling up.
+pub(crate) const FLUSH_THRESHOLD: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The connection state (RFC 3501 3). Each state carries what it needs, so a handler for the
+/// selected state cannot run without a selected mailbox.
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated(User),
+    Selected(User, Selected),
+    Logout,
+}
+
+/// A logged-in user and their mail.
+pub(crate) struct User {
+    pub record: UserRecord,
+    pub store: Arc<dyn MailStore>,
+}
+
+/// The selected mailbox.
+pub(crate) struct Selected {
+    pub view: MailboxView,
+    /// Woken by the store when the mailbox changes (drives IDLE).
+    pub wakeup: Arc<Wakeup>,
+}
+
+/// Adapts the store's change notification to a tokio wake-up. `Notify` keeps one permit, so a
+/// change between a sync and the next wait is never lost.
+pub(crate) struct Wakeup(pub Notify);
+
+impl ChangeListener for Wakeup {
+    fn mailbox_changed(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Whether the connection goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// The tagged status response that ends a command.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub status: Status,
+    pub code: Option<Code>,
+    pub text: Cow<'static, str>,
+}
+
+impl Reply {
+    pub fn ok(text: impl Into<Cow<'static, str>>) -> Self {
+        Reply {
+            status: Status::Ok,
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn no(text: impl Into<Cow<'static, str>>) -> Self {
+        Reply {
+            status: Status::No,
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn bad(text: impl Into<Cow<'static, str>>) -> Self {
+        Reply {
+            status: Status::Bad,
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn with_code(mut self, code: Code) -> Self {
+        self.code = Some(code);
+        self
+    }
+}
+
+/// When a command may be followed by untagged EXPUNGE responses (RFC 3501 7.4.1): never during
+/// FETCH, STORE, SEARCH (and COPY/MOVE by sequence number, whose numbers must stay stable);
+/// the UID forms of those commands may see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpdatePolicy {
+    /// Send every pending update, EXPUNGE included.
+    All,
+    /// Send EXISTS, RECENT and flag changes, hold EXPUNGEs back.
+    NoExpunge,
+    /// Send nothing (the command already did, or changed the selection).
+    None,
+}
+
+pub(crate) struct Session {
+    pub ctx: Arc<SessionContext>,
+    pub info: ConnectionInfo,
+    pub stream: BoxedStream,
+    /// Bytes read from the client and not yet decoded.
+    pub rbuf: Vec<u8>,
+    /// Responses not yet written.
+    pub out: Vec<u8>,
+    pub decoder: Decoder,
+    pub state: State,
+    pub tls: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub bad_commands: u32,
+    pub auth_failures: u32,
+    pub append: Option<AppendInProgress>,
+    pub started: Instant,
+    /// Why the connection ends, for the disconnect log line.
+    pub disconnect_reason: Cow<'static, str>,
+}
+
+/// Serves one connection until it ends.
+pub async fn serve(stream: BoxedStream, ctx: Arc<SessionContext>, info: ConnectionInfo) {
+    let mut session = Session {
+        decoder: Decoder::new(ctx.settings.limits.clone()),
+        tls: info.implicit_tls,
+        ctx,
+        info,
+        stream,
+        rbuf: Vec::with_capacity(4096),
+        out: Vec::with_capacity(4096),
+        state: State::NotAuthenticated,
+        bytes_in: 0,
+        bytes_out: 0,
+        bad_commands: 0,
+        auth_failures: 0,
+        append: None,
+        started: Instant::now(),
+        disconnect_reason: Cow::Borrowed("Connection closed"),
+    };
+    session.run().await;
+}
+
+impl Session {
+    async fn run(&mut self) {
+        let caps = capability::list(self);
+        let greeting = response::status_line(
+            None,
+            Status::Ok,
+            Some(&Code::Capability(caps)),
+            "Columba ready.",
+        );
+        self.out.extend_from_slice(&greeting);
+        loop {
+            let item = self.decoder.decode(&mut self.rbuf);
+            let flow = match item {
+                None => self.wait_for_input().await,
+                Some(Decoded::Command(cmd)) => self.execute(cmd).await,
+                Some(Decoded::NeedContinuation) => {
+                    self.out.extend_from_slice(&response::continuation("OK"));
+                    Flow::Continue
+                }
+                Some(Decoded::AppendStart {
+                    tag,
+                    header,
+                    size,
+                    synchronizing,
+                }) => {
+                    self.bad_commands = 0;
+                    self.append_start(tag, header, size, synchronizing).await
+                }
+                Some(Decoded::AppendDone { tag }) => {
+                    let reply = self.append_done();
+                    self.finish(&tag, reply, UpdatePolicy::All);
+                    Flow::Continue
+                }
+                Some(Decoded::Bad { tag, message }) => self.bad_command(tag.as_ref(), &message),
+                Some(Decoded::Fatal { message }) => {
+                    self.out.extend_from_slice(&response::status_line(
+                        None,
+                        Status::Bye,
+                        None,
+                        &message,
+                    ));
+                    self.disconnect_reason = Cow::Owned(format!("Protocol error: {message}"));
+                    Flow::Close
+                }
+            };
+            if flow == Flow::Close {
+                break;
+            }
+            if self.out.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
+                self.disconnect_reason = Cow::Borrowed("Connection closed");
+                break;
+            }
+        }
+        // A failed flush on the way out changes nothing: the connection is ending either way.
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+        self.log_disconnect();
+    }
+
+    fn log_disconnect(&self) {
+        let secs = self.started.elapsed().as_secs();
+        match &self.state {
+            State::Authenticated(u) | State::Selected(u, _) => tracing::info!(
+                "imap({})<{}>: Disconnected: {} in={} out={}",
+                u.record.name,
+                self.info.session_id,
+                self.disconnect_reason,
+                self.bytes_in,
+                self.bytes_out
+            ),
+            State::Logout | State::NotAuthenticated => tracing::info!(
+                "imap-login: Disconnected: {} ({} attempts in {} secs): rip={}, lip={}, {}session=<{}>, in={} out={}",
+                self.disconnect_reason,
+                self.auth_failures,
+                secs,
+                self.info.remote.ip(),
+                self.info.local.ip(),
+                if self.tls { "TLS, " } else { "" },
+                self.info.session_id,
+                self.bytes_in,
+                self.bytes_out
+            ),
+        }
+    }
+
+    fn bad_command(&mut self, tag: Option<&Tag>, message: &str) -> Flow {
+        self.bad_commands += 1;
+        self.out
+            .extend_from_slice(&response::status_line(tag, Status::Bad, None, message));
+        if self.bad_commands >= self.ctx.settings.max_bad_commands {
+            self.out.extend_from_slice(&response::status_line(
+                None,
+                Status::Bye,
+                None,
+                "Too many invalid IMAP commands.",
+            ));
+            self.disconnect_reason = Cow::Borrowed("Too many invalid IMAP commands");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    /// Flushes pending output and reads more input, within the timeout of the current state.
+    async fn wait_for_input(&mut self) -> Flow {
+        if self.flush().await.is_err() {
+            return Flow::Close;
+        }
+        let timeout = self.input_timeout();
+        match tokio::time::timeout(timeout, self.fill()).await {
+            Ok(Ok(true)) => Flow::Continue,
+            Ok(Ok(false)) => {
+                self.disconnect_reason = Cow::Borrowed(if self.is_authenticated() {
+                    "Connection closed"
+                } else {
+                    "Connection closed before login"
+                });
+                Flow::Close
+            }
+            Ok(Err(e)) => {
+                self.disconnect_reason = Cow::Owned(format!("Connection error: {e}"));
+                Flow::Close
+            }
+            Err(_) => {
+                self.out.extend_from_slice(&response::status_line(
+                    None,
+                    Status::Bye,
+                    None,
+                    "Disconnected for inactivity.",
+                ));
+                self.disconnect_reason = Cow::Borrowed("Disconnected for inactivity");
+                Flow::Close
+            }
+        }
+    }
+
+    pub(crate) fn input_timeout(&self) -> Duration {
+        if self.is_authenticated() {
+            self.ctx.settings.idle_timeout
+        } else {
+            self.ctx.settings.login_timeout
+        }
+    }
+
+    pub(crate) fn is_authenticated(&self) -> bool {
+        matches!(self.state, State::Authenticated(_) | State::Selected(..))
+    }
+
+    /// Reads whatever the client has sent into `rbuf`. `Ok(false)` at end of stream.
+    pub(crate) async fn fill(&mut self) -> std::io::Result<bool> {
+        let start = self.rbuf.len();
+        self.rbuf.resize(start + READ_CHUNK, 0);
+        let result = self.stream.read(&mut self.rbuf[start..]).await;
+        let n = *result.as_ref().unwrap_or(&0);
+        self.rbuf.truncate(start + n);
+        self.bytes_in += n as u64;
+        result.map(|n| n > 0)
+    }
+
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.write_all(&self.out).await;
+        self.bytes_out += self.out.len() as u64;
+        self.out.clear();
+        result?;
+        self.stream.flush().await
+    }
+
+    /// Runs one complete command (RFC 3501 6) and writes its tagged response.
+    async fn execute(&mut self, cmd: Command) -> Flow {
+        let Command { tag, body } = cmd;
+        if let Some(reply) = self.state_check(&body) {
+            return self.bad_command(Some(&tag), &reply.text);
+        }
+        self.bad_commands = 0;
+        let policy = update_policy(&body);
+        if reads_messages(&body) {
+            // Catch up first, so results reflect the mailbox as it is now; expunges stay held
+            // back for the commands that forbid them.
+            self.send_updates(policy == UpdatePolicy::All);
+        }
+        let reply = match body {
+            CommandBody::Capability => self.cmd_capability(),
+            CommandBody::Noop => self.cmd_noop(),
+            CommandBody::Logout => self.cmd_logout(),
+            CommandBody::Id(params) => self.cmd_id(params),
+            CommandBody::StartTls => return self.cmd_starttls(tag).await,
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                match self
+                    .cmd_authenticate(&tag, &mechanism, initial_response)
+                    .await
+                {
+                    Some(reply) => reply,
+                    None => return Flow::Close,
+                }
+            }
+            CommandBody::Login { username, password } => self.cmd_login(&username, &password).await,
+            CommandBody::Select { mailbox, params } => self.cmd_select(&mailbox, params, false),
+            CommandBody::Examine { mailbox, params } => self.cmd_select(&mailbox, params, true),
+            CommandBody::Create { mailbox } => self.cmd_create(&mailbox),
+            CommandBody::Delete { mailbox } => self.cmd_delete(&mailbox),
+            CommandBody::Rename { from, to } => self.cmd_rename(&from, &to),
+            CommandBody::Subscribe { mailbox } => self.cmd_subscribe(&mailbox, true),
+            CommandBody::Unsubscribe { mailbox } => self.cmd_subscribe(&mailbox, false),
+            CommandBody::List { reference, pattern } => self.cmd_list(&reference, &pattern, false),
+            CommandBody::Lsub { reference, pattern } => self.cmd_list(&reference, &pattern, true),
+            CommandBody::Status { mailbox, items } => self.cmd_status(&mailbox, &items),
+            CommandBody::Append(_) => Reply::bad("APPEND without a message literal."),
+            CommandBody::Namespace => self.cmd_namespace(),
+            CommandBody::Enable(caps) => self.cmd_enable(&caps),
+            CommandBody::Idle => return self.cmd_idle(tag).await,
+            CommandBody::Check => self.cmd_check(),
+            CommandBody::Close => self.cmd_close(true),
+            CommandBody::Unselect => self.cmd_close(false),
+            CommandBody::Expunge => self.cmd_expunge(None),
+            CommandBody::UidExpunge(set) => self.cmd_expunge(Some(&set)),
+            CommandBody::Search {
+                uid,
+                charset,
+                criteria,
+            } => self.cmd_search(uid, charset.as_deref(), &criteria),
+            CommandBody::Fetch { uid, set, items } => self.cmd_fetch(uid, &set, &items).await,
+            CommandBody::Store {
+                uid,
+                set,
+                action,
+                silent,
+                flags,
+            } => self.cmd_store(uid, &set, action, silent, &flags),
+            CommandBody::Copy { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, false),
+            CommandBody::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true),
+        };
+        self.finish(&tag, reply, policy);
+        if !self.is_authenticated() && self.auth_failures >= self.ctx.settings.max_auth_attempts {
+            self.out.extend_from_slice(&response::status_line(
+                None,
+                Status::Bye,
+                None,
+                "Too many failed authentication attempts.",
+            ));
+            self.disconnect_reason = Cow::Borrowed("Too many failed authentication attempts");
+            return Flow::Close;
+        }
+        if matches!(self.state, State::Logout) {
+            self.disconnect_reason = Cow::Borrowed("Logged out");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    /// Which commands are valid in which state (RFC 3501 6.1-6.4): `Some` with the reason when not.
+    fn state_check(&self, body: &CommandBody) -> Option<Reply> {
+        use CommandBody::*;
+        let any = matches!(body, Capability | Noop | Logout | Id(_));
+        let not_auth_only = matches!(body, StartTls | Authenticate { .. } | Login { .. });
+        let selected_only = matches!(
+            body,
+            Check
+                | Close
+                | Unselect
+                | Expunge
+                | UidExpunge(_)
+                | Search { .. }
+                | Fetch { .. }
+                | Store { .. }
+                | Copy { .. }
+                | Move { .. }
+        );
+        if any {
+            return None;
+        }
+        match &self.state {
+            State::NotAuthenticated if not_auth_only => None,
+            State::NotAuthenticated => Some(Reply::bad("Please log in first.")),
+            _ if not_auth_only => Some(Reply::bad("Already logged in.")),
+            State::Authenticated(_) if selected_only => Some(Reply::bad("No mailbox selected.")),
+            _ => None,
+        }
+    }
+
+    /// Sends the untagged updates the policy allows, then the tagged response.
+    pub(crate) fn finish(&mut self, tag: &Tag, reply: Reply, policy: UpdatePolicy) {
+        if policy != UpdatePolicy::None {
+            self.send_updates(policy == UpdatePolicy::All);
+        }
+        self.out.extend_from_slice(&response::status_line(
+            Some(tag),
+            reply.status,
+            reply.code.as_ref(),
+            &reply.text,
+        ));
+    }
+
+    /// Brings the selected mailbox's view up to date and writes the resulting untagged responses.
+    pub(crate) fn send_updates(&mut self, allow_expunge: bool) {
+        let State::Selected(_, selected) = &mut self.state else {
+            return;
+        };
+        match selected.view.sync(allow_expunge) {
+            Ok(events) => write_events(&mut self.out, &events),
+            Err(e) => {
+                tracing::warn!(session = %self.info.session_id, "mailbox sync failed: {e}");
+            }
+        }
+    }
+
+    /// The user and the selected view, when selected.
+    pub(crate) fn selected_mut(&mut self) -> Option<(&User, &mut Selected)> {
+        match &mut self.state {
+            State::Selected(user, selected) => Some((user, selected)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn user(&self) -> Option<&User> {
+        match &self.state {
+            State::Authenticated(u) | State::Selected(u, _) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Maps a storage failure to the reply a client may see; internal details only go to the log
+    /// (RFC 5530 codes; Dovecot's wording).
+    pub(crate) fn store_error(&self, err: StoreError) -> Reply {
+        match err.kind() {
+            StoreErrorKind::NotFound => {
+                Reply::no(format!("Mailbox doesn't exist: {}", error_subject(&err)))
+                    .with_code(Code::NonExistent)
+            }
+            StoreErrorKind::AlreadyExists => {
+                Reply::no("Mailbox already exists.").with_code(Code::AlreadyExists)
+            }
+            StoreErrorKind::InvalidName => Reply::no(format!("{err}")).with_code(Code::CanNot),
+            StoreErrorKind::NotPossible => Reply::no(format!("{err}")).with_code(Code::CanNot),
+            StoreErrorKind::Expunged => {
+                Reply::no("Some of the requested messages no longer exist.")
+                    .with_code(Code::ExpungeIssued)
+            }
+            StoreErrorKind::InUse => {
+                Reply::no("Mailbox is locked, try again later.").with_code(Code::InUse)
+            }
+            StoreErrorKind::NoPermission => Reply::no("Permission denied.").with_code(Code::NoPerm),
+            StoreErrorKind::OverQuota => Reply::no("Quota exceeded.").with_code(Code::OverQuota),
+            StoreErrorKind::Internal => {
+                let stamp = timestamp();
+                tracing::error!(session = %self.info.session_id, "internal error [{stamp}]: {err}");
+                Reply::no(format!(
+                    "Internal error occurred. Refer to server log for more information. [{stamp}]"
+                ))
+                .with_code(Code::ServerBug)
+            }
+        }
+    }
+}
+
+fn error_subject(err: &StoreError) -> String {
+    match err {
+        StoreError::NotFound(name) => name.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC, to tie a client's error message to the log line.
+pub(crate) fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (y, m, d) = response::civil_from_days(now.div_euclid(86_400));
+    let s = now.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+fn update_policy(body: &CommandBody) -> UpdatePolicy {
+    match body {
+        CommandBody::Fetch { uid: false, .. }
+        | CommandBody::Store { uid: false, .. }
+        | CommandBody::Search { uid: false, .. }
+        | CommandBody::Copy { uid: false, .. }
+        | CommandBody::Move { uid: false, .. } => UpdatePolicy::NoExpunge,
+        CommandBody::Select { .. }
+        | CommandBody::Examine { .. }
+        | CommandBody::Close
+        | CommandBody::Unselect
+        | CommandBody::Logout => UpdatePolicy::None,
+        _ => UpdatePolicy::All,
+    }
+}
+
+/// Commands whose results depend on the messages' current state.
+fn reads_messages(body: &CommandBody) -> bool {
+    matches!(
+        body,
+        CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+    )
+}
+
+/// Writes view events as untagged responses (RFC 3501 7.3.1, 7.3.2, 7.4.1, 7.4.2).
+pub(crate) fn write_events(out: &mut Vec<u8>, events: &[ViewEvent]) {
+    for ev in events {
+        match ev {
+            ViewEvent::Expunge(seq) => {
+                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes())
+            }
+            ViewEvent::Exists(n) => out.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes()),
+            ViewEvent::Recent(n) => out.extend_from_slice(format!("* {n} RECENT\r\n").as_bytes()),
+            ViewEvent::Flags {
+                seq,
+                uid,
+                flags,
+                recent,
+                ..
+            } => {
+                out.extend_from_slice(format!("* {seq} FETCH (UID {uid} FLAGS ").as_bytes());
+                response::write_flag_list(out, flags.iter(), *recent);
+                out.extend_from_slice(b")\r\n");
+            }
+        }
+    }
+}
