@@ -1,3 +1,132 @@
+//! The `columba` binary: command line, configuration, logging, and the wiring of listeners,
+//! TLS, authentication and mail storage into IMAP sessions. The only crate that uses `anyhow`.
+
+mod backend;
+mod config;
+mod fsutil;
+mod server;
+mod setup;
+mod tls;
+mod users;
+
+use std::io::{IsTerminal as _, Read as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "columba", version, about = "An IMAP and POP3 server")]
+struct Cli {
+    /// Configuration file (TOML). Without one, the embedded defaults are used.
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    /// Keep everything the embedded defaults create (certificate, users, mail) under DIR.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// IMAP (cleartext + STARTTLS) listener; repeatable; replaces the configured ones.
+        #[arg(long = "imap")]
+        imap: Vec<SocketAddr>,
+        /// IMAPS (implicit TLS) listener; repeatable; replaces the configured ones.
+        #[arg(long = "imaps")]
+        imaps: Vec<SocketAddr>,
+    },
+    /// Print the effective configuration.
+    Config,
+    /// Manage the users of the passwd-file.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user; the password is read from standard input.
+    Add { name: String },
+    /// List users.
+    List,
+    /// Delete a user (their mail is kept).
+    Del { name: String },
+    /// Change a user's password, read from standard input.
+    Passwd { name: String },
+}
+
 fn main() {
-    println!("Hello, world!");
+    if let Err(e) = run() {
+        eprintln!("columba: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    match cli.command {
+        Command::Serve { imap, imaps } => {
+            init_logging(&config.log.level);
+            // Each listener kind given on the command line replaces the configured ones.
+            if !imap.is_empty() {
+                config.imap.listen = imap;
+            }
+            if !imaps.is_empty() {
+                config.imap.listen_tls = imaps;
+            }
+            if let Some(password) = setup::ensure_data_dir(&config)? {
+                // Printed once, on the terminal of whoever started the server first.
+                println!(
+                    "Created demo user '{}' with password '{}' in {}",
+                    setup::DEMO_USER,
+                    password,
+                    config.passwd_path().display()
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(server::serve(config))
+        }
+        Command::Config => {
+            print!("{}", config.effective().to_toml()?);
+            Ok(())
+        }
+        Command::User { action } => users::run(&config, action),
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COLUMBA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Reads a password from standard input: the first line, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    let password = input.lines().next().unwrap_or("").to_owned();
+    if password.is_empty() {
+        anyhow::bail!("empty password");
+    }
+    Ok(password)
 }

@@ -123,6 +123,8 @@ pub(crate) struct Session {
     pub bytes_out: u64,
     pub bad_commands: u32,
     pub auth_failures: u32,
+    /// Who logged in, kept after LOGOUT for the disconnect log line.
+    pub logged_in_as: Option<String>,
     pub append: Option<AppendInProgress>,
     pub started: Instant,
     /// Why the connection ends, for the disconnect log line.
@@ -144,6 +146,7 @@ pub async fn serve(stream: BoxedStream, ctx: Arc<SessionContext>, info: Connecti
         bytes_out: 0,
         bad_commands: 0,
         auth_failures: 0,
+        logged_in_as: None,
         append: None,
         started: Instant::now(),
         disconnect_reason: Cow::Borrowed("Connection closed"),
@@ -212,16 +215,16 @@ impl Session {
 
     fn log_disconnect(&self) {
         let secs = self.started.elapsed().as_secs();
-        match &self.state {
-            State::Authenticated(u) | State::Selected(u, _) => tracing::info!(
+        match &self.logged_in_as {
+            Some(name) => tracing::info!(
                 "imap({})<{}>: Disconnected: {} in={} out={}",
-                u.record.name,
+                name,
                 self.info.session_id,
                 self.disconnect_reason,
                 self.bytes_in,
                 self.bytes_out
             ),
-            State::Logout | State::NotAuthenticated => tracing::info!(
+            None => tracing::info!(
                 "imap-login: Disconnected: {} ({} attempts in {} secs): rip={}, lip={}, {}session=<{}>, in={} out={}",
                 self.disconnect_reason,
                 self.auth_failures,

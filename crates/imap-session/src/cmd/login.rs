@@ -16,10 +16,11 @@ impl Session {
             )
             .with_code(Code::PrivacyRequired);
         }
+        // Logged as method=PLAIN, as Dovecot does: LOGIN is a plaintext password like SASL PLAIN.
         let Ok(username) = std::str::from_utf8(username) else {
-            return self.login_failed("<invalid UTF-8>", "LOGIN").await;
+            return self.login_failed("<invalid UTF-8>", "PLAIN").await;
         };
-        self.password_login(username, password.to_vec(), "LOGIN")
+        self.password_login(username, password.to_vec(), "PLAIN")
             .await
     }
 
@@ -79,6 +80,7 @@ impl Session {
             if self.tls { "TLS, " } else { "" },
             self.info.session_id
         );
+        self.logged_in_as = Some(record.name.clone());
         self.state = State::Authenticated(User { record, store });
         Reply::ok("Logged in").with_code(Code::Capability(capability::list(self)))
     }

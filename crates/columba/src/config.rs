@@ -1,0 +1,256 @@
+//! The configuration file: TOML, every setting optional, with defaults that run a development
+//! server on loopback out of one data directory. Paths left unset live under `data_dir`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// Version of the configuration schema; bumped only with a migration, so an old file keeps working.
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    /// Where the embedded defaults keep the certificate, the passwd-file and mail.
+    pub data_dir: PathBuf,
+    pub imap: ImapConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub mail: MailConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImapConfig {
+    /// Cleartext listeners, offering STARTTLS (production: `0.0.0.0:143`).
+    pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (production: `0.0.0.0:993`).
+    pub listen_tls: Vec<SocketAddr>,
+    /// Longest command line, literals excluded.
+    pub max_line_length: usize,
+    /// Largest message APPEND accepts, in bytes.
+    pub max_message_size: u64,
+    /// Seconds a client may take to log in.
+    pub login_timeout_secs: u64,
+    /// Seconds of silence before a logged-in client is disconnected (RFC 9051: at least 1800).
+    pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; default `<data_dir>/tls/cert.pem`, generated self-signed if missing.
+    pub cert: Option<PathBuf>,
+    /// PEM private key; default `<data_dir>/tls/key.pem`.
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Dovecot-format passwd-file; default `<data_dir>/users`.
+    pub passwd_file: Option<PathBuf>,
+    /// Accept plaintext passwords on unencrypted connections from non-loopback peers
+    /// (Dovecot's `disable_plaintext_auth = no`). Off by default.
+    pub allow_plaintext_without_tls: bool,
+    /// Delay before answering the first failed login from an address, in milliseconds; it doubles
+    /// with each further failure from that address.
+    pub failure_delay_ms: u64,
+    /// Ceiling of that delay.
+    pub failure_delay_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// Where a user's Maildir is: `%u` is the user name, `%h` the home directory from the
+    /// passwd-file. Default `<data_dir>/mail/%u/Maildir`; for system users `%h/Maildir`.
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `columba=debug,info`...
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            data_dir: PathBuf::from("columba-data"),
+            imap: ImapConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            mail: MailConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
+            listen_tls: vec![SocketAddr::from(([127, 0, 0, 1], 1993))],
+            max_line_length: 64 * 1024,
+            max_message_size: 64 * 1024 * 1024,
+            login_timeout_secs: 60,
+            idle_timeout_secs: 30 * 60,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            passwd_file: None,
+            allow_plaintext_without_tls: false,
+            failure_delay_ms: 2000,
+            failure_delay_max_ms: 15_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or returns the defaults when no file is given.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if config.version > CONFIG_VERSION {
+            anyhow::bail!(
+                "{} has configuration version {}, this Columba understands up to {}",
+                path.display(),
+                config.version,
+                CONFIG_VERSION
+            );
+        }
+        Ok(config)
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.tls
+            .cert
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls/cert.pem"))
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.tls
+            .key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls/key.pem"))
+    }
+
+    pub fn passwd_path(&self) -> PathBuf {
+        self.auth
+            .passwd_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("users"))
+    }
+
+    pub fn mail_location(&self) -> String {
+        self.mail
+            .location
+            .clone()
+            .unwrap_or_else(|| format!("{}/mail/%u/Maildir", self.data_dir.display()))
+    }
+
+    /// The effective configuration with every default spelled out, for `columba config`.
+    pub fn effective(&self) -> Config {
+        let mut c = self.clone();
+        c.tls.cert = Some(self.cert_path());
+        c.tls.key = Some(self.key_path());
+        c.auth.passwd_file = Some(self.passwd_path());
+        c.mail.location = Some(self.mail_location());
+        c
+    }
+
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+/// Expands `%u` and `%h` in a mail location. The user name must be one path component: names
+/// that could climb out (`..`, `/`) never reach here because the passwd-file refuses them, and
+/// this check makes sure of it.
+pub fn expand_location(template: &str, user: &str, home: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if user.is_empty() || user.contains('/') || user.starts_with('.') || user.contains('\0') {
+        anyhow::bail!("user name {user:?} cannot be used in a path");
+    }
+    let mut out = String::with_capacity(template.len() + user.len());
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => out.push_str(user),
+            Some('h') => match home {
+                Some(h) => out.push_str(&h.to_string_lossy()),
+                None => {
+                    anyhow::bail!("mail location uses %h but user {user} has no home directory")
+                }
+            },
+            Some('%') => out.push('%'),
+            other => anyhow::bail!(
+                "unknown variable %{} in mail location",
+                other.unwrap_or(' ')
+            ),
+        }
+    }
+    Ok(PathBuf::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults_and_round_trips() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(
+            c.imap.listen,
+            vec!["127.0.0.1:1143".parse::<SocketAddr>().unwrap()]
+        );
+        let text = c.effective().to_toml().unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back.passwd_path(), PathBuf::from("columba-data/users"));
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        assert!(toml::from_str::<Config>("[imap]\nlisten_typo = []\n").is_err());
+    }
+
+    #[test]
+    fn locations_expand_and_refuse_escapes() {
+        let p = expand_location("/var/mail/%u/Maildir", "bob", None).unwrap();
+        assert_eq!(p, PathBuf::from("/var/mail/bob/Maildir"));
+        let h = expand_location("%h/Maildir", "bob", Some(Path::new("/home/bob"))).unwrap();
+        assert_eq!(h, PathBuf::from("/home/bob/Maildir"));
+        for bad in ["../root", "a/b", ".hidden", ""] {
+            assert!(expand_location("/m/%u", bad, None).is_err(), "{bad:?}");
+        }
+        assert!(expand_location("%h/M", "bob", None).is_err());
+    }
+}

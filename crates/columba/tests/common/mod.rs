@@ -1,0 +1,269 @@
+//! Starts the built `columba` binary on loopback for a test: a fresh data directory, a user with
+//! a known password, listeners on ports the OS picks (read back from the server's log line).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const USER: &str = "tester";
+pub const PASSWORD: &str = "s3cret-pass";
+
+pub struct Server {
+    child: Child,
+    pub data_dir: tempfile::TempDir,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    log: mpsc::Receiver<String>,
+    pub log_lines: Vec<String>,
+}
+
+pub fn columba() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_columba"))
+}
+
+/// Adds a user to the data directory's passwd-file with `columba user add`.
+pub fn add_user(data_dir: &Path, name: &str, password: &str) {
+    let mut child = columba()
+        .args(["--data-dir"])
+        .arg(data_dir)
+        .args(["user", "add", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn columba user add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "columba user add {name} failed"
+    );
+}
+
+impl Server {
+    /// Starts a server with one user (`USER`/`PASSWORD`) and waits until it accepts connections.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Server {
+        let data_dir = tempfile::tempdir().unwrap();
+        add_user(data_dir.path(), USER, PASSWORD);
+        Server::start_in(data_dir, extra_args)
+    }
+
+    /// Starts a server on `data_dir` as it is. Its standard output arrives in the log too, each
+    /// line prefixed with `stdout: `.
+    pub fn start_in(data_dir: tempfile::TempDir, extra_args: &[&str]) -> Server {
+        let mut child = columba()
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["serve", "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("COLUMBA_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn columba serve");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx2.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(format!("stdout: {line}")).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            data_dir,
+            imap: "127.0.0.1:0".parse().unwrap(),
+            imaps: "127.0.0.1:0".parse().unwrap(),
+            log: rx,
+            log_lines: Vec::new(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let (mut imap, mut imaps) = (None, None);
+        while imap.is_none() || imaps.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = server.log.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "server did not report its listeners; log so far:\n{}",
+                    server.log_lines.join("\n")
+                )
+            });
+            if let Some(addr) = listener_addr(&line, "imap: listening on ") {
+                imap = Some(addr);
+            } else if let Some(addr) = listener_addr(&line, "imaps: listening on ") {
+                imaps = Some(addr);
+            }
+            server.log_lines.push(line);
+        }
+        server.imap = imap.unwrap();
+        server.imaps = imaps.unwrap();
+        server
+    }
+
+    /// Log lines so far (drains what the server printed since the last call).
+    pub fn log(&mut self) -> &[String] {
+        while let Ok(line) = self.log.try_recv() {
+            self.log_lines.push(line);
+        }
+        &self.log_lines
+    }
+
+    /// Waits up to 10 s for a log line containing `needle` and returns it.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        if let Some(line) = self.log_lines.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.log_lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line containing {needle:?}; log:\n{}",
+                    self.log_lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.data_dir.path().join("mail").join(user).join("Maildir")
+    }
+
+    /// Stops the server and hands back its data directory, to start another on it.
+    pub fn into_data_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let empty = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data_dir, empty)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listener_addr(line: &str, marker: &str) -> Option<SocketAddr> {
+    let at = line.find(marker)?;
+    line[at + marker.len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether an external program is available. When it is not, the test prints why it skips —
+/// unless `COLUMBA_REQUIRE_EXTERNAL=1` (set by `.ci/run`, which installs everything), in which case
+/// a missing program is a failure.
+pub fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("COLUMBA_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!("{program} is required (COLUMBA_REQUIRE_EXTERNAL=1) but not installed");
+        }
+        eprintln!("skipping: {program} not installed");
+    }
+    found
+}
+
+/// A minimal line-based IMAP client for tests that need exact control over the bytes sent.
+pub struct RawClient {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut c = RawClient { stream, reader };
+        let greeting = c.line();
+        assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
+        c
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// One line without CRLF; empty string at end of stream.
+    pub fn line(&mut self) -> String {
+        let mut buf = Vec::new();
+        let _ = self.reader.read_until(b'\n', &mut buf);
+        String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\r', '\n'])
+            .to_owned()
+    }
+
+    /// Reads lines until the tagged response for `tag`; returns all lines read.
+    pub fn until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                lines.push("<EOF>".to_owned());
+                return lines;
+            }
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    pub fn command(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(format!("{tag} {command}\r\n").as_bytes());
+        self.until_tagged(tag)
+    }
+
+    /// Reads whatever remains until the server closes the connection.
+    pub fn read_to_end(&mut self) -> String {
+        let mut rest = String::new();
+        let _ = self.reader.read_to_string(&mut rest);
+        rest
+    }
+}
