@@ -40,6 +40,7 @@
 //! builds the in-memory index today.
 
 mod arena;
+mod file;
 mod keywords;
 
 use std::fmt;
@@ -49,6 +50,7 @@ use mail_types::{Flags, Keyword, ModSeq, SystemFlags, Uid, UidValidity};
 use arena::{Arena, Span};
 use keywords::KeywordTable;
 
+pub use file::{IndexFileError, LoadedIndex};
 pub use keywords::MAX_KEYWORDS;
 
 /// Why an [`Op`] was refused. The state is unchanged when one is returned.
