@@ -40,6 +40,7 @@
 //! builds the in-memory index today.
 
 mod arena;
+mod cache;
 mod file;
 mod keywords;
 
@@ -50,6 +51,7 @@ use mail_types::{Flags, Keyword, ModSeq, SystemFlags, Uid, UidValidity};
 use arena::{Arena, Span};
 use keywords::KeywordTable;
 
+pub use cache::{CacheRepair, MessageCache};
 pub use file::{IndexFileError, LoadedIndex};
 pub use keywords::MAX_KEYWORDS;
 
