@@ -176,6 +176,20 @@ pub enum CacheField {
     Envelope,
     BodyStructure,
     Body,
+    /// Decoded FROM/TO/CC/BCC/SUBJECT values and the sent date, as SEARCH uses them.
+    SearchHeaders,
+}
+
+impl CacheField {
+    /// The number naming the field in cache files; never reused for another meaning.
+    pub fn id(self) -> u8 {
+        match self {
+            CacheField::Envelope => 1,
+            CacheField::BodyStructure => 2,
+            CacheField::Body => 3,
+            CacheField::SearchHeaders => 4,
+        }
+    }
 }
 
 /// A message being saved. Dropping it without `commit` discards it and leaves no trace.

@@ -262,14 +262,12 @@ fn write_fetch_response(
                     out.extend_from_slice(v);
                 } else if let Some((raw, parsed)) = loaded.parsed() {
                     let mut encoded = Vec::new();
-                    match field {
-                        CacheField::Envelope => write_envelope(&mut encoded, &parsed.envelope(raw)),
-                        CacheField::Body => {
+                    match item {
+                        FetchAttr::Envelope => write_envelope(&mut encoded, &parsed.envelope(raw)),
+                        FetchAttr::Body => {
                             write_body_structure(&mut encoded, &parsed.body_structure(raw), false)
                         }
-                        CacheField::BodyStructure => {
-                            write_body_structure(&mut encoded, &parsed.body_structure(raw), true)
-                        }
+                        _ => write_body_structure(&mut encoded, &parsed.body_structure(raw), true),
                     }
                     mailbox.cache(entry.uid, field, &encoded);
                     out.extend_from_slice(&encoded);

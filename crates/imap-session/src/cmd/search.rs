@@ -1,10 +1,14 @@
 use imap_proto::response::{Code, days_from_civil};
 use imap_proto::{Date, SearchKey};
 use mail_parse::ParsedMessage;
-use mail_store::{Mailbox, MessageInfo, ViewMessage};
+use mail_store::{CacheField, Mailbox, MessageInfo, ViewMessage};
 use mail_types::{Flag, Keyword, SystemFlags};
 
 use crate::session::{Reply, Session, State};
+
+mod headers;
+
+use headers::SearchHeaders;
 
 /// Charsets SEARCH accepts (RFC 3501 6.4.4: US-ASCII is required; UTF-8 is what clients send).
 const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
@@ -17,6 +21,7 @@ struct Candidate<'a> {
     info: Option<Option<MessageInfo>>,
     raw: Option<Option<Vec<u8>>>,
     parsed: Option<ParsedMessage>,
+    headers: Option<Option<SearchHeaders>>,
 }
 
 /// What `*` means in sequence-set keys.
@@ -48,6 +53,17 @@ impl<'a> Candidate<'a> {
     /// Case-insensitive substring search in the decoded values of a header field (RFC 3501
     /// 6.4.4). An empty needle matches any message that has the field.
     fn header_contains(&mut self, field: &str, needle: &str) -> bool {
+        if let Some(i) = SearchHeaders::field(field) {
+            let Some(headers) = self.search_headers() else {
+                return false;
+            };
+            let values = &headers.values[i];
+            if needle.is_empty() {
+                return !values.is_empty();
+            }
+            let needle = fold(needle);
+            return values.iter().any(|v| v.contains(&needle));
+        }
         let Some((raw, parsed)) = self.message() else {
             return false;
         };
@@ -57,6 +73,31 @@ impl<'a> Candidate<'a> {
         }
         let needle = fold(needle);
         values.iter().any(|v| fold(v).contains(&needle))
+    }
+
+    /// The commonly searched header values: from the store's cache, or derived from the message
+    /// and offered to the cache for next time.
+    fn search_headers(&mut self) -> Option<&SearchHeaders> {
+        if self.headers.is_none() {
+            let uid = self.msg.uid;
+            let cached = self
+                .mailbox
+                .cached(uid, CacheField::SearchHeaders)
+                .and_then(|b| SearchHeaders::decode(&b));
+            let headers = match cached {
+                Some(h) => Some(h),
+                None => {
+                    let derived = self.message().map(|(raw, p)| SearchHeaders::derive(raw, p));
+                    if let Some(h) = &derived {
+                        self.mailbox
+                            .cache(uid, CacheField::SearchHeaders, &h.encode());
+                    }
+                    derived
+                }
+            };
+            self.headers = Some(headers);
+        }
+        self.headers.as_ref().and_then(Option::as_ref)
     }
 
     fn body_contains(&mut self, needle: &str, with_headers: bool) -> bool {
@@ -84,11 +125,8 @@ impl<'a> Candidate<'a> {
     /// timezone", RFC 3501 6.4.4); INTERNALDATE when the header is missing or unreadable, as
     /// Dovecot does.
     fn sent_day(&mut self) -> Option<i64> {
-        let sent = self.message().and_then(|(raw, p)| p.date(raw));
-        match sent {
-            Some((unix, offset_minutes)) => {
-                Some((unix + i64::from(offset_minutes) * 60).div_euclid(86_400))
-            }
+        match self.search_headers().and_then(|h| h.sent_day) {
+            Some(day) => Some(day),
             None => self.internal_day(),
         }
     }
@@ -225,6 +263,7 @@ impl Session {
                 info: None,
                 raw: None,
                 parsed: None,
+                headers: None,
             };
             if cand.matches(criteria, &bounds) {
                 hits.push(if uid_command { msg.uid.get() } else { seq });
