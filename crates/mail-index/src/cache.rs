@@ -97,6 +97,24 @@ impl MessageCache {
         }
     }
 
+    /// A cache with no file: holds nothing, stores nothing. For when the real one cannot be
+    /// used, so callers need no second code path.
+    pub fn disabled() -> MessageCache {
+        MessageCache {
+            path: PathBuf::new(),
+            file: None,
+            uid_validity: UidValidity::MIN,
+            slots: HashMap::new(),
+            end: HEADER_SIZE,
+            garbage: 0,
+        }
+    }
+
+    /// The UIDVALIDITY the cache's values belong to.
+    pub fn uid_validity(&self) -> UidValidity {
+        self.uid_validity
+    }
+
     /// Replaces the file with an empty one; `why` empty means there simply was none.
     fn reset(&mut self, repairs: &mut Vec<CacheRepair>, why: &str) {
         if !why.is_empty() {
@@ -115,7 +133,6 @@ impl MessageCache {
     /// Reads entries appended since the last scan (by this or another process). A bad entry
     /// ends the valid part; the file is cut there so later appends follow valid data.
     fn scan_tail(&mut self, repairs: &mut Vec<CacheRepair>) {
-        self.follow_replacement(repairs);
         let Some(file) = self.file.as_mut() else {
             return;
         };
@@ -234,8 +251,9 @@ impl MessageCache {
         if value.len() > MAX_VALUE {
             return;
         }
-        // Pick up other processes' entries first, so our offsets are right.
+        // Follow another process's compaction, and pick up its entries, so our offsets are right.
         let mut repairs = Vec::new();
+        self.follow_replacement(&mut repairs);
         self.scan_tail(&mut repairs);
         let Some(file) = self.file.as_mut() else {
             return;

@@ -181,6 +181,14 @@ fn registry_open(name: &MailboxName, root: &Path, path: &Path) -> Result<Arc<Mai
     Ok(fresh)
 }
 
+/// Lets go of the mailboxes kept open for reuse, so that the next `open` of a mailbox nobody
+/// holds reads it from disk as a restarted process would. For tests and memory pressure.
+pub fn release_idle_mailboxes() {
+    let idle: Vec<Arc<MaildirMailbox>> = std::mem::take(&mut lock_registry().keep_alive).into();
+    // Dropped outside the registry lock: a mailbox's drop may write its index.
+    drop(idle);
+}
+
 /// Forgets the mailboxes in `paths` (deleted or renamed): sessions holding them get `NotFound`
 /// from now on, and the next `open` starts afresh.
 fn registry_forget(paths: &[PathBuf]) {

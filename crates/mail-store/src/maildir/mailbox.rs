@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
-use mail_index::Op;
+use mail_index::{MessageCache, Op};
 use mail_types::{Flags, MailboxName, SystemFlags, Uid, UidValidity};
 
 use super::dotlock::DotLock;
@@ -24,9 +24,12 @@ use super::state::{Dir, DirStamp, Location, State};
 use super::sync::{dir_mtime, index_error};
 use super::uidlist;
 use crate::{
-    AppendWriter, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox, MailboxStatus,
-    MessageInfo, MessageState, Result, Snapshot, StoreError,
+    AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
+    MailboxStatus, MessageInfo, MessageState, Result, Snapshot, StoreError,
 };
+
+/// The cache file in each mailbox directory, beside Dovecot's `dovecot.index.cache`.
+pub const CACHE_FILE: &str = "columba.index.cache";
 
 /// A Maildir mailbox shared by every session of this process that has it open.
 pub struct MaildirMailbox {
@@ -39,6 +42,9 @@ pub struct MaildirMailbox {
     pub(super) state: Mutex<State>,
     listeners: Mutex<Vec<Weak<dyn ChangeListener>>>,
     deleted: AtomicBool,
+    /// The cache file of derived values, opened on first use. Locked on its own, never while
+    /// waiting for `state`, so FETCH and SEARCH do not hold up the mailbox's writers.
+    cache: Mutex<Option<MessageCache>>,
 }
 
 impl std::fmt::Debug for MaildirMailbox {
@@ -61,6 +67,7 @@ impl MaildirMailbox {
             state: Mutex::new(State::new()),
             listeners: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
+            cache: Mutex::new(None),
         });
         {
             let mut st = mailbox.lock();
@@ -101,6 +108,45 @@ impl MaildirMailbox {
         };
         for l in alive {
             l.mailbox_changed();
+        }
+    }
+
+    /// Runs `f` on the cache file, opening it first if needed (or again, under a new
+    /// UIDVALIDITY). Repairs are logged as warnings; a cache that cannot be used does nothing.
+    fn with_cache<T>(&self, f: impl FnOnce(&mut MessageCache) -> T) -> T {
+        let uid_validity = self.lock().index.uid_validity();
+        let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = guard
+            .as_ref()
+            .is_some_and(|c| c.uid_validity() != uid_validity);
+        if guard.is_none() || stale {
+            let path = self.path.join(CACHE_FILE);
+            let (mut cache, repairs) = MessageCache::open(&path, uid_validity);
+            for r in repairs {
+                tracing::warn!(file = %r.path.display(), "cache file repaired: {}", r.what);
+            }
+            // Values of messages expunged while the file was closed are dropped. The live
+            // UIDs are read under the state lock, which is never taken while holding the
+            // cache lock elsewhere: release ours first.
+            drop(guard);
+            let live: Vec<Uid> = self.lock().index.records().map(|r| r.uid()).collect();
+            cache.retain(|u| live.binary_search(&u).is_ok());
+            guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            *guard = Some(cache);
+        }
+        match guard.as_mut() {
+            Some(cache) => f(cache),
+            None => f(&mut MessageCache::disabled()),
+        }
+    }
+
+    pub(super) fn forget_cached(&self, uids: &[Uid]) {
+        if uids.is_empty() {
+            return;
+        }
+        let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cache) = guard.as_mut() {
+            cache.forget(uids);
         }
     }
 
@@ -631,10 +677,11 @@ impl Mailbox for MaildirMailbox {
             mio::fsync_dir(&self.path.join("cur"))?;
             drop(lock);
         }
+        done.sort_unstable();
+        self.forget_cached(&done);
         if !done.is_empty() {
             self.notify();
         }
-        done.sort_unstable();
         Ok(done)
     }
 
@@ -656,6 +703,14 @@ impl Mailbox for MaildirMailbox {
         let mut list = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
         list.retain(|w| w.strong_count() > 0);
         list.push(listener);
+    }
+
+    fn cached(&self, uid: Uid, field: CacheField) -> Option<Arc<[u8]>> {
+        self.with_cache(|c| c.get(uid, field.id())).map(Arc::from)
+    }
+
+    fn cache(&self, uid: Uid, field: CacheField, value: &[u8]) {
+        self.with_cache(|c| c.put(uid, field.id(), value));
     }
 
     fn as_any(&self) -> &dyn Any {
