@@ -225,28 +225,49 @@ impl RawClient {
         c
     }
 
+    /// Connects and reads the greeting; `None` when the server is not there (being restarted).
+    pub fn try_connect(addr: SocketAddr) -> Option<RawClient> {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .ok()?;
+        let reader = BufReader::new(stream.try_clone().ok()?);
+        let mut c = RawClient { stream, reader };
+        c.line().starts_with("* OK").then_some(c)
+    }
+
+    /// Sends bytes; a connection the server dropped shows up as end of stream on the next read.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
+        let _ = self.stream.write_all(bytes);
     }
 
     /// One line without CRLF; empty string at end of stream.
     pub fn line(&mut self) -> String {
-        let mut buf = Vec::new();
-        let _ = self.reader.read_until(b'\n', &mut buf);
-        String::from_utf8_lossy(&buf)
-            .trim_end_matches(['\r', '\n'])
-            .to_owned()
+        self.next_line().unwrap_or_default()
     }
 
-    /// Reads lines until the tagged response for `tag`; returns all lines read.
+    /// One line without CRLF; `None` at end of stream (an empty line is `Some("")`).
+    pub fn next_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(n) if n > 0 => Some(
+                String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Reads lines until the tagged response for `tag`; returns all lines read, ending with
+    /// `<EOF>` if the server closed the connection first.
     pub fn until_tagged(&mut self, tag: &str) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
-            let line = self.line();
-            if line.is_empty() {
+            let Some(line) = self.next_line() else {
                 lines.push("<EOF>".to_owned());
                 return lines;
-            }
+            };
             let done = line.starts_with(&format!("{tag} "));
             lines.push(line);
             if done {
