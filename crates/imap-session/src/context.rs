@@ -1,41 +1,17 @@
 //! What a session is given by the server that runs it: settings, the way to authenticate users and
 //! open their mail, the STARTTLS upgrade, and facts about the connection.
 
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth::{AuthError, AuthOutcome, UserRecord};
+use auth::LoginPenalty;
 use imap_proto::Limits;
-use mail_store::{MailStore, StoreError};
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::penalty::LoginPenalty;
-
-/// Any bidirectional byte stream: a TCP socket, a TLS stream, an in-memory pipe in tests.
-pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
-
-pub type BoxedStream = Box<dyn AsyncStream>;
-
-/// Result of a TLS handshake started by STARTTLS.
-pub type UpgradeFuture = Pin<Box<dyn Future<Output = io::Result<BoxedStream>> + Send>>;
-
-/// Performs the server side of a TLS handshake on an established stream (RFC 3501 6.2.1). The
-/// binary implements it with rustls; the session only knows that it exists.
-pub trait TlsUpgrade: Send + Sync {
-    fn upgrade(&self, stream: BoxedStream) -> UpgradeFuture;
-}
-
-/// Checks credentials and opens mail. Implemented by the binary over the `auth` crate's
-/// databases and the configured mail location. Both calls may block (password hashing, disk).
-pub trait UserBackend: Send + Sync {
-    fn authenticate(&self, username: &str, password: &[u8]) -> Result<AuthOutcome, AuthError>;
-    fn open_store(&self, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError>;
-}
+/// The interfaces every protocol session shares live in `session-api`; re-exported here so that
+/// users of this crate keep their paths.
+pub use session_api::{
+    AsyncStream, BoxedStream, ConnectionInfo, TlsUpgrade, UpgradeFuture, UserBackend,
+};
 
 /// IMAP settings that do not change per connection.
 #[derive(Debug, Clone)]
@@ -65,7 +41,7 @@ impl Default for ImapSettings {
             allow_plaintext_auth_without_tls: false,
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30 * 60),
-            idle_poll_interval: Duration::from_secs(1),
+            idle_poll_interval: Duration::from_millis(500),
             idle_keepalive: Duration::from_secs(2 * 60),
             max_auth_attempts: 3,
             max_bad_commands: 20,
@@ -80,15 +56,4 @@ pub struct SessionContext {
     /// `None` when STARTTLS is not offered (no certificate, or already implicit TLS).
     pub starttls: Option<Arc<dyn TlsUpgrade>>,
     pub penalty: Arc<LoginPenalty>,
-}
-
-/// Facts about one connection, for policy and for the log.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    pub remote: SocketAddr,
-    pub local: SocketAddr,
-    /// TLS from the first byte (IMAPS, port 993).
-    pub implicit_tls: bool,
-    /// A short random id that ties this connection's log lines together (Dovecot's `session=<>`).
-    pub session_id: String,
 }
