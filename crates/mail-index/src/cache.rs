@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use mail_types::{Uid, UidValidity};
 
 const MAGIC: &[u8; 8] = b"CLMBCCH\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// magic, version, UIDVALIDITY, crc32c of the three.
 const HEADER_SIZE: u64 = 8 + 4 + 4 + 4;
 const ENTRY_HEADER: usize = 4 + 1 + 4 + 4;
@@ -171,7 +171,7 @@ impl MessageCache {
                 bad = Some("truncated entry");
                 break;
             }
-            if entry_crc(uid, field, &value) != crc {
+            if entry_crc(self.uid_validity, uid, field, &value) != crc {
                 bad = Some("entry checksum mismatch");
                 break;
             }
@@ -239,7 +239,7 @@ impl MessageCache {
         let file = self.file.as_ref()?;
         let mut value = vec![0u8; slot.len as usize];
         file.read_exact_at(&mut value, slot.offset).ok()?;
-        if entry_crc(uid.get(), field, &value) != slot.crc {
+        if entry_crc(self.uid_validity, uid.get(), field, &value) != slot.crc {
             self.slots.remove(&(uid.get(), field));
             return None;
         }
@@ -258,7 +258,7 @@ impl MessageCache {
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        let crc = entry_crc(uid.get(), field, value);
+        let crc = entry_crc(self.uid_validity, uid.get(), field, value);
         let mut entry = Vec::with_capacity(ENTRY_HEADER + value.len());
         entry.extend_from_slice(&uid.get().to_le_bytes());
         entry.push(field);
@@ -333,7 +333,7 @@ impl MessageCache {
             };
             let mut value = vec![0u8; slot.len as usize];
             if file.read_exact_at(&mut value, slot.offset).is_err()
-                || entry_crc(key.0, key.1, &value) != slot.crc
+                || entry_crc(self.uid_validity, key.0, key.1, &value) != slot.crc
             {
                 continue;
             }
@@ -367,11 +367,14 @@ impl MessageCache {
     }
 }
 
-fn entry_crc(uid: u32, field: u8, value: &[u8]) -> u32 {
-    let mut head = [0u8; 9];
-    head[..4].copy_from_slice(&uid.to_le_bytes());
-    head[4] = field;
-    head[5..].copy_from_slice(&(value.len() as u32).to_le_bytes());
+/// The checksum covers the mailbox's UIDVALIDITY too, so that an entry copied in from another
+/// mailbox's cache (same UID, same field, even at the same offset) never passes for ours.
+fn entry_crc(uid_validity: UidValidity, uid: u32, field: u8, value: &[u8]) -> u32 {
+    let mut head = [0u8; 13];
+    head[..4].copy_from_slice(&uid_validity.get().to_le_bytes());
+    head[4..8].copy_from_slice(&uid.to_le_bytes());
+    head[8] = field;
+    head[9..].copy_from_slice(&(value.len() as u32).to_le_bytes());
     crc32c::crc32c_append(crc32c::crc32c(&head), value)
 }
 

@@ -198,3 +198,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn another_mailboxs_file_copied_in_is_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours");
+    let theirs = dir.path().join("theirs");
+    let (mut a, _) = MessageCache::open(&ours, uv(1));
+    let (mut b, _) = MessageCache::open(&theirs, uv(2));
+    // Same UIDs, fields and value sizes: the entries sit at the same offsets in both files.
+    a.put(uid(1), 1, b"our value");
+    b.put(uid(1), 1, b"THE VALUE");
+    // Copied over ours while we have it open (same inode, content replaced).
+    std::fs::write(&ours, std::fs::read(&theirs).unwrap()).unwrap();
+    assert_eq!(a.get(uid(1), 1), None);
+    // And after reopening: the header names the other UIDVALIDITY.
+    drop(a);
+    let (mut a, repairs) = MessageCache::open(&ours, uv(1));
+    assert!(repairs[0].what.contains("UIDVALIDITY"), "{repairs:?}");
+    assert_eq!(a.get(uid(1), 1), None);
+}
