@@ -6,391 +6,67 @@
 //! (b) Columba writes a tree, then Dovecot serves it and must report the same values through
 //!     FETCH, LIST, LSUB and STATUS; Dovecot then changes it and Columba picks that up.
 //!
-//! Dovecot runs with its own configuration in a temporary directory (`dovecot -F -c FILE`) on
-//! 127.0.0.1 with the `listescape` plugin and `/` as separator, the layout Columba uses. It
-//! refuses to deliver mail as root, so when the test runs as root the tree belongs to uid 65534.
-//! Without a `dovecot` binary the test prints "skipping: dovecot not installed" and passes.
+//! Dovecot is test-support's throwaway server, configured with the `listescape` plugin and `/`
+//! as separator (the layout Columba uses) and Dovecot's default `mail_fsync`. When the test runs
+//! as root the tree belongs to the unprivileged mail user. Without a `dovecot` binary the tests
+//! print "skipping: dovecot not installed" and pass, unless `COLUMBA_REQUIRE_EXTERNAL=1`.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use mail_store::maildir::MaildirStore;
 use mail_store::{FlagChange, MailStore, Mailbox};
 use mail_types::{Flag, Flags, Keyword, MailboxName, SystemFlags, Uid, utf7};
+use test_support::{Dovecot, DovecotBuilder, ImapClient, Response};
 
-const USER: &str = "test";
-const PASSWORD: &str = "secret";
-/// Owner of the mail when the test runs as root (`nobody` on Debian).
-const MAIL_ID: u32 = 65534;
-
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+/// Dovecot laid out as Columba lays out a Maildir.
+fn dovecot() -> DovecotBuilder {
+    Dovecot::builder()
+        .mail_plugin("listescape")
+        .inbox_separator('/')
+        .mail_fsync("optimized")
 }
 
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A throwaway Dovecot; stopped when dropped.
-struct Dovecot {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    config: PathBuf,
-}
-
-/// The directory layout both servers share: `<dir>/mail/test/Maildir`.
-struct Sandbox {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let tmp = tempfile::Builder::new()
-            .prefix("columba-interop-")
-            .tempdir()
-            .unwrap();
-        let dir = tmp.path().to_owned();
-        // Dovecot's unprivileged processes must reach the config, the users file and the mail.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::create_dir_all(dir.join("mail").join(USER)).unwrap();
-        Sandbox { _tmp: tmp, dir }
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.join("mail").join(USER)
-    }
-
-    fn maildir(&self) -> PathBuf {
-        self.home().join("Maildir")
-    }
-
-    /// Hands the mail tree to the mail user (root may not own mail in Dovecot's eyes).
-    fn give_mail_to_user(&self) {
-        if running_as_root() {
-            chown_tree(&self.dir.join("mail"), MAIL_ID);
-        }
+/// Runs a command that must succeed and returns its untagged responses.
+fn ok(c: &mut ImapClient, command: &str) -> Vec<Vec<u8>> {
+    match c.command(command).and_then(Response::ok) {
+        Ok(r) => r.untagged,
+        Err(e) => panic!("{command}: {e}"),
     }
 }
 
-fn chown_tree(path: &Path, id: u32) {
-    std::os::unix::fs::lchown(path, Some(id), Some(id)).unwrap();
-    if path.is_dir() && !path.is_symlink() {
-        for entry in fs::read_dir(path).unwrap() {
-            chown_tree(&entry.unwrap().path(), id);
-        }
-    }
-}
-
-impl Dovecot {
-    /// `None` (after printing why) when Dovecot is not installed.
-    fn start(sandbox: &Sandbox) -> Option<Dovecot> {
-        let Some(binary) = find_binary("dovecot") else {
-            eprintln!("skipping: dovecot not installed");
-            return None;
-        };
-        sandbox.give_mail_to_user();
-        let dir = &sandbox.dir;
-        let root = running_as_root();
-        let (uid, gid) = if root {
-            (MAIL_ID, MAIL_ID)
-        } else {
-            let m = fs::metadata(dir).unwrap();
-            (m.uid(), m.gid())
-        };
-        let users = dir.join("users");
-        fs::write(
-            &users,
-            format!(
-                "{USER}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{}::\n",
-                sandbox.home().display()
-            ),
-        )
-        .unwrap();
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.join("dovecot.conf");
-            fs::write(&config, config_text(dir, &users, port, root)).unwrap();
-            let child = Command::new(&binary)
-                .arg("-F")
-                .arg("-c")
-                .arg(&config)
-                .env("TZ", "UTC")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn dovecot");
-            let mut d = Dovecot {
-                child,
-                port,
-                dir: dir.clone(),
-                config,
-            };
-            match d.wait_ready() {
-                Ok(()) => return Some(d),
-                Err(e) => last_error = e,
-            }
-        }
-        panic!("dovecot is installed but did not start: {last_error}");
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("dovecot exited with {status}: {}", self.log()));
-            }
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut line = String::new();
-                if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("* OK") {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no greeting: {}", self.log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
-    }
-
-    fn connect(&self) -> Client {
-        let mut c = Client::connect(self.port);
-        c.ok(&format!("LOGIN {USER} {PASSWORD}"));
-        c
-    }
-
-    /// Log lines that show Dovecot disliked what it found.
-    fn complaints(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| {
-                l.contains("Error:")
-                    || l.contains("Panic:")
-                    || l.contains("Fatal:")
-                    || l.contains("Broken")
-                    || l.contains("Warning:")
-            })
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let stopped = find_binary("doveadm").is_some_and(|doveadm| {
-            Command::new(doveadm)
-                .arg("-c")
-                .arg(&self.config)
-                .arg("stop")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while stopped && Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn config_text(dir: &Path, users: &Path, port: u16, root: bool) -> String {
-    let d = dir.display();
-    let users = users.display();
-    let mut c = format!(
-        "base_dir = {d}/run
-state_dir = {d}/state
-listen = 127.0.0.1
-protocols = imap
-disable_plaintext_auth = no
-ssl = no
-auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
-mail_plugins = listescape
-log_path = {d}/dovecot.log
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {users}
-}}
-userdb {{
-  driver = passwd-file
-  args = {users}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {port}
-  }}
-}}
-"
-    );
-    if !root {
-        // Everything runs as us: no chroot, and no sockets handed to Dovecot's own groups.
-        let user = std::env::var("USER").unwrap_or_else(|_| "nobody".to_owned());
-        c.push_str(&format!(
-            "default_internal_user = {user}\ndefault_login_user = {user}\n\
-             service imap-login {{\n  chroot =\n}}\nservice anvil {{\n  chroot =\n}}\n"
-        ));
-        for (service, listener) in [
-            ("stats", "stats-writer"),
-            ("imap-hibernate", "imap-hibernate"),
-            ("dict", "dict"),
-            ("dict-async", "dict-async"),
-        ] {
-            c.push_str(&format!(
-                "service {service} {{\n  unix_listener {listener} {{\n    group =\n  }}\n}}\n"
-            ));
-        }
-    }
-    c
-}
-
-/// A tiny blocking IMAP client: one command at a time, literals in responses read whole.
-struct Client {
-    stream: BufReader<TcpStream>,
-    tag: u32,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut c = Client {
-            stream: BufReader::new(s),
-            tag: 0,
-        };
-        let greeting = c.read_response();
-        assert!(greeting.starts_with(b"* OK"));
-        c
-    }
-
-    /// One response line including any literals it announces.
-    fn read_response(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            self.stream.read_until(b'\n', &mut line).unwrap();
-            assert!(!line.is_empty(), "connection closed");
-            let literal = literal_size(&line);
-            out.extend_from_slice(&line);
-            match literal {
-                Some(n) => {
-                    let mut buf = vec![0; n];
-                    self.stream.read_exact(&mut buf).unwrap();
-                    out.extend_from_slice(&buf);
-                }
-                None => return out,
-            }
-        }
-    }
-
-    /// Sends a command (with optional literal parts after it) and returns the untagged lines;
-    /// panics unless the tagged reply is OK.
-    fn ok_parts(&mut self, text: &str, literals: &[(&str, &[u8])]) -> Vec<Vec<u8>> {
-        self.tag += 1;
-        let tag = format!("T{}", self.tag);
-        let mut line = format!("{tag} {text}").into_bytes();
-        for (before, lit) in literals {
-            line.extend_from_slice(before.as_bytes());
-            line.extend_from_slice(format!("{{{}}}\r\n", lit.len()).as_bytes());
-            self.stream.get_mut().write_all(&line).unwrap();
-            let cont = self.read_response();
-            assert!(cont.starts_with(b"+"), "{}", String::from_utf8_lossy(&cont));
-            line = lit.to_vec();
-        }
-        line.extend_from_slice(b"\r\n");
-        self.stream.get_mut().write_all(&line).unwrap();
-        let mut untagged = Vec::new();
-        loop {
-            let resp = self.read_response();
-            if resp.starts_with(tag.as_bytes()) {
-                let text = String::from_utf8_lossy(&resp);
-                assert!(
-                    text[tag.len()..].trim_start().starts_with("OK"),
-                    "{tag} {}: {text}",
-                    line_of(&line)
-                );
-                return untagged;
-            }
-            untagged.push(resp);
-        }
-    }
-
-    fn ok(&mut self, text: &str) -> Vec<Vec<u8>> {
-        self.ok_parts(text, &[])
-    }
-
-    fn append(&mut self, mailbox: &str, flags: &str, date: Option<&str>, msg: &[u8]) -> u32 {
-        let date = date.map(|d| format!(" \"{d}\"")).unwrap_or_default();
-        self.tag += 1;
-        let tag = format!("T{}", self.tag);
-        let head = format!(
-            "{tag} APPEND {} ({flags}){date} {{{}}}\r\n",
-            quote(mailbox),
-            msg.len()
-        );
-        self.stream.get_mut().write_all(head.as_bytes()).unwrap();
-        let cont = self.read_response();
-        assert!(cont.starts_with(b"+"), "{}", String::from_utf8_lossy(&cont));
-        self.stream.get_mut().write_all(msg).unwrap();
-        self.stream.get_mut().write_all(b"\r\n").unwrap();
-        loop {
-            let resp = self.read_response();
-            if resp.starts_with(tag.as_bytes()) {
-                let text = String::from_utf8_lossy(&resp).into_owned();
-                assert!(text.contains(" OK "), "{text}");
-                // [APPENDUID <validity> <uid>]
-                let after = text.split("APPENDUID ").nth(1).unwrap();
-                return after.split([' ', ']']).nth(1).unwrap().parse().unwrap();
-            }
-        }
-    }
-}
-
-fn line_of(line: &[u8]) -> String {
-    String::from_utf8_lossy(line.split(|&b| b == b'\r').next().unwrap_or(&[])).into_owned()
-}
-
-fn literal_size(line: &[u8]) -> Option<usize> {
-    let line = line.strip_suffix(b"\r\n")?;
-    let line = line.strip_suffix(b"}")?;
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    std::str::from_utf8(&line[open + 1..]).ok()?.parse().ok()
+/// APPENDs a message that must be accepted and returns its UID.
+fn imap_append(
+    c: &mut ImapClient,
+    mailbox: &str,
+    flags: &str,
+    date: Option<&str>,
+    msg: &[u8],
+) -> u32 {
+    let r = c
+        .append_with(mailbox, flags, date, msg)
+        .and_then(Response::ok)
+        .unwrap_or_else(|e| panic!("APPEND to {mailbox}: {e}"));
+    r.append_uid()
+        .unwrap_or_else(|| panic!("no APPENDUID in {}", r.text))
+        .1
 }
 
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Every message of the selected mailbox as Dovecot shows it.
+fn fetch_all(c: &mut ImapClient) -> Vec<Fetched> {
+    ok(
+        c,
+        "FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])",
+    )
+    .iter()
+    .map(|l| parse_fetch(l))
+    .collect()
 }
 
 /// One message as a FETCH response shows it.
@@ -521,13 +197,33 @@ fn listed_name(resp: &[u8]) -> (String, String) {
     (utf7::decode(raw.as_bytes()).unwrap(), attrs)
 }
 
-fn list_names(c: &mut Client, command: &str) -> BTreeMap<String, bool> {
-    c.ok(command)
+fn list_names(c: &mut ImapClient, command: &str) -> BTreeMap<String, bool> {
+    ok(c, command)
         .iter()
         .map(|l| {
             let (name, attrs) = listed_name(l);
             (name, !attrs.to_ascii_lowercase().contains("\\noselect"))
         })
+        .collect()
+}
+
+/// The mailboxes Columba lists, as [`list_names`] gives Dovecot's.
+fn columba_list(store: &MaildirStore) -> BTreeMap<String, bool> {
+    store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name.to_string(), e.selectable))
+        .collect()
+}
+
+/// Columba's subscriptions, as [`list_names`] gives Dovecot's LSUB.
+fn columba_subscriptions(store: &MaildirStore) -> BTreeMap<String, bool> {
+    store
+        .subscriptions()
+        .unwrap()
+        .into_iter()
+        .map(|name| (name.to_string(), true))
         .collect()
 }
 
@@ -561,39 +257,34 @@ const MSG4: &[u8] = b"Subject: deep\r\n\r\nin a/b/c\r\n";
 
 #[test]
 fn columba_reads_what_dovecot_wrote() {
-    let sandbox = Sandbox::new();
-    let Some(dovecot) = Dovecot::start(&sandbox) else {
+    let Some(dovecot) = dovecot().start() else {
         return;
     };
-    let mut c = dovecot.connect();
+    let mut c = dovecot.connect().expect("login");
     let date = "14-Sep-2020 10:20:30 +0000";
-    c.append("INBOX", "\\Seen $Forwarded Junk", Some(date), MSG1);
-    c.append("INBOX", "", None, MSG2);
-    c.append("INBOX", "\\Flagged \\Answered Later", None, MSG3);
+    imap_append(&mut c, "INBOX", "\\Seen $Forwarded Junk", Some(date), MSG1);
+    imap_append(&mut c, "INBOX", "", None, MSG2);
+    imap_append(&mut c, "INBOX", "\\Flagged \\Answered Later", None, MSG3);
     for name in ["Entw&APw-rfe", "a/b/c", "dot.ted", "back\\slash"] {
-        c.ok(&format!("CREATE {}", quote(name)));
+        ok(&mut c, &format!("CREATE {}", quote(name)));
     }
     for name in ["Entw&APw-rfe", "a/b/c", "dot.ted", "INBOX"] {
-        c.ok(&format!("SUBSCRIBE {}", quote(name)));
+        ok(&mut c, &format!("SUBSCRIBE {}", quote(name)));
     }
-    c.append("a/b/c", "\\Draft", Some(date), MSG4);
-    let selected = c.ok("SELECT INBOX");
+    imap_append(&mut c, "a/b/c", "\\Draft", Some(date), MSG4);
+    let selected = ok(&mut c, "SELECT INBOX");
     let inbox_validity = uidvalidity_of(&selected);
-    c.ok("STORE 2 +FLAGS (\\Deleted)");
-    c.ok("EXPUNGE");
-    let fetched: Vec<Fetched> = c
-        .ok("FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
-        .iter()
-        .map(|l| parse_fetch(l))
-        .collect();
-    let abc_validity = uidvalidity_of(&c.ok("STATUS \"a/b/c\" (UIDVALIDITY)"));
+    ok(&mut c, "STORE 2 +FLAGS (\\Deleted)");
+    ok(&mut c, "EXPUNGE");
+    let fetched = fetch_all(&mut c);
+    let abc_validity = uidvalidity_of(&ok(&mut c, "STATUS \"a/b/c\" (UIDVALIDITY)"));
     let listed = list_names(&mut c, "LIST \"\" \"*\"");
     let subscribed = list_names(&mut c, "LSUB \"\" \"*\"");
-    c.ok("LOGOUT");
+    ok(&mut c, "LOGOUT");
     assert_eq!(fetched.len(), 2);
 
     // Columba opens the same tree while Dovecot still runs.
-    let store = MaildirStore::new(sandbox.maildir()).unwrap();
+    let store = MaildirStore::new(dovecot.maildir()).unwrap();
     let inbox = store.open(&MailboxName::inbox()).unwrap();
     assert_eq!(inbox.uid_validity().get(), inbox_validity);
     let snap = inbox.snapshot(false).unwrap();
@@ -614,19 +305,9 @@ fn columba_reads_what_dovecot_wrote() {
     assert_eq!(snap.messages[0].flags, Flags::new(SystemFlags::DRAFT, []));
     assert_eq!(abc.read_message(snap.messages[0].uid).unwrap(), MSG4);
 
-    let ours: BTreeMap<String, bool> = store
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.name.to_string(), e.selectable))
-        .collect();
+    let ours = columba_list(&store);
     assert_eq!(ours, listed);
-    let ours: BTreeMap<String, bool> = store
-        .subscriptions()
-        .unwrap()
-        .into_iter()
-        .map(|name| (name.to_string(), true))
-        .collect();
+    let ours = columba_subscriptions(&store);
     assert_eq!(ours, subscribed);
     let complaints = dovecot.complaints();
     assert!(complaints.is_empty(), "{complaints:#?}");
@@ -634,12 +315,10 @@ fn columba_reads_what_dovecot_wrote() {
 
 #[test]
 fn dovecot_serves_what_columba_wrote() {
-    let sandbox = Sandbox::new();
-    if find_binary("dovecot").is_none() {
-        eprintln!("skipping: dovecot not installed");
+    let Some(home) = dovecot().prepare() else {
         return;
-    }
-    let store = MaildirStore::new(sandbox.maildir()).unwrap();
+    };
+    let store = MaildirStore::new(home.maildir()).unwrap();
     let inbox = store.open(&MailboxName::inbox()).unwrap();
     let date = 1_600_000_000;
     let append = |mb: &dyn Mailbox, msg: &[u8], f: Flags, date: Option<i64>| -> Uid {
@@ -679,7 +358,7 @@ fn dovecot_serves_what_columba_wrote() {
     let view = mail_store::MailboxView::open(inbox.clone(), false).unwrap();
     assert_eq!(view.recent_count(), 3);
     let u5 = append(inbox.as_ref(), MSG2, Flags::default(), Some(date + 240));
-    assert!(fs::read_dir(sandbox.maildir().join("new")).unwrap().count() == 1);
+    assert!(fs::read_dir(home.maildir().join("new")).unwrap().count() == 1);
     for name in ["Entw\u{fc}rfe", "a/b/c", "dot.ted", "back\\slash", "x/~t"] {
         store.create(&n(name)).unwrap();
     }
@@ -715,20 +394,14 @@ fn dovecot_serves_what_columba_wrote() {
     );
     assert_eq!(copied, vec![(u1, Uid::new(d1.get() + 1).unwrap())]);
 
-    let Some(dovecot) = Dovecot::start(&sandbox) else {
-        return;
-    };
-    let mut c = dovecot.connect();
-    let selected = c.ok("SELECT INBOX");
+    let dovecot = home.start();
+    let mut c = dovecot.connect().expect("login");
+    let selected = ok(&mut c, "SELECT INBOX");
     assert_eq!(uidvalidity_of(&selected), inbox.uid_validity().get());
-    let fetched: Vec<Fetched> = c
-        .ok("FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
-        .iter()
-        .map(|l| parse_fetch(l))
-        .collect();
+    let fetched = fetch_all(&mut c);
     assert_eq!(fetched, expected_inbox);
     let status =
-        String::from_utf8_lossy(&c.ok("STATUS \"a/b/c\" (UIDVALIDITY UIDNEXT MESSAGES)")[0])
+        String::from_utf8_lossy(&ok(&mut c, "STATUS \"a/b/c\" (UIDVALIDITY UIDNEXT MESSAGES)")[0])
             .into_owned();
     let item = |key: &str| -> u32 {
         status
@@ -740,40 +413,26 @@ fn dovecot_serves_what_columba_wrote() {
     };
     assert_eq!(item("UIDVALIDITY"), abc.uid_validity().get());
     assert_eq!((item("UIDNEXT"), item("MESSAGES")), (3, 2));
-    c.ok("EXAMINE \"a/b/c\"");
-    let fetched: Vec<Fetched> = c
-        .ok("FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
-        .iter()
-        .map(|l| parse_fetch(l))
-        .collect();
+    ok(&mut c, "EXAMINE \"a/b/c\"");
+    let fetched = fetch_all(&mut c);
     assert_eq!(fetched, expected_abc);
 
     let listed = list_names(&mut c, "LIST \"\" \"*\"");
-    let ours: BTreeMap<String, bool> = store
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.name.to_string(), e.selectable))
-        .collect();
+    let ours = columba_list(&store);
     assert_eq!(listed, ours);
     let subscribed = list_names(&mut c, "LSUB \"\" \"*\"");
-    let ours: BTreeMap<String, bool> = store
-        .subscriptions()
-        .unwrap()
-        .into_iter()
-        .map(|name| (name.to_string(), true))
-        .collect();
+    let ours = columba_subscriptions(&store);
     assert_eq!(subscribed, ours);
 
     // Dovecot changes the tree; Columba (still holding the mailbox) picks it up.
-    c.ok("SELECT INBOX");
-    c.ok(&format!(
-        "UID STORE {} +FLAGS (\\Deleted NewFromDovecot)",
-        u3
-    ));
-    let dove_uid = c.append("INBOX", "\\Seen", None, MSG2);
+    ok(&mut c, "SELECT INBOX");
+    ok(
+        &mut c,
+        &format!("UID STORE {} +FLAGS (\\Deleted NewFromDovecot)", u3),
+    );
+    let dove_uid = imap_append(&mut c, "INBOX", "\\Seen", None, MSG2);
     assert_eq!(dove_uid, u5.get() + 1);
-    c.ok("LOGOUT");
+    ok(&mut c, "LOGOUT");
     let cursor = inbox.snapshot(false).unwrap().cursor;
     // Dovecot's changes may fall in the same mtime tick as our last scan; wait out the slack.
     std::thread::sleep(Duration::from_millis(1100));
@@ -834,12 +493,11 @@ fn columba_and_dovecot_append_at_the_same_time() {
         columba_appender(&maildir);
         return;
     }
-    let sandbox = Sandbox::new();
-    let Some(dovecot) = Dovecot::start(&sandbox) else {
+    let Some(dovecot) = dovecot().start() else {
         return;
     };
-    let mut c = dovecot.connect();
-    c.ok("SELECT INBOX");
+    let mut c = dovecot.connect().expect("login");
+    ok(&mut c, "SELECT INBOX");
 
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
@@ -847,19 +505,20 @@ fn columba_and_dovecot_append_at_the_same_time() {
         "columba_and_dovecot_append_at_the_same_time",
         "--nocapture",
     ])
-    .env(CHILD_ENV, sandbox.maildir())
+    .env(CHILD_ENV, dovecot.maildir())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    if running_as_root() {
+    if let Some((uid, gid)) = dovecot.mail_owner() {
         use std::os::unix::process::CommandExt;
-        cmd.uid(MAIL_ID).gid(MAIL_ID);
+        cmd.uid(uid).gid(gid);
     }
     let child = cmd.spawn().unwrap();
 
     let mut dovecot_uids = BTreeMap::new();
     for i in 0..30 {
         let msg = format!("Subject: dovecot {i}\r\n\r\nbody\r\n");
-        let uid = c.append(
+        let uid = imap_append(
+            &mut c,
             "INBOX",
             if i % 3 == 0 { "\\Flagged" } else { "" },
             None,
@@ -886,8 +545,11 @@ fn columba_and_dovecot_append_at_the_same_time() {
     assert_eq!(all.len(), 60, "a UID was handed out twice");
 
     // Dovecot sees every message under the UID its writer was told.
-    c.ok("NOOP");
-    let fetched = c.ok("UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    ok(&mut c, "NOOP");
+    let fetched = ok(
+        &mut c,
+        "UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
     let mut seen = BTreeMap::new();
     for l in &fetched {
         let text = String::from_utf8_lossy(l);
@@ -924,10 +586,10 @@ fn columba_and_dovecot_append_at_the_same_time() {
         }
     }
     assert_eq!(seen, all);
-    c.ok("LOGOUT");
+    ok(&mut c, "LOGOUT");
 
     // And so does Columba.
-    let store = MaildirStore::new(sandbox.maildir()).unwrap();
+    let store = MaildirStore::new(dovecot.maildir()).unwrap();
     let inbox = store.open(&MailboxName::inbox()).unwrap();
     let ours: BTreeMap<u32, String> = inbox
         .snapshot(false)

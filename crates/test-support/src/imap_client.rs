@@ -26,6 +26,15 @@ impl Response {
         self.status == "OK"
     }
 
+    /// The `[APPENDUID uidvalidity uid]` code of a tagged answer (RFC 4315).
+    pub fn append_uid(&self) -> Option<(u32, u32)> {
+        let rest = self.text.split("[APPENDUID ").nth(1)?;
+        let mut fields = rest.split([' ', ']']);
+        let validity = fields.next()?.parse().ok()?;
+        let uid = fields.next()?.parse().ok()?;
+        Some((validity, uid))
+    }
+
     /// Turns a `NO`/`BAD` answer into an error.
     pub fn ok(self) -> io::Result<Response> {
         if self.is_ok() {
@@ -119,6 +128,20 @@ impl ImapClient {
         self.command_with_literals(&[head.as_bytes(), message, b""])
     }
 
+    /// `APPEND mailbox (flags) "date" {n}`: `flags` as written between the parentheses (may be
+    /// empty), `date` an RFC 3501 `date-time` without its quotes.
+    pub fn append_with(
+        &mut self,
+        mailbox: &str,
+        flags: &str,
+        date: Option<&str>,
+        message: &[u8],
+    ) -> io::Result<Response> {
+        let date = date.map(|d| format!(" \"{d}\"")).unwrap_or_default();
+        let head = format!("APPEND {} ({flags}){date} ", quote(mailbox));
+        self.command_with_literals(&[head.as_bytes(), message, b""])
+    }
+
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         let s = self.stream.get_mut();
         s.write_all(bytes)?;
@@ -201,5 +224,12 @@ mod tests {
         assert_eq!(r.status, "NO");
         assert_eq!(r.text, "[TRYCREATE] no");
         assert!(!r.is_ok());
+        assert_eq!(r.append_uid(), None);
+        let r = tagged(
+            "T4",
+            b"T4 OK [APPENDUID 1700 42] Append completed.".to_vec(),
+            vec![],
+        );
+        assert_eq!(r.append_uid(), Some((1700, 42)));
     }
 }

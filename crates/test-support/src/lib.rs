@@ -1,8 +1,9 @@
 //! Helpers shared by the tests of several Columba crates.
 //!
 //! - [`dovecot`]: a throwaway Dovecot 2.3 on 127.0.0.1, the reference implementation our IMAP
-//!   answers are compared with. Tests call [`dovecot::Dovecot::start`] and skip the comparison when
-//!   it returns `None` (Dovecot not installed).
+//!   answers and Maildirs are compared with. Tests call [`dovecot::Dovecot::start`] (or
+//!   [`dovecot::Dovecot::builder`] for another configuration, or to fill the Maildir before the
+//!   server starts) and skip the comparison when it returns `None` (Dovecot not installed).
 //! - [`imap_client`]: a tiny blocking IMAP client (std::net) that sends commands, literals included,
 //!   and collects the untagged lines up to the tagged answer.
 //!
@@ -22,5 +23,5 @@
 pub mod dovecot;
 pub mod imap_client;
 
-pub use dovecot::Dovecot;
+pub use dovecot::{Dovecot, DovecotBuilder, DovecotHome};
 pub use imap_client::{ImapClient, Response};
