@@ -98,7 +98,12 @@ fn run() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(server::serve(config))
+            let result = runtime.block_on(server::serve(config));
+            // Ending the runtime ends the sessions, which let go of their mailboxes; the ones
+            // kept open for reuse are closed here, and closing saves their indexes.
+            drop(runtime);
+            mail_store::maildir::release_idle_mailboxes(std::path::Path::new("/"));
+            result
         }
         Command::Config => {
             print!("{}", config.effective().to_toml()?);

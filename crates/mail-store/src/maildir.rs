@@ -24,6 +24,7 @@ mod keywords;
 mod list;
 mod mailbox;
 mod names;
+mod persist;
 mod save;
 mod state;
 mod subscriptions;
@@ -181,11 +182,24 @@ fn registry_open(name: &MailboxName, root: &Path, path: &Path) -> Result<Arc<Mai
     Ok(fresh)
 }
 
-/// Lets go of the mailboxes kept open for reuse, so that the next `open` of a mailbox nobody
-/// holds reads it from disk as a restarted process would. For tests and memory pressure.
-pub fn release_idle_mailboxes() {
-    let idle: Vec<Arc<MaildirMailbox>> = std::mem::take(&mut lock_registry().keep_alive).into();
-    // Dropped outside the registry lock: a mailbox's drop may write its index.
+/// How many times this process has listed a `new/` or `cur/` directory.
+pub fn directory_scans() -> u64 {
+    sync::DIRECTORY_SCANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Lets go of the mailboxes under `root` that are kept open for reuse, so that the next `open`
+/// of one nobody holds reads it from disk as a restarted process would. For tests and memory
+/// pressure; closing saves each mailbox's index.
+pub fn release_idle_mailboxes(root: &Path) {
+    let idle: VecDeque<Arc<MaildirMailbox>> = {
+        let mut reg = lock_registry();
+        let (gone, kept) = std::mem::take(&mut reg.keep_alive)
+            .into_iter()
+            .partition(|m| m.path().starts_with(root));
+        reg.keep_alive = kept;
+        gone
+    };
+    // Dropped outside the registry lock: a mailbox's drop writes its index.
     drop(idle);
 }
 

@@ -15,7 +15,7 @@ fn append(mb: &Arc<dyn Mailbox>, text: &str) -> Uid {
 
 /// Opens INBOX as a restarted process would: nothing kept in memory from earlier opens.
 fn open(root: &std::path::Path) -> Arc<dyn Mailbox> {
-    mail_store::maildir::release_idle_mailboxes();
+    mail_store::maildir::release_idle_mailboxes(root);
     MaildirStore::new(root.to_owned())
         .unwrap()
         .open(&MailboxName::inbox())
@@ -104,8 +104,11 @@ fn a_new_uidvalidity_empties_the_cache() {
         inbox.cache(uid, CacheField::Envelope, b"(old)");
         uid
     };
-    // Losing dovecot-uidlist means new UIDs under a new UIDVALIDITY: old values must not leak.
+    // Losing dovecot-uidlist and our index means new UIDs under a new UIDVALIDITY: old values
+    // must not leak. (Released first: closing saves the index.)
+    mail_store::maildir::release_idle_mailboxes(&root);
     std::fs::remove_file(root.join("dovecot-uidlist")).unwrap();
+    std::fs::remove_file(root.join("columba.index")).unwrap();
     let inbox = open(&root);
     let uid_now = inbox.snapshot(false).unwrap().messages[0].uid;
     assert_eq!(inbox.cached(uid_now, CacheField::Envelope), None);

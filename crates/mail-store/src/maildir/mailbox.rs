@@ -57,7 +57,8 @@ impl std::fmt::Debug for MaildirMailbox {
 }
 
 impl MaildirMailbox {
-    /// Opens the mailbox in `path` and builds its index from the files.
+    /// Opens the mailbox in `path`: from its saved index when there is a usable one (then only
+    /// what changed since is scanned), otherwise by indexing its files, and saves the result.
     pub(super) fn open(name: MailboxName, root: PathBuf, path: PathBuf) -> Result<Arc<Self>> {
         let mailbox = Arc::new_cyclic(|me| MaildirMailbox {
             name,
@@ -71,9 +72,25 @@ impl MaildirMailbox {
         });
         {
             let mut st = mailbox.lock();
-            mailbox.sync(&mut st, true)?;
+            let restored = mailbox.restore();
+            let from_disk = restored.is_some();
+            if let Some(saved) = restored {
+                *st = saved;
+            }
+            // Anyone may have rewritten dovecot-uidlist meanwhile (or it got torn): then
+            // reconcile it with the files as a cold open would, keeping the UIDs we know.
+            let uidlist_moved = mio::stamp(&mailbox.uidlist_path())? != st.uidlist.stamp;
+            mailbox.sync(&mut st, !from_disk || uidlist_moved)?;
+            if !from_disk {
+                // Indexing was the expensive part: keep it even if the process dies later.
+                mailbox.save(&mut st);
+            }
         }
         Ok(mailbox)
+    }
+
+    pub(super) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
@@ -425,6 +442,17 @@ pub(super) fn to_crlf(bytes: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&bytes[start..]);
     out
+}
+
+impl Drop for MaildirMailbox {
+    /// The last user is gone (or the process is shutting down): save what changed.
+    fn drop(&mut self) {
+        let mut st = std::mem::replace(
+            self.state.get_mut().unwrap_or_else(|e| e.into_inner()),
+            State::new(),
+        );
+        self.save(&mut st);
+    }
 }
 
 impl Mailbox for MaildirMailbox {

@@ -83,7 +83,7 @@ pub fn encode(dir: Dir, fname: &str, ext: &str) -> Vec<u8> {
 pub const SYNC_SLACK: Duration = Duration::from_secs(1);
 
 /// What the last scan of a directory saw.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirStamp {
     /// The directory's mtime when it was scanned (`None`: never scanned).
     pub mtime: Option<SystemTime>,
@@ -143,6 +143,8 @@ pub struct State {
     pub keywords: KeywordMap,
     pub new_dir: DirStamp,
     pub cur_dir: DirStamp,
+    /// What `columba.index` holds, when it matches this state (see `persist`).
+    pub saved: Option<super::persist::SavedMark>,
 }
 
 impl State {
@@ -154,6 +156,7 @@ impl State {
             keywords: KeywordMap::default(),
             new_dir: DirStamp::default(),
             cur_dir: DirStamp::default(),
+            saved: None,
         }
     }
 

@@ -28,6 +28,9 @@ use super::uidlist::{self, Parsed, Record as UidRecord, Uidlist};
 use super::uidvalidity;
 use crate::{Result, StoreError};
 
+/// Directory listings done by this process, for tests that prove a path reads no directory.
+pub static DIRECTORY_SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One file found in `new/` or `cur/`.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -44,6 +47,7 @@ impl Entry {
 /// Lists the message files of one directory. Dot files, subdirectories and names that are not
 /// UTF-8 or hold a line break are skipped with a warning (Dovecot ignores them too).
 pub fn scan_dir(path: &Path, dir: Dir, out: &mut Vec<Entry>) -> Result<()> {
+    DIRECTORY_SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let entries = fs::read_dir(path).map_err(|e| StoreError::io(path, e))?;
     for entry in entries {
         let entry = match entry {

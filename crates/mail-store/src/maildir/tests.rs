@@ -741,6 +741,41 @@ fn committed_uids_survive_a_restart_and_are_not_reused() {
 }
 
 #[test]
+fn saved_index_repairs_a_torn_uidlist() {
+    let (_t, store) = store();
+    let path = store.root().to_owned();
+    let old_uv = {
+        let inbox = store.open(&MailboxName::inbox()).unwrap();
+        for _ in 0..3 {
+            append(inbox.as_ref(), MSG, Flags::default(), None);
+        }
+        inbox.uid_validity()
+    };
+    // As at a restart: the last user is gone, the mailbox saves its index on the way out.
+    super::release_idle_mailboxes(&path);
+    let text = uidlist_text(&path);
+    fs::write(path.join("dovecot-uidlist"), &text[..text.len() - 10]).unwrap();
+    let inbox = MaildirStore::new(path.clone())
+        .unwrap()
+        .open(&MailboxName::inbox())
+        .unwrap();
+    assert_eq!(inbox.uid_validity(), old_uv);
+    let uids: Vec<u32> = inbox
+        .snapshot(false)
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.uid.get())
+        .collect();
+    // The index still knew the torn record: the message keeps UID 3, and the uidlist is
+    // whole again, so Dovecot agrees.
+    assert_eq!(uids, [1, 2, 3]);
+    let repaired = uidlist_text(&path);
+    assert!(repaired.lines().any(|l| l.starts_with("3 ")), "{repaired}");
+    assert_eq!(append(inbox.as_ref(), MSG, Flags::default(), None), uid(4));
+}
+
+#[test]
 fn damaged_uidlist_recovers() {
     let (_t, store) = store();
     let path = store.root().to_owned();
@@ -758,6 +793,8 @@ fn damaged_uidlist_recovers() {
     let cut = text.len() - 10;
     fs::write(path.join("dovecot-uidlist"), &text[..cut]).unwrap();
     super::registry_forget(std::slice::from_ref(&path));
+    // Without our saved index (that case is `saved_index_repairs_a_torn_uidlist`).
+    let _ = fs::remove_file(path.join(super::persist::INDEX_FILE));
     let inbox = MaildirStore::new(path.clone())
         .unwrap()
         .open(&MailboxName::inbox())
@@ -773,13 +810,41 @@ fn damaged_uidlist_recovers() {
     assert_eq!(uids, [1, 2, 4]);
     drop(inbox);
 
-    // Garbage: no UIDVALIDITY to trust, so a new one.
+    // Garbage, but our saved index still knows the UIDs: kept, and the uidlist rewritten.
     fs::write(
         path.join("dovecot-uidlist"),
         b"\x00\x01garbage\nmore garbage",
     )
     .unwrap();
     super::registry_forget(std::slice::from_ref(&path));
+    let inbox = MaildirStore::new(path.clone())
+        .unwrap()
+        .open(&MailboxName::inbox())
+        .unwrap();
+    assert_eq!(inbox.uid_validity(), old_uv);
+    let uids: Vec<u32> = inbox
+        .snapshot(false)
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.uid.get())
+        .collect();
+    assert_eq!(uids, [1, 2, 4]);
+    assert!(
+        uidlist_text(&path).starts_with(&format!("3 V{old_uv} N5 G")),
+        "{}",
+        uidlist_text(&path)
+    );
+    drop(inbox);
+
+    // Garbage and no index: no UIDVALIDITY to trust, so a new one.
+    fs::write(
+        path.join("dovecot-uidlist"),
+        b"\x00\x01garbage\nmore garbage",
+    )
+    .unwrap();
+    super::registry_forget(std::slice::from_ref(&path));
+    let _ = fs::remove_file(path.join(super::persist::INDEX_FILE));
     let inbox = MaildirStore::new(path.clone())
         .unwrap()
         .open(&MailboxName::inbox())
