@@ -1,11 +1,13 @@
 //! Validated vocabulary shared by every Columba crate: message identifiers (`Uid`, `SeqNum`,
-//! `UidValidity`, `ModSeq`), flags and keywords, mailbox names and sequence sets.
+//! `UidValidity`, `ModSeq`), flags and keywords, mailbox names, sequence sets, and calendar
+//! arithmetic for dates.
 //!
 //! This crate owns the *meaning* of these values and the rules that make one valid (a UID is never
 //! zero, a keyword is an IMAP atom, a mailbox name cannot climb out of the user's root). It knows
 //! nothing of wire syntax beyond what validation needs, nothing of storage and nothing of sockets;
 //! the protocol crates turn bytes into these types and the store consumes them.
 
+pub mod date;
 mod flags;
 mod mailbox_name;
 mod seqset;
