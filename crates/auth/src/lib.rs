@@ -1,5 +1,6 @@
 //! Who a user is and whether they proved it: password databases (passdb), user databases
-//! (userdb), password hash schemes and SASL mechanisms as pure step machines.
+//! (userdb), password hash schemes, SASL mechanisms as pure step machines, and the per-address
+//! delay that makes failed logins expensive (shared by every protocol).
 //!
 //! This crate owns credential checking. It knows nothing of IMAP or POP3 framing (a SASL
 //! mechanism consumes and produces raw bytes; base64 and continuation lines are the protocol's
@@ -9,8 +10,11 @@
 //! The types below are the interface other crates code against: keep their signatures stable.
 
 pub mod passwd_file;
+mod penalty;
 pub mod sasl;
 pub mod scheme;
+
+pub use penalty::LoginPenalty;
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! The cost of a failed login, per source IP address, shared by every connection.
+//! The cost of a failed login, per source IP address, shared by every connection of every
+//! protocol (an IMAP failure makes the next POP3 attempt from that address wait too).
 //!
 //! A wrong password is answered only after a delay that starts at `base` and doubles with every
 //! further failure from the same address (up to `max`), like Dovecot's `auth_failure_delay` and

@@ -13,12 +13,12 @@ mod cmd;
 mod context;
 pub mod fetch;
 mod names;
-mod penalty;
 mod session;
 
+/// Moved to `auth` so that POP3 shares it; re-exported for existing users.
+pub use auth::LoginPenalty;
 pub use context::{
     AsyncStream, BoxedStream, ConnectionInfo, ImapSettings, SessionContext, TlsUpgrade,
     UpgradeFuture, UserBackend,
 };
-pub use penalty::LoginPenalty;
 pub use session::serve;
