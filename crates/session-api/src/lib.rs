@@ -1,7 +1,9 @@
 //! What the server binary hands a protocol session, whichever the protocol: the byte stream, the
 //! STARTTLS upgrade, the way to check a password and open a user's mail, and facts about the
 //! connection. `imap-session` and `pop3-session` both code against these types, so the binary
-//! implements each of them once and neither protocol depends on the other.
+//! implements each of them once and neither protocol depends on the other. Beside them, the two
+//! things every session does alike: swapping its stream for a TLS one, and writing the login
+//! log lines in Dovecot's shape.
 //!
 //! This crate owns only these interfaces. It knows no protocol syntax, no sockets or TLS library
 //! (a stream is any `AsyncRead + AsyncWrite`), no password database and no mailbox format.
@@ -12,7 +14,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use auth::{AuthError, AuthOutcome, UserRecord};
+use auth::{AuthError, AuthOutcome, LoginPenalty, UserRecord};
 use mail_store::{MailStore, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -48,4 +50,94 @@ pub struct ConnectionInfo {
     pub implicit_tls: bool,
     /// A short random id that ties this connection's log lines together (Dovecot's `session=<>`).
     pub session_id: String,
+}
+
+/// Replaces `stream` with the TLS stream `upgrader` makes of it (after the protocol's "begin TLS
+/// now" reply has been flushed). On failure the old stream is gone, and the connection must end.
+pub async fn upgrade_in_place(
+    stream: &mut BoxedStream,
+    upgrader: &dyn TlsUpgrade,
+) -> io::Result<()> {
+    let plain = std::mem::replace(stream, Box::new(tokio::io::empty()));
+    *stream = upgrader.upgrade(plain).await?;
+    Ok(())
+}
+
+impl ConnectionInfo {
+    /// `rip=…, lip=…, [TLS, ]session=<…>`: how Dovecot's login lines name a connection.
+    pub fn log_fields(&self, tls: bool) -> String {
+        format!(
+            "rip={}, lip={}, {}session=<{}>",
+            self.remote.ip(),
+            self.local.ip(),
+            if tls { "TLS, " } else { "" },
+            self.session_id
+        )
+    }
+}
+
+/// Logs a successful login as Dovecot does: `imap-login: Login: user=<…>, method=PLAIN, rip=…`.
+/// `process` is the login process's name (`imap-login`, `pop3-login`).
+pub fn log_login(process: &str, user: &str, method: &str, info: &ConnectionInfo, tls: bool) {
+    tracing::info!(
+        "{process}: Login: user=<{}>, method={method}, {}",
+        printable(user),
+        info.log_fields(tls)
+    );
+}
+
+/// A failed login: counts it against the peer's address in the shared `penalty`, logs it as
+/// Dovecot does (with `attempts` on this connection and the delay), and waits out the delay
+/// before the protocol answers — so more connections do not buy an attacker faster guesses.
+pub async fn failed_login(
+    penalty: &LoginPenalty,
+    process: &str,
+    user: &str,
+    method: &str,
+    info: &ConnectionInfo,
+    tls: bool,
+    attempts: u32,
+) {
+    let delay = penalty.record_failure(info.remote.ip());
+    tracing::info!(
+        "{process}: Authentication failed: user=<{}>, method={method}, {}, attempts={attempts}, delay={}ms",
+        printable(user),
+        info.log_fields(tls),
+        delay.as_millis()
+    );
+    tokio::time::sleep(delay).await;
+}
+
+/// A client-supplied name made safe for one log line: at most 64 characters, no control
+/// characters (a CR or LF would forge a line).
+fn printable(name: &str) -> String {
+    name.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_fields_and_names() {
+        let info = ConnectionInfo {
+            remote: "192.0.2.1:5000".parse().unwrap(),
+            local: "127.0.0.1:110".parse().unwrap(),
+            implicit_tls: false,
+            session_id: "abc".into(),
+        };
+        assert_eq!(
+            info.log_fields(true),
+            "rip=192.0.2.1, lip=127.0.0.1, TLS, session=<abc>"
+        );
+        assert_eq!(
+            info.log_fields(false),
+            "rip=192.0.2.1, lip=127.0.0.1, session=<abc>"
+        );
+        assert_eq!(printable("ev\r\nil"), "ev??il");
+        assert_eq!(printable(&"x".repeat(100)).len(), 64);
+    }
 }

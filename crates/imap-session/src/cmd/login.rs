@@ -71,15 +71,7 @@ impl Session {
             }
         };
         self.ctx.penalty.record_success(self.info.remote.ip());
-        tracing::info!(
-            "imap-login: Login: user=<{}>, method={}, rip={}, lip={}, {}session=<{}>",
-            record.name,
-            method,
-            self.info.remote.ip(),
-            self.info.local.ip(),
-            if self.tls { "TLS, " } else { "" },
-            self.info.session_id
-        );
+        session_api::log_login("imap-login", &record.name, method, &self.info, self.tls);
         self.logged_in_as = Some(record.name.clone());
         self.state = State::Authenticated(User { record, store });
         Reply::ok("Logged in").with_code(Code::Capability(capability::list(self)))
@@ -88,19 +80,16 @@ impl Session {
     /// A failed login: wait out the per-address penalty, log in Dovecot's shape, answer NO.
     pub(crate) async fn login_failed(&mut self, username: &str, method: &str) -> Reply {
         self.auth_failures += 1;
-        let delay = self.ctx.penalty.record_failure(self.info.remote.ip());
-        tracing::info!(
-            "imap-login: Authentication failed: user=<{}>, method={}, rip={}, lip={}, {}session=<{}>, attempts={}, delay={}ms",
-            username.chars().take(64).collect::<String>(),
+        session_api::failed_login(
+            &self.ctx.penalty,
+            "imap-login",
+            username,
             method,
-            self.info.remote.ip(),
-            self.info.local.ip(),
-            if self.tls { "TLS, " } else { "" },
-            self.info.session_id,
+            &self.info,
+            self.tls,
             self.auth_failures,
-            delay.as_millis()
-        );
-        tokio::time::sleep(delay).await;
+        )
+        .await;
         if self.auth_failures >= self.ctx.settings.max_auth_attempts {
             self.disconnect_reason = Cow::Borrowed("auth failed");
         }

@@ -30,10 +30,8 @@ impl Session {
         }
         self.rbuf.clear();
         self.decoder = imap_proto::Decoder::new(self.ctx.settings.limits.clone());
-        let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
-        match upgrader.upgrade(plain).await {
-            Ok(stream) => {
-                self.stream = stream;
+        match session_api::upgrade_in_place(&mut self.stream, upgrader.as_ref()).await {
+            Ok(()) => {
                 self.tls = true;
                 Flow::Continue
             }
