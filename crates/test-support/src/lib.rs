@@ -6,6 +6,8 @@
 //!   server starts) and skip the comparison when it returns `None` (Dovecot not installed).
 //! - [`imap_client`]: a tiny blocking IMAP client (std::net) that sends commands, literals included,
 //!   and collects the untagged lines up to the tagged answer.
+//! - [`transcript`]: what the IMAP and POP3 transcript tests share — directive lines, `{*}`
+//!   matching, the client end of an in-memory connection, a two-user backend over Maildir.
 //!
 //! Only ever a dev-dependency (`test-support = { path = "../test-support" }` under
 //! `[dev-dependencies]`): nothing here is meant for production code.
@@ -22,6 +24,7 @@
 
 pub mod dovecot;
 pub mod imap_client;
+pub mod transcript;
 
 pub use dovecot::{Dovecot, DovecotBuilder, DovecotHome};
 pub use imap_client::{ImapClient, Response};
