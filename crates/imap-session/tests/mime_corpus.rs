@@ -89,7 +89,9 @@ fn answers_parse_with_imap_codec() {
         }
         match ResponseCodec::default().decode(&line) {
             Ok(([], _)) => {}
-            Ok((rest, _)) => failures.push(format!("{name}: left {:?}", String::from_utf8_lossy(rest))),
+            Ok((rest, _)) => {
+                failures.push(format!("{name}: left {:?}", String::from_utf8_lossy(rest)))
+            }
             Err(e) => failures.push(format!("{name}: refused {e:?}")),
         }
     }
