@@ -7,7 +7,14 @@ use crate::session::Session;
 pub(crate) fn list(s: &Session) -> Vec<String> {
     let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE", "LITERAL+"];
     if s.is_authenticated() {
-        caps.extend(["NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN"]);
+        caps.extend([
+            "NAMESPACE",
+            "UNSELECT",
+            "UIDPLUS",
+            "MOVE",
+            "CHILDREN",
+            "STATUS=SIZE",
+        ]);
     } else {
         if !s.tls && s.ctx.starttls.is_some() {
             caps.push("STARTTLS");
