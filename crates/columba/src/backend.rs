@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use auth::passwd_file::PasswdFile;
 use auth::{AuthError, AuthOutcome, PassDb, UserRecord};
-use imap_session::UserBackend;
 use mail_store::maildir::MaildirStore;
 use mail_store::{MailStore, StoreError};
+use session_api::UserBackend;
 
 use crate::config::expand_location;
 

@@ -17,6 +17,7 @@ pub struct Config {
     /// Where the embedded defaults keep the certificate, the passwd-file and mail.
     pub data_dir: PathBuf,
     pub imap: ImapConfig,
+    pub pop3: Pop3Config,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
@@ -37,6 +38,30 @@ pub struct ImapConfig {
     /// Seconds a client may take to log in.
     pub login_timeout_secs: u64,
     /// Seconds of silence before a logged-in client is disconnected (RFC 9051: at least 1800).
+    pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pop3Config {
+    /// Cleartext listeners, offering STLS (production: `0.0.0.0:110`). Empty: no POP3.
+    pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (production: `0.0.0.0:995`).
+    pub listen_tls: Vec<SocketAddr>,
+    /// How UIDLs are made for messages without one stored by a migration (Dovecot's
+    /// `pop3_uidl_format`, whose default this is): `%u` the UID, `%v` the UIDVALIDITY, each
+    /// optionally as `%0<width>` (zero-padded) and `X` (lower-case hex, as Dovecot's); `%%` a
+    /// percent sign; anything else printable is copied. `%u` is required.
+    pub uidl_format: String,
+    /// One POP3 session per user at a time (RFC 1939 8; Dovecot's `pop3_lock_session`): a second
+    /// one gets `-ERR [IN-USE]`. IMAP is never locked out. The lock is per server process.
+    pub lock_session: bool,
+    /// Longest command line (RFC 2449 says 255; long passwords need more).
+    pub max_line_length: usize,
+    /// Seconds a client may take to log in.
+    pub login_timeout_secs: u64,
+    /// Seconds of silence before a logged-in client is disconnected, without deleting anything
+    /// (RFC 1939 3: at least 600).
     pub idle_timeout_secs: u64,
 }
 
@@ -85,6 +110,7 @@ impl Default for Config {
             version: CONFIG_VERSION,
             data_dir: PathBuf::from("columba-data"),
             imap: ImapConfig::default(),
+            pop3: Pop3Config::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             mail: MailConfig::default(),
@@ -102,6 +128,20 @@ impl Default for ImapConfig {
             max_message_size: 64 * 1024 * 1024,
             login_timeout_secs: 60,
             idle_timeout_secs: 30 * 60,
+        }
+    }
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1110))],
+            listen_tls: vec![SocketAddr::from(([127, 0, 0, 1], 1995))],
+            uidl_format: pop3_session::UidlFormat::DOVECOT_DEFAULT.to_owned(),
+            lock_session: true,
+            max_line_length: 1024,
+            login_timeout_secs: 60,
+            idle_timeout_secs: 10 * 60,
         }
     }
 }
@@ -235,6 +275,32 @@ mod tests {
         let text = c.effective().to_toml().unwrap();
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back.passwd_path(), PathBuf::from("columba-data/users"));
+    }
+
+    #[test]
+    fn pop3_defaults_and_settings() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(
+            c.pop3.listen,
+            vec!["127.0.0.1:1110".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            c.pop3.listen_tls,
+            vec!["127.0.0.1:1995".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(c.pop3.uidl_format, "%08Xu%08Xv");
+        assert!(c.pop3.lock_session);
+        let c: Config = toml::from_str(
+            "[pop3]\nlisten = [\"0.0.0.0:110\"]\nlisten_tls = []\nuidl_format = \"%v.%u\"\nlock_session = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.pop3.listen,
+            vec!["0.0.0.0:110".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(c.pop3.listen_tls.is_empty());
+        assert_eq!(c.pop3.uidl_format, "%v.%u");
+        assert!(!c.pop3.lock_session);
     }
 
     #[test]

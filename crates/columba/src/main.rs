@@ -1,5 +1,6 @@
 //! The `columba` binary: command line, configuration, logging, and the wiring of listeners,
-//! TLS, authentication and mail storage into IMAP sessions. The only crate that uses `anyhow`.
+//! TLS, authentication and mail storage into IMAP and POP3 sessions. The only crate that uses
+//! `anyhow`.
 
 mod backend;
 mod config;
@@ -41,6 +42,12 @@ enum Command {
         /// IMAPS (implicit TLS) listener; repeatable; replaces the configured ones.
         #[arg(long = "imaps")]
         imaps: Vec<SocketAddr>,
+        /// POP3 (cleartext + STLS) listener; repeatable; replaces the configured ones.
+        #[arg(long = "pop3")]
+        pop3: Vec<SocketAddr>,
+        /// POP3S (implicit TLS) listener; repeatable; replaces the configured ones.
+        #[arg(long = "pop3s")]
+        pop3s: Vec<SocketAddr>,
     },
     /// Print the effective configuration.
     Config,
@@ -77,7 +84,12 @@ fn run() -> anyhow::Result<()> {
         config.data_dir = dir;
     }
     match cli.command {
-        Command::Serve { imap, imaps } => {
+        Command::Serve {
+            imap,
+            imaps,
+            pop3,
+            pop3s,
+        } => {
             init_logging(&config.log.level);
             // Each listener kind given on the command line replaces the configured ones.
             if !imap.is_empty() {
@@ -85,6 +97,12 @@ fn run() -> anyhow::Result<()> {
             }
             if !imaps.is_empty() {
                 config.imap.listen_tls = imaps;
+            }
+            if !pop3.is_empty() {
+                config.pop3.listen = pop3;
+            }
+            if !pop3s.is_empty() {
+                config.pop3.listen_tls = pop3s;
             }
             if let Some(password) = setup::ensure_data_dir(&config)? {
                 // Printed once, on the terminal of whoever started the server first.

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use imap_session::{BoxedStream, TlsUpgrade, UpgradeFuture};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use session_api::{BoxedStream, TlsUpgrade, UpgradeFuture};
 use tokio_rustls::TlsAcceptor;
 
 /// Loads a PEM certificate chain and private key into a rustls acceptor.
@@ -52,7 +52,7 @@ pub fn generate_self_signed(cert: &Path, key: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The STARTTLS upgrade handed to IMAP sessions.
+/// The STARTTLS (IMAP) and STLS (POP3) upgrade handed to sessions.
 pub struct StartTls(pub TlsAcceptor);
 
 impl TlsUpgrade for StartTls {

@@ -1,12 +1,13 @@
 //! Starts the built `columba` binary on loopback for a test: a fresh data directory, a user with
-//! a known password, listeners on ports the OS picks (read back from the server's log line).
+//! a known password, IMAP, IMAPS, POP3 and POP3S listeners on ports the OS picks (read back from
+//! the server's log lines).
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
     pub imap: SocketAddr,
     pub imaps: SocketAddr,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
     log: mpsc::Receiver<String>,
     pub log_lines: Vec<String>,
 }
@@ -67,6 +70,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(["serve", "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0"])
+            .args(["--pop3", "127.0.0.1:0", "--pop3s", "127.0.0.1:0"])
             .args(extra_args)
             .env("COLUMBA_LOG", "info")
             .stdout(Stdio::piped())
@@ -98,12 +102,14 @@ impl Server {
             data_dir,
             imap: "127.0.0.1:0".parse().unwrap(),
             imaps: "127.0.0.1:0".parse().unwrap(),
+            pop3: "127.0.0.1:0".parse().unwrap(),
+            pop3s: "127.0.0.1:0".parse().unwrap(),
             log: rx,
             log_lines: Vec::new(),
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let (mut imap, mut imaps) = (None, None);
-        while imap.is_none() || imaps.is_none() {
+        let (mut imap, mut imaps, mut pop3, mut pop3s) = (None, None, None, None);
+        while imap.is_none() || imaps.is_none() || pop3.is_none() || pop3s.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = server.log.recv_timeout(left).unwrap_or_else(|_| {
                 panic!(
@@ -115,11 +121,17 @@ impl Server {
                 imap = Some(addr);
             } else if let Some(addr) = listener_addr(&line, "imaps: listening on ") {
                 imaps = Some(addr);
+            } else if let Some(addr) = listener_addr(&line, "pop3: listening on ") {
+                pop3 = Some(addr);
+            } else if let Some(addr) = listener_addr(&line, "pop3s: listening on ") {
+                pop3s = Some(addr);
             }
             server.log_lines.push(line);
         }
         server.imap = imap.unwrap();
         server.imaps = imaps.unwrap();
+        server.pop3 = pop3.unwrap();
+        server.pop3s = pop3s.unwrap();
         server
     }
 
@@ -185,6 +197,23 @@ fn listener_addr(line: &str, marker: &str) -> Option<SocketAddr> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Runs an external program (a client under test) and returns its output; panics with both its
+/// outputs when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
 }
 
 /// Whether an external program is available. When it is not, the test prints why it skips —
