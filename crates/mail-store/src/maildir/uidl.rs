@@ -24,8 +24,8 @@ impl MaildirMailbox {
 mod tests {
     use mail_types::{MailboxName, Uid};
 
-    use crate::maildir::MaildirStore;
     use crate::MailStore;
+    use crate::maildir::MaildirStore;
 
     #[test]
     fn uidls_from_the_uidlist_p_field() {
