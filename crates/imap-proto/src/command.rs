@@ -105,6 +105,14 @@ pub enum CommandBody {
         reference: ListPattern,
         pattern: ListPattern,
     },
+    /// LIST with selection options, several patterns or return options (RFC 5258 3, RFC 5819,
+    /// RFC 6154 5); a LIST without any of them is [`CommandBody::List`].
+    ListExtended {
+        select: ListSelect,
+        reference: ListPattern,
+        patterns: Vec<ListPattern>,
+        returns: ListReturn,
+    },
     Status {
         mailbox: MailboxArg,
         items: Vec<StatusItem>,
@@ -169,6 +177,24 @@ pub struct AppendHeader {
     pub mailbox: MailboxArg,
     pub flags: Vec<Flag>,
     pub date: Option<DateTime>,
+}
+
+/// LIST selection options (RFC 5258 3.1; `SPECIAL-USE` from RFC 6154 5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ListSelect {
+    pub subscribed: bool,
+    pub remote: bool,
+    pub recursive_match: bool,
+    pub special_use: bool,
+}
+
+/// LIST return options (RFC 5258 3.2; `STATUS` from RFC 5819; `SPECIAL-USE` from RFC 6154 5.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    pub status: Option<Vec<StatusItem>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -147,23 +147,47 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
             push(out, "STATUS ");
             write_astring(out, &mailbox.0);
             push(out, " (");
-            for (i, item) in items.iter().enumerate() {
+            write_status_items(out, items);
+            out.push(b')');
+        }
+        CommandBody::ListExtended {
+            select,
+            reference,
+            patterns,
+            returns,
+        } => {
+            push(out, "LIST (");
+            let options = [
+                (select.subscribed, "SUBSCRIBED"),
+                (select.remote, "REMOTE"),
+                (select.recursive_match, "RECURSIVEMATCH"),
+                (select.special_use, "SPECIAL-USE"),
+            ];
+            let names: Vec<&str> = options.iter().filter(|o| o.0).map(|o| o.1).collect();
+            push(out, &names.join(" "));
+            push(out, ") ");
+            write_list_mailbox(out, &reference.0);
+            push(out, " (");
+            for (i, p) in patterns.iter().enumerate() {
                 if i > 0 {
                     out.push(b' ');
                 }
-                push(
-                    out,
-                    match item {
-                        StatusItem::Messages => "MESSAGES",
-                        StatusItem::Recent => "RECENT",
-                        StatusItem::UidNext => "UIDNEXT",
-                        StatusItem::UidValidity => "UIDVALIDITY",
-                        StatusItem::Unseen => "UNSEEN",
-                        StatusItem::HighestModSeq => "HIGHESTMODSEQ",
-                        StatusItem::Size => "SIZE",
-                        StatusItem::Deleted => "DELETED",
-                    },
-                );
+                write_list_mailbox(out, &p.0);
+            }
+            push(out, ") RETURN (");
+            let options = [
+                (returns.subscribed, "SUBSCRIBED"),
+                (returns.children, "CHILDREN"),
+                (returns.special_use, "SPECIAL-USE"),
+            ];
+            let mut names: Vec<&str> = options.iter().filter(|o| o.0).map(|o| o.1).collect();
+            if returns.status.is_some() {
+                names.push("STATUS (");
+            }
+            push(out, &names.join(" "));
+            if let Some(items) = &returns.status {
+                write_status_items(out, items);
+                out.push(b')');
             }
             out.push(b')');
         }
@@ -457,5 +481,26 @@ pub fn write_section(out: &mut Vec<u8>, section: &Section) {
         SectionText::Mime => push(out, "MIME"),
         SectionText::HeaderFields(list) => fields(out, "HEADER.FIELDS", list),
         SectionText::HeaderFieldsNot(list) => fields(out, "HEADER.FIELDS.NOT", list),
+    }
+}
+
+fn write_status_items(out: &mut Vec<u8>, items: &[StatusItem]) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        push(
+            out,
+            match item {
+                StatusItem::Messages => "MESSAGES",
+                StatusItem::Recent => "RECENT",
+                StatusItem::UidNext => "UIDNEXT",
+                StatusItem::UidValidity => "UIDVALIDITY",
+                StatusItem::Unseen => "UNSEEN",
+                StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+                StatusItem::Size => "SIZE",
+                StatusItem::Deleted => "DELETED",
+            },
+        );
     }
 }

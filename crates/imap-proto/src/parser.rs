@@ -697,16 +697,13 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
             let to = c.mailbox()?;
             CommandBody::Rename { from, to }
         }
-        "LIST" | "LSUB" => {
+        "LIST" => list(c)?,
+        "LSUB" => {
             c.sp()?;
             let reference = c.list_mailbox()?;
             c.sp()?;
             let pattern = c.list_mailbox()?;
-            if name == "LIST" {
-                CommandBody::List { reference, pattern }
-            } else {
-                CommandBody::Lsub { reference, pattern }
-            }
+            CommandBody::Lsub { reference, pattern }
         }
         "STATUS" => {
             c.sp()?;
@@ -847,6 +844,90 @@ fn select_params(c: &mut Cursor<'_>) -> R<SelectParams> {
 }
 
 /// `"(" status-att *(SP status-att) ")"` (RFC 3501 9, RFC 7162 3.1.9, RFC 8438, RFC 9051).
+/// LIST (RFC 3501 6.3.8) and its extended form (RFC 5258 6):
+/// `LIST [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`.
+/// Unknown options are BAD (RFC 5258 3), and so is `RECURSIVEMATCH` alone (3.1).
+fn list(c: &mut Cursor<'_>) -> R<CommandBody> {
+    c.sp()?;
+    let mut select = ListSelect::default();
+    let mut extended = false;
+    if c.eat(b'(') {
+        extended = true;
+        if !c.eat(b')') {
+            loop {
+                match c.word()?.as_str() {
+                    "SUBSCRIBED" => select.subscribed = true,
+                    "REMOTE" => select.remote = true,
+                    "RECURSIVEMATCH" => select.recursive_match = true,
+                    "SPECIAL-USE" => select.special_use = true,
+                    _ => return Err(invalid()),
+                }
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+            }
+        }
+        if select.recursive_match && !select.subscribed && !select.special_use {
+            return Err(invalid());
+        }
+        c.sp()?;
+    }
+    let reference = c.list_mailbox()?;
+    c.sp()?;
+    let mut patterns = Vec::new();
+    if c.eat(b'(') {
+        extended = true;
+        loop {
+            patterns.push(c.list_mailbox()?);
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+    } else {
+        patterns.push(c.list_mailbox()?);
+    }
+    let mut returns = ListReturn::default();
+    if c.peek() == Some(b' ') {
+        c.sp()?;
+        if c.word()? != "RETURN" {
+            return Err(invalid());
+        }
+        c.sp()?;
+        c.expect(b'(')?;
+        extended = true;
+        if !c.eat(b')') {
+            loop {
+                match c.word()?.as_str() {
+                    "SUBSCRIBED" => returns.subscribed = true,
+                    "CHILDREN" => returns.children = true,
+                    "SPECIAL-USE" => returns.special_use = true,
+                    "STATUS" => {
+                        c.sp()?;
+                        returns.status = Some(status_items(c)?);
+                    }
+                    _ => return Err(invalid()),
+                }
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+            }
+        }
+    }
+    if !extended && patterns.len() == 1 {
+        let pattern = patterns.remove(0);
+        return Ok(CommandBody::List { reference, pattern });
+    }
+    Ok(CommandBody::ListExtended {
+        select,
+        reference,
+        patterns,
+        returns,
+    })
+}
+
 fn status_items(c: &mut Cursor<'_>) -> R<Vec<StatusItem>> {
     c.expect(b'(')?;
     let mut items = Vec::new();

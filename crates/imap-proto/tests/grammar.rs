@@ -348,7 +348,41 @@ fn mailbox_commands() {
             pattern: pat("comp.mail.*"),
         },
     );
-    invalid("a LIST (SUBSCRIBED) \"\" *", "LIST");
+    // RFC 5258 LIST-EXTENDED.
+    ok(
+        "a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (INBOX \"Other/%\") RETURN (CHILDREN STATUS (MESSAGES UNSEEN))",
+        CommandBody::ListExtended {
+            select: ListSelect {
+                subscribed: true,
+                recursive_match: true,
+                ..ListSelect::default()
+            },
+            reference: pat(""),
+            patterns: vec![pat("INBOX"), pat("Other/%")],
+            returns: ListReturn {
+                children: true,
+                status: Some(vec![StatusItem::Messages, StatusItem::Unseen]),
+                ..ListReturn::default()
+            },
+        },
+    );
+    ok(
+        "a LIST \"\" % RETURN (SPECIAL-USE)",
+        CommandBody::ListExtended {
+            select: ListSelect::default(),
+            reference: pat(""),
+            patterns: vec![pat("%")],
+            returns: ListReturn {
+                special_use: true,
+                ..ListReturn::default()
+            },
+        },
+    );
+    // Unknown options, RECURSIVEMATCH alone, and a missing pattern are BAD (RFC 5258 3).
+    invalid("a LIST (SUBSCRIBED BOGUS) \"\" *", "LIST");
+    invalid("a LIST (RECURSIVEMATCH) \"\" *", "LIST");
+    invalid("a LIST \"\" * RETURN (BOGUS)", "LIST");
+    invalid("a LIST \"\" ()", "LIST");
     invalid("a LIST \"\"", "LIST");
     ok(
         "a STATUS blurdybloop (UIDNEXT MESSAGES unseen RECENT UIDVALIDITY HIGHESTMODSEQ SIZE DELETED)",

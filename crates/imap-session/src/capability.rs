@@ -13,6 +13,9 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "UIDPLUS",
             "MOVE",
             "CHILDREN",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "SPECIAL-USE",
             "STATUS=SIZE",
         ]);
     } else {

@@ -32,6 +32,9 @@ pub struct ImapSettings {
     pub max_auth_attempts: u32,
     /// Invalid commands in a row before the connection is closed.
     pub max_bad_commands: u32,
+    /// Mailbox names and their special-use attribute (RFC 6154), as Dovecot's
+    /// `special_use` settings: `("Sent", "\\Sent")`.
+    pub special_use: Vec<(String, String)>,
 }
 
 impl Default for ImapSettings {
@@ -45,6 +48,18 @@ impl Default for ImapSettings {
             idle_keepalive: Duration::from_secs(2 * 60),
             max_auth_attempts: 3,
             max_bad_commands: 20,
+            // Debian's Dovecot default (15-mailboxes.conf), and Archive.
+            special_use: [
+                ("Drafts", "\\Drafts"),
+                ("Junk", "\\Junk"),
+                ("Trash", "\\Trash"),
+                ("Sent", "\\Sent"),
+                ("Sent Messages", "\\Sent"),
+                ("Archive", "\\Archive"),
+            ]
+            .iter()
+            .map(|(n, a)| ((*n).to_owned(), (*a).to_owned()))
+            .collect(),
         }
     }
 }

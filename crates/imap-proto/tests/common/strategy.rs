@@ -316,6 +316,35 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
             C::Lsub { reference, pattern }
         }
     });
+    // RFC 5258 LIST-EXTENDED; imap-codec does not read it, so only outside `codec_safe`.
+    let extended_lists = (
+        pat(),
+        vec(pat(), 1..4),
+        any::<[bool; 7]>(),
+        proptest::option::of(vec(status_item(codec_safe), 1..4)),
+    )
+        .prop_map(|(reference, patterns, o, status)| C::ListExtended {
+            select: ListSelect {
+                subscribed: o[0],
+                remote: o[1],
+                // RECURSIVEMATCH alone is BAD (RFC 5258 3.1).
+                recursive_match: o[2] && (o[0] || o[3]),
+                special_use: o[3],
+            },
+            reference,
+            patterns,
+            returns: ListReturn {
+                subscribed: o[4],
+                children: o[5],
+                special_use: o[6],
+                status,
+            },
+        });
+    let lists = if codec_safe {
+        lists.boxed()
+    } else {
+        prop_oneof![lists, extended_lists].boxed()
+    };
     let status = (mb(), vec(status_item(codec_safe), 1..5))
         .prop_map(|(mailbox, items)| C::Status { mailbox, items });
     let id = proptest::option::of(vec((t(), proptest::option::of(t())), 0..4)).prop_map(C::Id);

@@ -1,6 +1,8 @@
 use imap_proto::response::write_mailbox;
 use imap_proto::{MailboxArg, StatusItem};
 
+use mail_types::MailboxName;
+
 use crate::names::mailbox_name;
 use crate::session::{Reply, Session};
 
@@ -11,15 +13,28 @@ impl Session {
             Ok(n) => n,
             Err(reply) => return reply,
         };
+        match self.write_status(&name, items) {
+            Ok(()) => Reply::ok("Status completed."),
+            Err(reply) => reply,
+        }
+    }
+
+    /// Writes `* STATUS name (...)` with the figures asked for, in the order asked; for STATUS
+    /// and for LIST's `RETURN (STATUS ...)` (RFC 5819).
+    pub(crate) fn write_status(
+        &mut self,
+        name: &MailboxName,
+        items: &[StatusItem],
+    ) -> Result<(), Reply> {
         let Some(user) = self.user() else {
-            return Reply::bad("Please log in first.");
+            return Err(Reply::bad("Please log in first."));
         };
-        let status = match user.store.open(&name).and_then(|mb| {
+        let status = match user.store.open(name).and_then(|mb| {
             mb.refresh()?;
             mb.status()
         }) {
             Ok(s) => s,
-            Err(e) => return self.store_error(e),
+            Err(e) => return Err(self.store_error(e)),
         };
         let mut figures = Vec::with_capacity(items.len());
         for item in items {
@@ -38,6 +53,6 @@ impl Session {
         write_mailbox(&mut self.out, name.as_str(), false);
         self.out
             .extend_from_slice(format!(" ({})\r\n", figures.join(" ")).as_bytes());
-        Reply::ok("Status completed.")
+        Ok(())
     }
 }
