@@ -136,6 +136,9 @@ pub enum CommandBody {
     UidExpunge(SeqSet),
     Search {
         uid: bool,
+        /// RFC 4731 `RETURN (...)`: `None` asks for a classic `* SEARCH`; `Some` (even empty,
+        /// which means `ALL`) for `* ESEARCH`.
+        returns: Option<Vec<SearchReturn>>,
         charset: Option<String>,
         criteria: SearchKey,
     },
@@ -177,6 +180,15 @@ pub struct AppendHeader {
     pub mailbox: MailboxArg,
     pub flags: Vec<Flag>,
     pub date: Option<DateTime>,
+}
+
+/// What an ESEARCH response reports (RFC 4731 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
 }
 
 /// LIST selection options (RFC 5258 3.1; `SPECIAL-USE` from RFC 6154 5.1).

@@ -206,11 +206,30 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
         }
         CommandBody::Search {
             uid,
+            returns,
             charset,
             criteria,
         } => {
             uid_prefix(out, *uid);
             push(out, "SEARCH");
+            if let Some(opts) = returns {
+                push(out, " RETURN (");
+                for (i, o) in opts.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    push(
+                        out,
+                        match o {
+                            SearchReturn::Min => "MIN",
+                            SearchReturn::Max => "MAX",
+                            SearchReturn::All => "ALL",
+                            SearchReturn::Count => "COUNT",
+                        },
+                    );
+                }
+                out.push(b')');
+            }
             if let Some(cs) = charset {
                 push(out, " CHARSET ");
                 write_astring(out, cs.as_bytes());

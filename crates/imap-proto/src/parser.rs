@@ -1146,6 +1146,35 @@ enum Frame {
 /// `search` (RFC 3501 6.4.4 and 9, RFC 7162 3.1.5): `[CHARSET astring] 1*(SP search-key)`.
 fn search(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     c.sp()?;
+    // RFC 4731 3.1: `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"`.
+    let returns = if c.at_word(b"RETURN") {
+        c.pos += 6;
+        c.sp()?;
+        c.expect(b'(')?;
+        let mut opts = Vec::new();
+        if !c.eat(b')') {
+            loop {
+                let opt = match c.word()?.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    _ => return Err(invalid()),
+                };
+                if !opts.contains(&opt) {
+                    opts.push(opt);
+                }
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+            }
+        }
+        c.sp()?;
+        Some(opts)
+    } else {
+        None
+    };
     let charset = if c.at_word(b"CHARSET") {
         c.pos += 7;
         c.sp()?;
@@ -1158,6 +1187,7 @@ fn search(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     let criteria = search_keys(c)?;
     Ok(CommandBody::Search {
         uid,
+        returns,
         charset,
         criteria,
     })

@@ -65,6 +65,7 @@ fn body_section(peek: bool, s: Section, partial: Option<(u32, u32)>) -> FetchAtt
 fn search(charset: Option<&str>, criteria: SearchKey) -> CommandBody {
     CommandBody::Search {
         uid: false,
+        returns: None,
         charset: charset.map(str::to_owned),
         criteria,
     }
@@ -762,6 +763,7 @@ fn search_keys() {
         "a UID SEARCH NOT NOT (OR 1 2 (3))",
         CommandBody::Search {
             uid: true,
+            returns: None,
             charset: None,
             criteria: Not(Box::new(Not(Box::new(And(vec![
                 Or(
@@ -778,9 +780,9 @@ fn search_keys() {
         "Error in IMAP command SEARCH: Unknown argument FOO",
     );
     bad(
-        "a SEARCH RETURN (MIN) ALL",
+        "a SEARCH RETURNING ALL",
         Some("a"),
-        "Error in IMAP command SEARCH: Unknown argument RETURN",
+        "Error in IMAP command SEARCH: Unknown argument RETURNING",
     );
     for w in [
         "a SEARCH",
@@ -816,6 +818,32 @@ fn search_keys() {
         Some("a"),
         "Error in IMAP command SEARCH: Invalid messageset",
     );
+}
+
+/// RFC 4731 3.1 ESEARCH: `RETURN (...)` before CHARSET and the keys; `RETURN ()` means ALL.
+#[test]
+fn search_return_options() {
+    ok(
+        "a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 UNSEEN",
+        CommandBody::Search {
+            uid: true,
+            returns: Some(vec![SearchReturn::Min, SearchReturn::Count]),
+            charset: Some("UTF-8".to_owned()),
+            criteria: SearchKey::Unseen,
+        },
+    );
+    ok(
+        "a SEARCH RETURN () ALL",
+        CommandBody::Search {
+            uid: false,
+            returns: Some(Vec::new()),
+            charset: None,
+            criteria: SearchKey::All,
+        },
+    );
+    invalid("a SEARCH RETURN (SAVE) ALL", "SEARCH");
+    invalid("a SEARCH RETURN (MIN ALL", "SEARCH");
+    invalid("a SEARCH RETURN MIN ALL", "SEARCH");
 }
 
 #[test]

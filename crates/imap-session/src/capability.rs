@@ -14,6 +14,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "MOVE",
             "CHILDREN",
             "LIST-EXTENDED",
+            "ESEARCH",
             "LIST-STATUS",
             "SPECIAL-USE",
             "STATUS=SIZE",

@@ -382,9 +382,10 @@ impl Session {
             CommandBody::UidExpunge(set) => self.cmd_expunge(Some(&set)),
             CommandBody::Search {
                 uid,
+                returns,
                 charset,
                 criteria,
-            } => self.cmd_search(uid, charset.as_deref(), &criteria),
+            } => self.cmd_search(&tag, uid, returns.as_deref(), charset.as_deref(), &criteria),
             CommandBody::Fetch { uid, set, items } => self.cmd_fetch(uid, &set, &items).await,
             CommandBody::Store {
                 uid,

@@ -350,13 +350,30 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
     let id = proptest::option::of(vec((t(), proptest::option::of(t())), 0..4)).prop_map(C::Id);
     let enable = vec("[A-Z0-9=+-]{1,12}", 1..4).prop_map(C::Enable);
     let login = (b(), b()).prop_map(|(username, password)| C::Login { username, password });
+    // RFC 4731 ESEARCH return options; imap-codec does not read them.
+    let returns = if codec_safe {
+        Just(None).boxed()
+    } else {
+        proptest::option::of(proptest::sample::subsequence(
+            vec![
+                SearchReturn::Min,
+                SearchReturn::Max,
+                SearchReturn::All,
+                SearchReturn::Count,
+            ],
+            0..=4,
+        ))
+        .boxed()
+    };
     let search = (
         any::<bool>(),
+        returns,
         proptest::option::of("[A-Z0-9-]{1,10}"),
         search_key(codec_safe),
     )
-        .prop_map(|(uid, charset, criteria)| C::Search {
+        .prop_map(|(uid, returns, charset, criteria)| C::Search {
             uid,
+            returns,
             charset,
             criteria,
         });

@@ -1,8 +1,8 @@
 use imap_proto::response::{Code, days_from_civil};
-use imap_proto::{Date, SearchKey};
+use imap_proto::{Date, SearchKey, SearchReturn, Tag};
 use mail_parse::ParsedMessage;
 use mail_store::{CacheField, Mailbox, MessageInfo, ViewMessage};
-use mail_types::{Flag, Keyword, SystemFlags};
+use mail_types::{Flag, Keyword, SeqSet, SystemFlags};
 
 use crate::session::{Reply, Session, State};
 
@@ -230,7 +230,9 @@ impl Session {
     /// message file is read only when a key that needs it is reached.
     pub(crate) fn cmd_search(
         &mut self,
+        tag: &Tag,
         uid_command: bool,
+        returns: Option<&[SearchReturn]>,
         charset: Option<&str>,
         criteria: &SearchKey,
     ) -> Reply {
@@ -269,14 +271,47 @@ impl Session {
                 hits.push(if uid_command { msg.uid.get() } else { seq });
             }
         }
-        let mut line = String::with_capacity(9 + hits.len() * 6);
-        line.push_str("* SEARCH");
-        for h in hits {
-            line.push(' ');
-            line.push_str(&h.to_string());
+        match returns {
+            None => {
+                let mut line = String::with_capacity(9 + hits.len() * 6);
+                line.push_str("* SEARCH");
+                for h in hits {
+                    line.push(' ');
+                    line.push_str(&h.to_string());
+                }
+                line.push_str("\r\n");
+                self.out.extend_from_slice(line.as_bytes());
+            }
+            Some(options) => {
+                let line = esearch_line(tag, uid_command, options, &hits);
+                self.out.extend_from_slice(line.as_bytes());
+            }
         }
-        line.push_str("\r\n");
-        self.out.extend_from_slice(line.as_bytes());
         Reply::ok("Search completed.")
     }
+}
+
+/// `* ESEARCH (TAG "t") [UID] ...` (RFC 4731 3.1): the options asked for, in the RFC's order;
+/// `RETURN ()` means ALL. MIN, MAX and ALL are left out when nothing matched; COUNT never is.
+/// `hits` are ascending.
+fn esearch_line(tag: &Tag, uid: bool, options: &[SearchReturn], hits: &[u32]) -> String {
+    let all = options.is_empty() || options.contains(&SearchReturn::All);
+    let mut line = format!("* ESEARCH (TAG \"{}\")", tag.0);
+    if uid {
+        line.push_str(" UID");
+    }
+    if let (true, Some(min)) = (options.contains(&SearchReturn::Min), hits.first()) {
+        line.push_str(&format!(" MIN {min}"));
+    }
+    if let (true, Some(max)) = (options.contains(&SearchReturn::Max), hits.last()) {
+        line.push_str(&format!(" MAX {max}"));
+    }
+    if all && let Some(set) = SeqSet::from_values(hits.iter().copied()) {
+        line.push_str(&format!(" ALL {set}"));
+    }
+    if options.contains(&SearchReturn::Count) {
+        line.push_str(&format!(" COUNT {}", hits.len()));
+    }
+    line.push_str("\r\n");
+    line
 }
