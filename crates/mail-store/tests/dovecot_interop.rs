@@ -463,6 +463,67 @@ fn dates_format_like_imap() {
     assert_eq!(imap_date(0), "01-Jan-1970 00:00:00 +0000");
 }
 
+/// Columba adds records to the end of `dovecot-uidlist` (the header's NEXTUID lagging, records
+/// of expunged messages left in place) as Dovecot does; Dovecot must read such a file, add its
+/// own record after them, and Columba must read Dovecot's addition.
+#[test]
+fn dovecot_reads_a_uidlist_columba_appended_to() {
+    let Some(home) = dovecot().prepare() else {
+        return;
+    };
+    let store = MaildirStore::new(home.maildir()).unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let append = |i: u32| -> u32 {
+        let mut w = inbox.begin_append().unwrap();
+        w.write(format!("Subject: columba {i}\r\n\r\nbody\r\n").as_bytes())
+            .unwrap();
+        w.commit(Flags::default(), None).unwrap().get()
+    };
+    for i in 1..=10 {
+        assert_eq!(append(i), i);
+    }
+    let first = Uid::new(1).unwrap();
+    inbox
+        .store_flags(
+            &[first],
+            &FlagChange::Add(Flags::new(SystemFlags::DELETED, [])),
+        )
+        .unwrap();
+    assert_eq!(inbox.expunge(None).unwrap(), vec![first]);
+    assert_eq!(append(11), 11);
+    let uidlist = home.maildir().join("dovecot-uidlist");
+    let text = fs::read_to_string(&uidlist).unwrap();
+    let header = text.lines().next().unwrap().to_owned();
+    assert!(header.contains(" N1 "), "appended, not rewritten: {text}");
+    assert_eq!(text.lines().count(), 12, "{text}");
+
+    let dovecot = home.start();
+    let mut c = dovecot.connect().expect("login");
+    let selected = ok(&mut c, "SELECT INBOX");
+    assert_eq!(uidvalidity_of(&selected), inbox.uid_validity().get());
+    let uids: Vec<u32> = fetch_all(&mut c).iter().map(|f| f.uid).collect();
+    assert_eq!(uids, (2..=11).collect::<Vec<_>>());
+    let dove_uid = imap_append(&mut c, "INBOX", "", None, b"Subject: dovecot\r\n\r\nx\r\n");
+    assert_eq!(dove_uid, 12);
+    ok(&mut c, "LOGOUT");
+
+    // Dovecot's record is read (the file may have been appended to or rewritten) and the next
+    // UID comes after it.
+    std::thread::sleep(Duration::from_millis(1100));
+    inbox.refresh().unwrap();
+    assert_eq!(append(13), 13);
+    let snap = inbox.snapshot(false).unwrap();
+    let ours: Vec<u32> = snap.messages.iter().map(|m| m.uid.get()).collect();
+    assert_eq!(ours, (2..=13).collect::<Vec<_>>());
+    let dove = Uid::new(dove_uid).unwrap();
+    assert_eq!(
+        inbox.read_message(dove).unwrap(),
+        b"Subject: dovecot\r\n\r\nx\r\n"
+    );
+    let complaints = dovecot.complaints();
+    assert!(complaints.is_empty(), "{complaints:#?}");
+}
+
 const CHILD_ENV: &str = "COLUMBA_INTEROP_CHILD";
 
 /// The Columba side of the concurrent test: runs in a child process as the mail user (files it

@@ -289,6 +289,28 @@ impl MaildirMailbox {
         Ok(())
     }
 
+    /// Drops messages whose files were removed from the index. Their records stay in
+    /// `dovecot-uidlist` until it is next rewritten, so the description of the file learns of
+    /// them (they count towards its rewrite).
+    fn expunge_from_index(&self, st: &mut State, uids: &[Uid]) -> Result<()> {
+        let State { index, uidlist, .. } = st;
+        if let Some(exact) = uidlist.exact.as_mut() {
+            let gone = uids.iter().filter_map(|&uid| {
+                let loc = Location::decode(index.get(uid)?.backend())?;
+                Some(super::uidlist::Record {
+                    uid: uid.get(),
+                    ext: loc.ext.to_owned(),
+                    base: loc.base().to_owned(),
+                })
+            });
+            exact.extras.extend(gone);
+            exact.extras.sort_by_key(|r| r.uid);
+            exact.extras.dedup_by_key(|r| r.uid);
+        }
+        index.apply(Op::Expunge(uids)).map_err(index_error)?;
+        Ok(())
+    }
+
     /// Renames files to carry new flags; `None` for messages that vanished.
     fn rename_for_flags(
         &self,
@@ -685,19 +707,19 @@ impl Mailbox for MaildirMailbox {
                     Ok(()) => done.push(uid),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
                     Err(e) => {
-                        st.index.apply(Op::Expunge(&done)).map_err(index_error)?;
+                        self.expunge_from_index(&mut st, &done)?;
                         return Err(StoreError::io(&path, e));
                     }
                 }
             }
-            st.index.apply(Op::Expunge(&done)).map_err(index_error)?;
+            self.expunge_from_index(&mut st, &done)?;
             own.finish(self, &mut st);
             if missing {
                 self.full_sync(&mut st, &lock)?;
                 for uid in wanted(&st) {
                     let path = self.locate(&st, uid)?;
                     if fs::remove_file(&path).is_ok() {
-                        st.index.apply(Op::Expunge(&[uid])).map_err(index_error)?;
+                        self.expunge_from_index(&mut st, &[uid])?;
                         done.push(uid);
                     }
                 }

@@ -3,10 +3,12 @@
 //!
 //! The order makes a committed message durable and its UID never reused, even after `kill -9`:
 //! the file is written, its mtime set to the INTERNALDATE and fsynced; under the uidlist lock it
-//! is renamed into place and the directory fsynced; then the uidlist with the new UID is written
-//! to a temporary file, fsynced and renamed over the old one, and the directory fsynced again.
-//! Only then does `commit` return the UID. A crash before the uidlist rename leaves at most a file
-//! without a UID, which the next sync numbers like any delivery.
+//! is renamed into place and the directory fsynced; then the new UID's record is appended to the
+//! uidlist and fdatasynced (or, when the file must be rewritten, a new uidlist is written to a
+//! temporary file, fsynced and renamed over the old one, and the directory fsynced again). Only
+//! then does `commit` return the UID. A crash before that leaves at most a file without a UID,
+//! which the next sync numbers like any delivery, and perhaps a torn last line in the uidlist,
+//! whose UID is never used again.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -216,6 +218,7 @@ impl MaildirMailbox {
                     st.uidlist.exact = Some(Exact {
                         next_uid: parsed.list.next_uid,
                         extras: extras_of(st, &parsed.list),
+                        appendable: !parsed.needs_rewrite,
                     });
                 }
                 // Missing, damaged or renumbered: the full sync sorts it out and rewrites it.
@@ -319,8 +322,24 @@ impl MaildirMailbox {
                 uids.push(uid);
                 next = next.saturating_add(1);
             }
-            if let Err(e) = self.write_uidlist_from_index(&mut st, &header, exact.extras, &records)
-            {
+            // New records go at the end of the file when it allows that, as Dovecot adds them.
+            let file_records = st.index.len() + exact.extras.len();
+            let append_at = st.uidlist.stamp.filter(|_| {
+                exact.appendable
+                    && !uidlist::wants_rewrite(file_records, exact.extras.len(), records.len())
+            });
+            let written = match append_at {
+                Some(stamp) => uidlist::append(&self.path, &stamp, &records).map(|stamp| {
+                    st.uidlist.stamp = Some(stamp);
+                    st.uidlist.exact = Some(Exact {
+                        next_uid: next.max(exact.next_uid),
+                        extras: exact.extras,
+                        appendable: true,
+                    });
+                }),
+                None => self.write_uidlist_from_index(&mut st, &header, &records),
+            };
+            if let Err(e) = written {
                 rollback(&placed);
                 st.uidlist.exact = None;
                 return Err(e);

@@ -126,11 +126,15 @@ pub struct UidlistState {
 /// The part of the uidlist file the index does not hold.
 #[derive(Debug, Clone, Default)]
 pub struct Exact {
-    /// NEXTUID as written in the header.
+    /// At least one more than every UID the file lists (its header's NEXTUID may lag behind
+    /// records appended since).
     pub next_uid: u32,
     /// Records of files the index does not know (expunged but not yet dropped, or not yet seen),
     /// ascending by UID.
     pub extras: Vec<super::uidlist::Record>,
+    /// The file is undamaged, in the current format and ends with a complete line: new records
+    /// may go at its end.
+    pub appendable: bool,
 }
 
 /// Everything behind the mailbox's mutex.

@@ -21,7 +21,7 @@ use mail_types::{Flags, Uid};
 
 use super::dotlock::DotLock;
 use super::filename;
-use super::io::{self as mio};
+use super::io::{self as mio, FileStamp};
 use super::mailbox::MaildirMailbox;
 use super::state::{Dir, DirStamp, Exact, Location, State};
 use super::uidlist::{self, Parsed, Record as UidRecord, Uidlist};
@@ -218,17 +218,11 @@ impl MaildirMailbox {
             }
         }
         drop(by_base);
+        let damaged = parsed.needs_rewrite;
         let mut list = parsed.list;
+        let first_new = list.next_uid;
         let changed = self.add_files(st, &mut list, with_uid, fresh)?;
-        if changed.assigned {
-            self.write_uidlist(st, &mut list)?;
-        } else {
-            st.uidlist.stamp = Some(read_stamp);
-            st.uidlist.exact = Some(Exact {
-                next_uid: list.next_uid,
-                extras: extras_of(st, &list),
-            });
-        }
+        self.record_scan(st, &list, Some(read_stamp), damaged, first_new)?;
         drop(lock);
         st.new_dir = DirStamp::scanned(new_mtime, started);
         Ok(changed.visible)
@@ -345,9 +339,9 @@ impl MaildirMailbox {
                 }
             }
         }
+        let first_new = list.next_uid;
         let added = self.add_files(st, &mut list, with_uid, fresh)?;
         visible |= added.visible;
-        rewrite |= added.assigned;
 
         // UIDs the uidlist used up are gone for good: every file it lists that still exists is
         // in the index now (we hold the lock and scanned everything).
@@ -356,19 +350,7 @@ impl MaildirMailbox {
                 .apply(Op::RaiseUidNext(next))
                 .map_err(index_error)?;
         }
-        // The uidlist lists exactly what exists now.
-        if list.records.len() != st.index.len() || !extras_of(st, &list).is_empty() {
-            rewrite = true;
-        }
-        if rewrite {
-            self.write_uidlist_from_index(st, &list, Vec::new(), &[])?;
-        } else if let Some((_, stamp)) = file {
-            st.uidlist.stamp = Some(stamp);
-            st.uidlist.exact = Some(Exact {
-                next_uid: list.next_uid,
-                extras: Vec::new(),
-            });
-        }
+        self.record_scan(st, &list, file.map(|(_, stamp)| stamp), rewrite, first_new)?;
         st.new_dir = DirStamp::scanned(new_mtime, started);
         st.cur_dir = DirStamp::scanned(cur_mtime, started);
         st.initialized = true;
@@ -475,7 +457,6 @@ impl MaildirMailbox {
                 StoreError::Internal(format!("{}: UIDs exhausted", self.path.display()))
             })?;
             added.visible = true;
-            added.assigned = true;
         }
         list.next_uid = list.next_uid.max(next);
         list.records.sort_by_key(|r| r.uid);
@@ -555,27 +536,65 @@ impl MaildirMailbox {
         }
     }
 
-    /// Writes `list` as the new uidlist (the caller holds the lock) and remembers its stamp.
-    pub(super) fn write_uidlist(&self, st: &mut State, list: &mut Uidlist) -> Result<()> {
-        list.uid_validity = st.index.uid_validity().get();
-        list.next_uid = list.next_uid.max(st.index.header().uid_next.get());
-        let stamp = uidlist::write(&self.path, list)?;
-        st.uidlist.stamp = Some(stamp);
-        st.uidlist.exact = Some(Exact {
-            next_uid: list.next_uid,
-            extras: extras_of(st, list),
-        });
-        Ok(())
+    /// Brings `dovecot-uidlist` in line with a scan that read it into `list` and has put every
+    /// record of `list` whose file exists into the index; the records from UID `first_new` on
+    /// were assigned by the scan. They are appended to the file as it was read (`read`), unless
+    /// it has to be rewritten from the index: it is missing or `damaged`, lacks messages the
+    /// index holds, or is a quarter dead weight. The caller holds the lock.
+    fn record_scan(
+        &self,
+        st: &mut State,
+        list: &Uidlist,
+        read: Option<FileStamp>,
+        damaged: bool,
+        first_new: u32,
+    ) -> Result<()> {
+        let new: Vec<UidRecord> = list
+            .records
+            .iter()
+            .filter(|r| r.uid >= first_new)
+            .cloned()
+            .collect();
+        let extras = extras_of(st, list);
+        let in_file = list.records.len() - new.len();
+        let holds_index = list.records.len() - extras.len() == st.index.len();
+        // A file that came back under a new UID must not stay listed under its old one too.
+        let relisted = !new.is_empty() && !extras.is_empty() && {
+            let new_bases: HashSet<&str> = new.iter().map(|r| r.base.as_str()).collect();
+            extras.iter().any(|r| new_bases.contains(r.base.as_str()))
+        };
+        let rewrite = damaged
+            || !holds_index
+            || relisted
+            || uidlist::wants_rewrite(in_file, extras.len(), new.len());
+        match read {
+            Some(stamp) if !rewrite => {
+                let stamp = if new.is_empty() {
+                    stamp
+                } else {
+                    uidlist::append(&self.path, &stamp, &new)?
+                };
+                st.uidlist.stamp = Some(stamp);
+                st.uidlist.exact = Some(Exact {
+                    next_uid: list.next_uid,
+                    extras,
+                    appendable: true,
+                });
+                Ok(())
+            }
+            // Records of expunged messages are dropped: the header keeps their UIDs used up.
+            _ => self.write_uidlist_from_index(st, list, &[]),
+        }
     }
 
-    /// Writes the uidlist as the index's records merged with `extras`, followed by `new` (which
-    /// must have higher UIDs than both); `header` gives the header fields. The caller holds the
-    /// lock, and adds `new` to the index right after (the remembered `exact` state counts on it).
+    /// Rewrites the uidlist as the index's records followed by `new` (which must have higher
+    /// UIDs); `header` gives the header fields. Records of messages the index no longer holds
+    /// are dropped: NEXTUID keeps their UIDs used up. The caller holds the lock, and adds `new`
+    /// to the index right after (the remembered `exact` state counts on it).
     pub(super) fn write_uidlist_from_index(
         &self,
         st: &mut State,
         header: &Uidlist,
-        extras: Vec<UidRecord>,
         new: &[UidRecord],
     ) -> Result<()> {
         let mut head = Uidlist {
@@ -592,24 +611,18 @@ impl MaildirMailbox {
             let loc = Location::decode(r.backend())?;
             Some((r.uid().get(), loc.ext, loc.base()))
         });
-        let from_extras = extras
-            .iter()
-            .map(|r| (r.uid, r.ext.as_str(), r.base.as_str()));
-        let merged = MergeByUid {
-            a: from_index.peekable(),
-            b: from_extras.peekable(),
-        };
-        let mut content = Vec::with_capacity(64 + (st.index.len() + extras.len()) * 56);
+        let mut content = Vec::with_capacity(64 + (st.index.len() + new.len()) * 56);
         uidlist::serialize_into(
             &mut content,
             &head,
-            merged.chain(new.iter().map(|r| (r.uid, r.ext.as_str(), r.base.as_str()))),
+            from_index.chain(new.iter().map(|r| (r.uid, r.ext.as_str(), r.base.as_str()))),
         );
         let stamp = uidlist::write_bytes(&self.path, &content)?;
         st.uidlist.stamp = Some(stamp);
         st.uidlist.exact = Some(Exact {
             next_uid: head.next_uid,
-            extras,
+            extras: Vec::new(),
+            appendable: true,
         });
         Ok(())
     }
@@ -629,36 +642,9 @@ pub(super) fn extras_of(st: &State, list: &Uidlist) -> Vec<UidRecord> {
         .collect()
 }
 
-/// Merges two UID-ascending record streams.
-struct MergeByUid<'a, A, B>
-where
-    A: Iterator<Item = (u32, &'a str, &'a str)>,
-    B: Iterator<Item = (u32, &'a str, &'a str)>,
-{
-    a: std::iter::Peekable<A>,
-    b: std::iter::Peekable<B>,
-}
-
-impl<'a, A, B> Iterator for MergeByUid<'a, A, B>
-where
-    A: Iterator<Item = (u32, &'a str, &'a str)>,
-    B: Iterator<Item = (u32, &'a str, &'a str)>,
-{
-    type Item = (u32, &'a str, &'a str);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match (self.a.peek(), self.b.peek()) {
-            (Some(x), Some(y)) if y.0 < x.0 => self.b.next(),
-            (Some(_), _) => self.a.next(),
-            (None, _) => self.b.next(),
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Added {
     visible: bool,
-    assigned: bool,
 }
 
 pub fn index_error(e: mail_index::IndexError) -> StoreError {

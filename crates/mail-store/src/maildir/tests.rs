@@ -58,6 +58,8 @@ fn uidlist_text(dir: &Path) -> String {
     fs::read_to_string(dir.join("dovecot-uidlist")).unwrap()
 }
 
+mod uidlist_append;
+
 #[test]
 fn new_creates_the_root_privately() {
     let (_t, store) = store();
@@ -105,14 +107,17 @@ fn append_then_read_back_exactly() {
     assert!(!fs::read(&path).unwrap().contains(&b'\r'));
     assert!(files(&store.root().join("tmp")).is_empty());
 
+    // The records were appended to the file the open wrote, whose NEXTUID lags behind them
+    // as in Dovecot's files.
     let text = uidlist_text(store.root());
     let mut lines = text.lines();
     let header = lines.next().unwrap();
     assert!(
-        header.starts_with(&format!("3 V{} N3 G", inbox.uid_validity())),
+        header.starts_with(&format!("3 V{} N1 G", inbox.uid_validity())),
         "{header}"
     );
     assert_eq!(lines.next().unwrap(), format!("1 :{}", new[0]));
+    assert_eq!(lines.next().unwrap(), format!("2 :{}", new[1]));
 
     let status = inbox.status().unwrap();
     assert_eq!(status.messages, 2);
@@ -686,7 +691,7 @@ fn read_after_an_external_rename_finds_the_file() {
 }
 
 #[test]
-fn uidlist_is_replaced_by_rename_and_stale_locks_are_broken() {
+fn uidlist_grows_in_place_and_stale_locks_are_broken() {
     let (_t, store) = store();
     let inbox = store.open(&MailboxName::inbox()).unwrap();
     append(inbox.as_ref(), MSG, Flags::default(), None);
@@ -704,7 +709,9 @@ fn uidlist_is_replaced_by_rename_and_stale_locks_are_broken() {
     let ino2 = fs::metadata(store.root().join("dovecot-uidlist"))
         .unwrap()
         .ino();
-    assert_ne!(ino1, ino2);
+    // The new record went to the end of the same file.
+    assert_eq!(ino1, ino2);
+    assert!(uidlist_text(store.root()).contains("\n2 :"));
     assert!(!store.root().join("dovecot-uidlist.tmp").exists());
 }
 
@@ -858,7 +865,9 @@ fn damaged_uidlist_recovers() {
     fs::remove_file(path.join("dovecot-uidlist")).unwrap();
     inbox.refresh().unwrap();
     assert_eq!(append(inbox.as_ref(), MSG, Flags::default(), None), uid(4));
-    assert!(uidlist_text(&path).starts_with(&format!("3 V{uv} N5 G")));
+    let text = uidlist_text(&path);
+    assert!(text.starts_with(&format!("3 V{uv} N4 G")), "{text}");
+    assert!(text.contains("\n4 :"), "{text}");
 }
 
 #[test]

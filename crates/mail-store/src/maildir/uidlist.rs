@@ -14,9 +14,13 @@
 //! behind the records (Dovecot appends records in place without rewriting the header), so the
 //! next UID is the larger of the header value and the last record + 1.
 //!
-//! Writers hold the `dovecot-uidlist.lock` dot lock, write `dovecot-uidlist.tmp`, fsync it and
-//! rename it over the file. Columba always rewrites this way, so a crash leaves the old or the new
-//! file, never a torn one.
+//! Writers hold the `dovecot-uidlist.lock` dot lock. New records go to the end of the file
+//! (`append`, Dovecot's `maildir_uidlist_sync_update`), fdatasynced before the UIDs they give
+//! are used; the whole file is rewritten (`write`: `dovecot-uidlist.tmp`, fsync, rename) only when
+//! it must change otherwise: a new header, a damaged or old-format file, or once a quarter of its
+//! records name expunged messages (`wants_rewrite`, Dovecot's `maildir_uidlist_want_recreate`).
+//! A crash during an append can leave a torn last line: readers ignore it, but its UID counts as
+//! used, and the next writer rewrites the file instead of appending after it.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -335,15 +339,31 @@ pub fn serialize_into<'a>(
     }
     out.push(b'\n');
     for (uid, ext, base) in records {
-        let _ = write!(out, "{uid}");
-        if !ext.is_empty() {
-            out.push(b' ');
-            out.extend_from_slice(ext.as_bytes());
-        }
-        out.extend_from_slice(b" :");
-        out.extend_from_slice(base.as_bytes());
-        out.push(b'\n');
+        serialize_record(out, uid, ext, base);
     }
+}
+
+/// One record line: `<uid>[ <ext>] :<base>`.
+fn serialize_record(out: &mut Vec<u8>, uid: u32, ext: &str, base: &str) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{uid}");
+    if !ext.is_empty() {
+        out.push(b' ');
+        out.extend_from_slice(ext.as_bytes());
+    }
+    out.extend_from_slice(b" :");
+    out.extend_from_slice(base.as_bytes());
+    out.push(b'\n');
+}
+
+/// Whether a file holding `records` records, `expunged` of them for messages that are gone,
+/// should be rewritten rather than appended to when `new` records are added: once a quarter of
+/// what it would hold is dead weight (Dovecot's `UIDLIST_COMPRESS_PERCENTAGE`).
+pub fn wants_rewrite(records: usize, expunged: usize, new: usize) -> bool {
+    let total = records as u64 + new as u64;
+    let live = total.saturating_sub(expunged as u64);
+    total * 75 / 100 >= live && expunged > 0
 }
 
 /// A new mailbox GUID: 128 random bits in hex, as `guid_128_generate` produces.
@@ -379,6 +399,45 @@ pub fn read(dir: &Path) -> Result<Option<(Parsed, FileStamp)>> {
 /// temporary file is fsynced before the rename and the directory after it.
 pub fn write(dir: &Path, list: &Uidlist) -> Result<FileStamp> {
     write_bytes(dir, &serialize(list))
+}
+
+/// Adds `records` (UIDs above every UID in the file) at the end of the file, the way Dovecot
+/// appends, and fdatasyncs it: the UIDs are durable when this returns. The caller holds the
+/// lock and knows the file: it must still be the one `expected` describes, ending with a
+/// complete line. If it is not (someone wrote without the lock), nothing is written and
+/// `InUse` is returned. A failed write is cut off again so that no torn line stays behind.
+pub fn append(dir: &Path, expected: &FileStamp, records: &[Record]) -> Result<FileStamp> {
+    let path = dir.join(FILE_NAME);
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| mio::error(&path, e))?;
+    let meta = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+    if FileStamp::of(&meta) != *expected {
+        return Err(StoreError::InUse(format!(
+            "{} changed although we hold its lock",
+            path.display()
+        )));
+    }
+    let mut content = Vec::with_capacity(records.len() * 64);
+    for r in records {
+        serialize_record(&mut content, r.uid, &r.ext, &r.base);
+    }
+    let written = file
+        .write_all(&content)
+        .and_then(|()| file.sync_data())
+        .and_then(|()| file.metadata());
+    match written {
+        Ok(meta) => Ok(FileStamp::of(&meta)),
+        Err(e) => {
+            // Best effort: a torn line left behind is ignored by readers (its UID stays used)
+            // and makes the next writer rewrite the file.
+            if file.set_len(expected.size).is_ok() {
+                let _ = file.sync_data();
+            }
+            Err(mio::error(&path, e))
+        }
+    }
 }
 
 /// Replaces the file with already serialized content (see [`serialize_into`]).
@@ -511,6 +570,68 @@ mod tests {
             .collect();
         assert_eq!(uids, [(2, "b"), (3, "a")]);
         assert!(parsed.needs_rewrite);
+    }
+
+    #[test]
+    fn append_adds_dovecot_lines_to_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE_NAME), DOVECOT).unwrap();
+        let stamp = mio::stamp(&dir.path().join(FILE_NAME)).unwrap().unwrap();
+        let new = [
+            Record {
+                uid: 4,
+                ext: String::new(),
+                base: "1795919300.M1P2.vm,S=5,W=6".to_owned(),
+            },
+            Record {
+                uid: 7,
+                ext: "W120 GABC".to_owned(),
+                base: "1795919301.M1P2.vm".to_owned(),
+            },
+        ];
+        let after = append(dir.path(), &stamp, &new).unwrap();
+        assert_eq!(after.ino, stamp.ino);
+        let text = fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(
+            text,
+            format!("{DOVECOT}4 :1795919300.M1P2.vm,S=5,W=6\n7 W120 GABC :1795919301.M1P2.vm\n")
+        );
+        let (parsed, read_stamp) = read(dir.path()).unwrap().unwrap();
+        assert_eq!(read_stamp, after);
+        assert!(!parsed.needs_rewrite);
+        assert_eq!(parsed.list.next_uid, 8);
+        assert_eq!(parsed.list.records[3..], new);
+
+        // A file that is not the one the caller knows is left alone.
+        let err = append(dir.path(), &stamp, &new).unwrap_err();
+        assert_eq!(err.kind(), crate::StoreErrorKind::InUse);
+        assert_eq!(
+            fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
+            text
+        );
+    }
+
+    #[test]
+    fn rewrite_once_a_quarter_is_dead_weight() {
+        // (records in the file, of them expunged, new records) -> rewrite?
+        let table = [
+            ((0, 0, 1), false),
+            ((100, 0, 1), false),
+            ((100, 24, 1), false),
+            ((100, 25, 0), true),
+            ((99, 25, 1), true),
+            ((5, 1, 0), false),
+            ((4, 1, 0), true),
+            ((3, 1, 1), true),
+            ((1_000_000, 250_000, 0), true),
+        ];
+        for ((records, expunged, new), want) in table {
+            assert_eq!(
+                wants_rewrite(records, expunged, new),
+                want,
+                "{records} {expunged} {new}"
+            );
+        }
     }
 
     #[test]
