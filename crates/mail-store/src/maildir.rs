@@ -29,6 +29,7 @@ mod save;
 mod state;
 mod subscriptions;
 mod sync;
+mod tmp_cleanup;
 mod uidl;
 mod uidlist;
 mod uidvalidity;

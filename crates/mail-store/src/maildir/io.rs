@@ -76,18 +76,31 @@ pub fn stamp(path: &Path) -> Result<Option<FileStamp>> {
 
 /// Sets a file's mtime (and its atime to now), which is how Maildir stores INTERNALDATE.
 pub fn set_times(file: &File, mtime: SystemTime) -> io::Result<()> {
-    let to_timespec = |t: SystemTime| {
-        let secs = unix_secs(t);
-        let nanos = match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => d.subsec_nanos(),
-            Err(_) => 0,
-        };
-        libc::timespec {
-            tv_sec: secs as libc::time_t,
-            tv_nsec: nanos as _,
-        }
+    futimens(file, [timespec(SystemTime::now()), timespec(mtime)])
+}
+
+/// Sets a file's (or directory's) atime, leaving its mtime alone.
+pub fn set_atime(file: &File, atime: SystemTime) -> io::Result<()> {
+    let omit = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: libc::UTIME_OMIT,
     };
-    let times = [to_timespec(SystemTime::now()), to_timespec(mtime)];
+    futimens(file, [timespec(atime), omit])
+}
+
+fn timespec(t: SystemTime) -> libc::timespec {
+    let nanos = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.subsec_nanos(),
+        Err(_) => 0,
+    };
+    libc::timespec {
+        tv_sec: unix_secs(t) as libc::time_t,
+        tv_nsec: nanos as _,
+    }
+}
+
+/// `futimens(2)`: `[atime, mtime]`.
+fn futimens(file: &File, times: [libc::timespec; 2]) -> io::Result<()> {
     // SAFETY: the descriptor is open for the lifetime of `file`; `times` holds two timespecs.
     let rc = unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
     if rc == 0 {
@@ -95,6 +108,11 @@ pub fn set_times(file: &File, mtime: SystemTime) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// A file's atime and ctime (whole seconds are enough for the tmp/ cleanup).
+pub fn atime_ctime(meta: &fs::Metadata) -> (SystemTime, SystemTime) {
+    (from_unix_secs(meta.atime()), from_unix_secs(meta.ctime()))
 }
 
 /// Makes a directory's entries durable (a rename or create is only safe after this).

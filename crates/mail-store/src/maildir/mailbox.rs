@@ -22,6 +22,7 @@ use super::filename;
 use super::io as mio;
 use super::state::{Dir, DirStamp, Location, State};
 use super::sync::{dir_mtime, index_error};
+use super::tmp_cleanup::TmpCleanup;
 use super::uidlist;
 use crate::{
     AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
@@ -45,6 +46,8 @@ pub struct MaildirMailbox {
     /// The cache file of derived values, opened on first use. Locked on its own, never while
     /// waiting for `state`, so FETCH and SEARCH do not hold up the mailbox's writers.
     cache: Mutex<Option<MessageCache>>,
+    /// When `tmp/` was last checked for files writers left behind.
+    pub(super) tmp_cleanup: TmpCleanup,
 }
 
 impl std::fmt::Debug for MaildirMailbox {
@@ -69,6 +72,7 @@ impl MaildirMailbox {
             listeners: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
             cache: Mutex::new(None),
+            tmp_cleanup: TmpCleanup::default(),
         });
         {
             let mut st = mailbox.lock();

@@ -9,6 +9,8 @@
 //! A full scan matches every file to the index by base name: known files keep their UID (their
 //! name may have changed: flags), missing ones are expunged, files the uidlist knows get the UID
 //! it gives them, and the rest get new UIDs in Dovecot's order (by the time in the file name).
+//!
+//! Each sync also lets the `tmp/` cleanup run when it is due (see `tmp_cleanup`).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -101,6 +103,7 @@ impl MaildirMailbox {
     pub(super) fn sync(&self, st: &mut State, force: bool) -> Result<bool> {
         self.check_not_deleted()?;
         let now = SystemTime::now();
+        self.tmp_cleanup.run_if_due(&self.path, now);
         let name = self.name.as_str();
         let new_mtime = dir_mtime(&self.path.join("new"), name)?;
         let cur_mtime = dir_mtime(&self.path.join("cur"), name)?;

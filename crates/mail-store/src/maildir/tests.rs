@@ -58,6 +58,7 @@ fn uidlist_text(dir: &Path) -> String {
     fs::read_to_string(dir.join("dovecot-uidlist")).unwrap()
 }
 
+mod tmp_cleanup;
 mod uidlist_append;
 
 #[test]
