@@ -146,6 +146,10 @@ pub enum CommandBody {
         uid: bool,
         set: SeqSet,
         items: Vec<FetchAttr>,
+        /// RFC 7162 3.1.4.1 `(CHANGEDSINCE n)`: only messages whose mod-sequence is above n.
+        changed_since: Option<u64>,
+        /// RFC 7162 3.2.6 `VANISHED` (UID FETCH with CHANGEDSINCE only).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -153,6 +157,8 @@ pub enum CommandBody {
         action: StoreAction,
         silent: bool,
         flags: Vec<Flag>,
+        /// RFC 7162 3.1.3 `(UNCHANGEDSINCE n)`.
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,
@@ -172,6 +178,20 @@ pub enum CommandBody {
 pub struct SelectParams {
     /// RFC 7162 3.1.8 `(CONDSTORE)`
     pub condstore: bool,
+    /// RFC 7162 3.2.5 `(QRESYNC (...))`
+    pub qresync: Option<QresyncParams>,
+}
+
+/// What a client knows of a mailbox it resynchronizes with QRESYNC (RFC 7162 3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    /// The UIDs the client knows; absent means all.
+    pub known_uids: Option<SeqSet>,
+    /// Message sequence numbers and the UIDs the client has for them, to narrow the search for
+    /// expunges.
+    pub seq_match: Option<(SeqSet, SeqSet)>,
 }
 
 /// What precedes the message literal of an APPEND (RFC 3501 6.3.11).

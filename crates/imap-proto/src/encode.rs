@@ -116,8 +116,23 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
                 },
             );
             write_astring(out, &mailbox.0);
+            let mut opts = Vec::new();
             if params.condstore {
-                push(out, " (CONDSTORE)");
+                opts.push("CONDSTORE".to_owned());
+            }
+            if let Some(q) = &params.qresync {
+                let mut o = format!("QRESYNC ({} {}", q.uid_validity, q.modseq);
+                if let Some(k) = &q.known_uids {
+                    o.push_str(&format!(" {k}"));
+                }
+                if let Some((seqs, uids)) = &q.seq_match {
+                    o.push_str(&format!(" ({seqs} {uids})"));
+                }
+                o.push(')');
+                opts.push(o);
+            }
+            if !opts.is_empty() {
+                push(out, &format!(" ({})", opts.join(" ")));
             }
         }
         CommandBody::Create { mailbox } => mailbox_cmd(out, "CREATE ", mailbox),
@@ -248,7 +263,13 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
                 k => write_key(out, k),
             }
         }
-        CommandBody::Fetch { uid, set, items } => {
+        CommandBody::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+            vanished,
+        } => {
             uid_prefix(out, *uid);
             push(out, "FETCH ");
             push(out, &set.to_string());
@@ -260,6 +281,13 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
                 write_fetch_attr(out, item);
             }
             out.push(b')');
+            if let Some(n) = changed_since {
+                push(out, &format!(" (CHANGEDSINCE {n}"));
+                if *vanished {
+                    push(out, " VANISHED");
+                }
+                out.push(b')');
+            }
         }
         CommandBody::Store {
             uid,
@@ -267,10 +295,14 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
             action,
             silent,
             flags,
+            unchanged_since,
         } => {
             uid_prefix(out, *uid);
             push(out, "STORE ");
             push(out, &set.to_string());
+            if let Some(n) = unchanged_since {
+                push(out, &format!(" (UNCHANGEDSINCE {n})"));
+            }
             push(
                 out,
                 match action {

@@ -834,6 +834,37 @@ fn select_params(c: &mut Cursor<'_>) -> R<SelectParams> {
         let p = c.word()?;
         match p.as_str() {
             "CONDSTORE" => params.condstore = true,
+            // RFC 7162 3.2.5: QRESYNC SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+            // [SP seq-match-data] ")"; seq-match-data = "(" known-sequence-set SP known-uid-set ")".
+            "QRESYNC" => {
+                c.sp()?;
+                c.expect(b'(')?;
+                let uid_validity = c.number()?;
+                c.sp()?;
+                let modseq = c.number64()?;
+                let mut known_uids = None;
+                let mut seq_match = None;
+                if c.eat(b' ') {
+                    if c.peek() != Some(b'(') {
+                        known_uids = Some(c.seq_set()?);
+                        if c.eat(b' ') {
+                            seq_match = Some(seq_match_data(c)?);
+                        }
+                    } else {
+                        seq_match = Some(seq_match_data(c)?);
+                    }
+                }
+                c.expect(b')')?;
+                if uid_validity == 0 || modseq == 0 {
+                    return Err(invalid());
+                }
+                params.qresync = Some(QresyncParams {
+                    uid_validity,
+                    modseq,
+                    known_uids,
+                    seq_match,
+                });
+            }
             _ => return Err(invalid()),
         }
         if c.eat(b')') {
@@ -843,7 +874,16 @@ fn select_params(c: &mut Cursor<'_>) -> R<SelectParams> {
     }
 }
 
-/// `"(" status-att *(SP status-att) ")"` (RFC 3501 9, RFC 7162 3.1.9, RFC 8438, RFC 9051).
+/// `"(" known-sequence-set SP known-uid-set ")"` (RFC 7162 3.2.5).
+fn seq_match_data(c: &mut Cursor<'_>) -> R<(SeqSet, SeqSet)> {
+    c.expect(b'(')?;
+    let seqs = c.seq_set()?;
+    c.sp()?;
+    let uids = c.seq_set()?;
+    c.expect(b')')?;
+    Ok((seqs, uids))
+}
+
 /// LIST (RFC 3501 6.3.8) and its extended form (RFC 5258 6):
 /// `LIST [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`.
 /// Unknown options are BAD (RFC 5258 3), and so is `RECURSIVEMATCH` alone (3.1).
@@ -928,6 +968,7 @@ fn list(c: &mut Cursor<'_>) -> R<CommandBody> {
     })
 }
 
+/// `"(" status-att *(SP status-att) ")"` (RFC 3501 9, RFC 7162 3.1.9, RFC 8438, RFC 9051).
 fn status_items(c: &mut Cursor<'_>) -> R<Vec<StatusItem>> {
     c.expect(b'(')?;
     let mut items = Vec::new();
@@ -968,6 +1009,24 @@ fn store(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     c.sp()?;
     let set = c.seq_set()?;
     c.sp()?;
+    // RFC 4466 2.5 store-modifiers; RFC 7162 3.1.3 defines UNCHANGEDSINCE, the only one known.
+    let mut unchanged_since = None;
+    if c.eat(b'(') {
+        loop {
+            match c.word()?.as_str() {
+                "UNCHANGEDSINCE" => {
+                    c.sp()?;
+                    unchanged_since = Some(c.number64()?);
+                }
+                _ => return Err(invalid()),
+            }
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+        c.sp()?;
+    }
     let action = if c.eat(b'+') {
         StoreAction::Add
     } else if c.eat(b'-') {
@@ -996,6 +1055,7 @@ fn store(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
         action,
         silent,
         flags,
+        unchanged_since,
     })
 }
 
@@ -1041,7 +1101,41 @@ fn fetch(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     } else {
         vec![fetch_att(c)?]
     };
-    Ok(CommandBody::Fetch { uid, set, items })
+    // RFC 4466 2.4 fetch-modifiers: CHANGEDSINCE (RFC 7162 3.1.4.1) and, for UID FETCH with
+    // CHANGEDSINCE, VANISHED (3.2.6).
+    let mut changed_since = None;
+    let mut vanished = false;
+    if c.eat(b' ') {
+        c.expect(b'(')?;
+        loop {
+            match c.word()?.as_str() {
+                "CHANGEDSINCE" => {
+                    c.sp()?;
+                    let n = c.number64()?;
+                    if n == 0 {
+                        return Err(invalid());
+                    }
+                    changed_since = Some(n);
+                }
+                "VANISHED" => vanished = true,
+                _ => return Err(invalid()),
+            }
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+        if vanished && (!uid || changed_since.is_none()) {
+            return Err(invalid());
+        }
+    }
+    Ok(CommandBody::Fetch {
+        uid,
+        set,
+        items,
+        changed_since,
+        vanished,
+    })
 }
 
 /// `fetch-att` (RFC 3501 9, RFC 7162 3.1.4.1 MODSEQ).

@@ -76,6 +76,8 @@ fn fetch(s: &str, items: Vec<FetchAttr>) -> CommandBody {
         uid: false,
         set: set(s),
         items,
+        changed_since: None,
+        vanished: false,
     }
 }
 
@@ -295,7 +297,10 @@ fn mailbox_commands() {
         "a SELECT \"Sent Items\" (condstore)",
         Select {
             mailbox: mb("Sent Items"),
-            params: SelectParams { condstore: true },
+            params: SelectParams {
+                condstore: true,
+                qresync: None,
+            },
         },
     );
     ok(
@@ -305,7 +310,7 @@ fn mailbox_commands() {
             params: SelectParams::default(),
         },
     );
-    invalid("a SELECT INBOX (QRESYNC (1 2))", "SELECT");
+    invalid("a SELECT INBOX (QRESYNC (1))", "SELECT");
     invalid("a SELECT INBOX (FOO)", "SELECT");
     invalid("a SELECT INBOX CONDSTORE", "SELECT");
     invalid("a SELECT", "SELECT");
@@ -472,6 +477,7 @@ fn store() {
         action,
         silent,
         flags,
+        unchanged_since: None,
     };
     ok(
         "a STORE 2:4 +FLAGS (\\Deleted)",
@@ -508,6 +514,7 @@ fn store() {
             action: StoreAction::Add,
             silent: false,
             flags: vec![kw("Junk")],
+            unchanged_since: None,
         },
     );
     bad(
@@ -532,7 +539,7 @@ fn store() {
     invalid("a STORE 1 +FLAGS ", "STORE");
     invalid("a STORE 1 FLAG (\\Seen)", "STORE");
     invalid("a STORE 1 *FLAGS (\\Seen)", "STORE");
-    invalid("a STORE 1 (UNCHANGEDSINCE 5) FLAGS (\\Seen)", "STORE");
+    invalid("a STORE 1 (UNCHANGEDSINCE) FLAGS (\\Seen)", "STORE");
     invalid("a STORE 1 FLAGS (\\Seen", "STORE");
     invalid("a STORE 1 FLAGS (\\Seen )", "STORE");
 }
@@ -627,6 +634,8 @@ fn fetch_items() {
             uid: true,
             set: set("1:*"),
             items: vec![Flags],
+            changed_since: None,
+            vanished: false,
         },
     );
     for w in [
@@ -646,7 +655,8 @@ fn fetch_items() {
         "a FETCH 1 ()",
         "a FETCH 1 (ALL)",
         "a FETCH 1 (FLAGS",
-        "a FETCH 1 (FLAGS) (CHANGEDSINCE 5)",
+        "a FETCH 1 (FLAGS) (CHANGEDSINCE)",
+        "a FETCH 1 (FLAGS) ()",
         "a FETCH 1 FLAGS UID",
         "a FETCH 1 BINARY[1]",
         "a FETCH 1 ((FLAGS))",
@@ -818,6 +828,53 @@ fn search_keys() {
         Some("a"),
         "Error in IMAP command SEARCH: Invalid messageset",
     );
+}
+
+/// RFC 7162: FETCH CHANGEDSINCE/VANISHED, STORE UNCHANGEDSINCE, SELECT QRESYNC.
+#[test]
+fn condstore_and_qresync_modifiers() {
+    ok(
+        "a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
+        CommandBody::Fetch {
+            uid: true,
+            set: set("1:*"),
+            items: vec![FetchAttr::Flags],
+            changed_since: Some(12345),
+            vanished: true,
+        },
+    );
+    ok(
+        "a STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Seen)",
+        CommandBody::Store {
+            uid: false,
+            set: set("1:3"),
+            action: StoreAction::Add,
+            silent: true,
+            flags: vec![Flag::Seen],
+            unchanged_since: Some(0),
+        },
+    );
+    ok(
+        "a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1:3 4:6)))",
+        CommandBody::Select {
+            mailbox: MailboxArg(b"INBOX".to_vec()),
+            params: SelectParams {
+                condstore: false,
+                qresync: Some(QresyncParams {
+                    uid_validity: 67890007,
+                    modseq: 20050715194045000,
+                    known_uids: Some(set("41,43:211,214:541")),
+                    seq_match: Some((set("1:3"), set("4:6"))),
+                }),
+            },
+        },
+    );
+    // VANISHED needs UID FETCH and CHANGEDSINCE; CHANGEDSINCE 0 is not a mod-sequence-value.
+    invalid("a FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)", "FETCH");
+    invalid("a UID FETCH 1 (FLAGS) (VANISHED)", "UID FETCH");
+    invalid("a FETCH 1 (FLAGS) (CHANGEDSINCE 0)", "FETCH");
+    invalid("a STORE 1 (BOGUS 1) +FLAGS x", "STORE");
+    invalid("a SELECT INBOX (QRESYNC (0 1))", "SELECT");
 }
 
 /// RFC 4731 3.1 ESEARCH: `RETURN (...)` before CHARSET and the keys; `RETURN ()` means ALL.

@@ -14,6 +14,8 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "MOVE",
             "CHILDREN",
             "LIST-EXTENDED",
+            "CONDSTORE",
+            "QRESYNC",
             "ESEARCH",
             "LIST-STATUS",
             "SPECIAL-USE",

@@ -9,6 +9,7 @@ use auth::UserRecord;
 use imap_proto::response::{self, Code, Status};
 use imap_proto::{Command, CommandBody, Decoded, Decoder, Tag};
 use mail_store::{ChangeListener, MailStore, MailboxView, StoreError, StoreErrorKind, ViewEvent};
+use mail_types::SeqSet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
@@ -123,6 +124,10 @@ pub(crate) struct Session {
     pub bytes_out: u64,
     pub bad_commands: u32,
     pub auth_failures: u32,
+    /// RFC 7162 CONDSTORE is enabled (by ENABLE or a CONDSTORE-enabling command, 3.1).
+    pub condstore: bool,
+    /// RFC 7162 QRESYNC is enabled (ENABLE QRESYNC, 3.2.3): expunges are told as VANISHED.
+    pub qresync: bool,
     /// Who logged in, kept after LOGOUT for the disconnect log line.
     pub logged_in_as: Option<String>,
     pub append: Option<AppendInProgress>,
@@ -146,6 +151,8 @@ pub async fn serve(stream: BoxedStream, ctx: Arc<SessionContext>, info: Connecti
         bytes_out: 0,
         bad_commands: 0,
         auth_failures: 0,
+        condstore: false,
+        qresync: false,
         logged_in_as: None,
         append: None,
         started: Instant::now(),
@@ -330,6 +337,10 @@ impl Session {
             return self.bad_command(Some(&tag), &reply.text);
         }
         self.bad_commands = 0;
+        if enables_condstore(&body) {
+            // RFC 7162 3.1: any of these commands turns CONDSTORE on for the session.
+            self.condstore = true;
+        }
         let policy = update_policy(&body);
         if reads_messages(&body) {
             // Catch up first, so results reflect the mailbox as it is now; expunges stay held
@@ -386,14 +397,24 @@ impl Session {
                 charset,
                 criteria,
             } => self.cmd_search(&tag, uid, returns.as_deref(), charset.as_deref(), &criteria),
-            CommandBody::Fetch { uid, set, items } => self.cmd_fetch(uid, &set, &items).await,
+            CommandBody::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => {
+                self.cmd_fetch(uid, &set, &items, changed_since, vanished)
+                    .await
+            }
             CommandBody::Store {
                 uid,
                 set,
                 action,
                 silent,
                 flags,
-            } => self.cmd_store(uid, &set, action, silent, &flags),
+                unchanged_since,
+            } => self.cmd_store(uid, &set, action, silent, &flags, unchanged_since),
             CommandBody::Copy { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, false),
             CommandBody::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true),
         };
@@ -464,7 +485,7 @@ impl Session {
             return;
         };
         match selected.view.sync(allow_expunge) {
-            Ok(events) => write_events(&mut self.out, &events),
+            Ok(events) => write_events(&mut self.out, &events, self.condstore, self.qresync),
             Err(e) => {
                 tracing::warn!(session = %self.info.session_id, "mailbox sync failed: {e}");
             }
@@ -571,10 +592,31 @@ fn reads_messages(body: &CommandBody) -> bool {
 }
 
 /// Writes view events as untagged responses (RFC 3501 7.3.1, 7.3.2, 7.4.1, 7.4.2).
-pub(crate) fn write_events(out: &mut Vec<u8>, events: &[ViewEvent]) {
+/// The untagged responses for what changed (RFC 3501 7.3, 7.4). With CONDSTORE the FETCH
+/// responses carry MODSEQ (RFC 7162 3.1.4.1); with QRESYNC expunges are told as one VANISHED
+/// of their UIDs instead of EXPUNGEs (3.2.10).
+pub(crate) fn write_events(
+    out: &mut Vec<u8>,
+    events: &[ViewEvent],
+    condstore: bool,
+    qresync: bool,
+) {
+    if qresync {
+        let gone: Vec<u32> = events
+            .iter()
+            .filter_map(|e| match e {
+                ViewEvent::Expunge(_, uid) => Some(uid.get()),
+                _ => None,
+            })
+            .collect();
+        if let Some(set) = SeqSet::from_values(gone) {
+            out.extend_from_slice(format!("* VANISHED {set}\r\n").as_bytes());
+        }
+    }
     for ev in events {
         match ev {
-            ViewEvent::Expunge(seq) => {
+            ViewEvent::Expunge(..) if qresync => {}
+            ViewEvent::Expunge(seq, _) => {
                 out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes())
             }
             ViewEvent::Exists(n) => out.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes()),
@@ -584,12 +626,46 @@ pub(crate) fn write_events(out: &mut Vec<u8>, events: &[ViewEvent]) {
                 uid,
                 flags,
                 recent,
-                ..
+                modseq,
             } => {
                 out.extend_from_slice(format!("* {seq} FETCH (UID {uid} FLAGS ").as_bytes());
                 response::write_flag_list(out, flags.iter(), *recent);
+                if condstore {
+                    out.extend_from_slice(format!(" MODSEQ ({modseq})").as_bytes());
+                }
                 out.extend_from_slice(b")\r\n");
             }
         }
+    }
+}
+
+/// The commands that enable CONDSTORE as a side effect (RFC 7162 3.1).
+fn enables_condstore(body: &CommandBody) -> bool {
+    match body {
+        CommandBody::Select { params, .. } | CommandBody::Examine { params, .. } => {
+            params.condstore || params.qresync.is_some()
+        }
+        CommandBody::Fetch {
+            items,
+            changed_since,
+            ..
+        } => changed_since.is_some() || items.contains(&imap_proto::FetchAttr::ModSeq),
+        CommandBody::Store {
+            unchanged_since, ..
+        } => unchanged_since.is_some(),
+        CommandBody::Search { criteria, .. } => has_modseq_key(criteria),
+        CommandBody::Status { items, .. } => items.contains(&imap_proto::StatusItem::HighestModSeq),
+        _ => false,
+    }
+}
+
+pub(crate) fn has_modseq_key(key: &imap_proto::SearchKey) -> bool {
+    use imap_proto::SearchKey as K;
+    match key {
+        K::ModSeq(_) => true,
+        K::Not(k) => has_modseq_key(k),
+        K::Or(a, b) => has_modseq_key(a) || has_modseq_key(b),
+        K::And(keys) => keys.iter().any(has_modseq_key),
+        _ => false,
     }
 }

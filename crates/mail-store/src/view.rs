@@ -28,7 +28,7 @@ pub struct ViewMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewEvent {
     /// `* n EXPUNGE`; the number is valid at the moment it is sent.
-    Expunge(SeqNum),
+    Expunge(SeqNum, Uid),
     /// `* n FETCH (FLAGS ...)` for a change made by someone else.
     Flags {
         seq: SeqNum,
@@ -211,7 +211,7 @@ impl MailboxView {
                     // Each EXPUNGE renumbers the messages after it, so the next one expunged
                     // reuses the same running number.
                     if let Some(s) = SeqNum::new(seq) {
-                        events.push(ViewEvent::Expunge(s));
+                        events.push(ViewEvent::Expunge(s, m.uid));
                     }
                 } else {
                     kept.push(m);

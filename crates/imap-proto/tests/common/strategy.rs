@@ -297,18 +297,53 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
             mechanism,
             initial_response: ir.map(|d| base64(&d)),
         });
-    let mailbox_ops = (0u8..7, mb(), mb(), any::<bool>()).prop_map(|(op, a, b, condstore)| {
-        let params = SelectParams { condstore };
-        match op {
-            0 => C::Select { mailbox: a, params },
-            1 => C::Examine { mailbox: a, params },
-            2 => C::Create { mailbox: a },
-            3 => C::Delete { mailbox: a },
-            4 => C::Subscribe { mailbox: a },
-            5 => C::Unsubscribe { mailbox: a },
-            _ => C::Rename { from: a, to: b },
-        }
-    });
+    // RFC 7162 modifiers (QRESYNC, CHANGEDSINCE, UNCHANGEDSINCE) only outside `codec_safe`.
+    let qresync = if codec_safe {
+        Just(None).boxed()
+    } else {
+        proptest::option::of(
+            (
+                1u32..,
+                1u64..,
+                proptest::option::of(seq_set()),
+                proptest::option::of((seq_set(), seq_set())),
+            )
+                .prop_map(|(uid_validity, modseq, known_uids, seq_match)| {
+                    QresyncParams {
+                        uid_validity,
+                        modseq,
+                        known_uids,
+                        seq_match,
+                    }
+                }),
+        )
+        .boxed()
+    };
+    let changed_since = if codec_safe {
+        Just((None, false)).boxed()
+    } else {
+        proptest::option::of((1u64.., any::<bool>()))
+            .prop_map(|o| (o.map(|(n, _)| n), o.is_some_and(|(_, v)| v)))
+            .boxed()
+    };
+    let unchanged_since = if codec_safe {
+        Just(None).boxed()
+    } else {
+        proptest::option::of(any::<u64>()).boxed()
+    };
+    let mailbox_ops =
+        (0u8..7, mb(), mb(), any::<bool>(), qresync).prop_map(|(op, a, b, condstore, qresync)| {
+            let params = SelectParams { condstore, qresync };
+            match op {
+                0 => C::Select { mailbox: a, params },
+                1 => C::Examine { mailbox: a, params },
+                2 => C::Create { mailbox: a },
+                3 => C::Delete { mailbox: a },
+                4 => C::Subscribe { mailbox: a },
+                5 => C::Unsubscribe { mailbox: a },
+                _ => C::Rename { from: a, to: b },
+            }
+        });
     let lists = (any::<bool>(), pat(), pat()).prop_map(|(list, reference, pattern)| {
         if list {
             C::List { reference, pattern }
@@ -377,26 +412,42 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
             charset,
             criteria,
         });
-    let fetch = (any::<bool>(), seq_set(), vec(fetch_attr(codec_safe), 1..5))
-        .prop_map(|(uid, set, items)| C::Fetch { uid, set, items });
+    let fetch = (
+        any::<bool>(),
+        seq_set(),
+        vec(fetch_attr(codec_safe), 1..5),
+        changed_since,
+    )
+        .prop_map(|(uid, set, items, (changed_since, vanished))| C::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+            // VANISHED only with UID FETCH and CHANGEDSINCE (RFC 7162 3.2.6).
+            vanished: vanished && uid,
+        });
     let store = (
         any::<bool>(),
         seq_set(),
         0u8..3,
         any::<bool>(),
         vec(flag(), 0..4),
+        unchanged_since,
     )
-        .prop_map(|(uid, set, action, silent, flags)| C::Store {
-            uid,
-            set,
-            action: match action {
-                0 => StoreAction::Replace,
-                1 => StoreAction::Add,
-                _ => StoreAction::Remove,
+        .prop_map(
+            |(uid, set, action, silent, flags, unchanged_since)| C::Store {
+                uid,
+                set,
+                action: match action {
+                    0 => StoreAction::Replace,
+                    1 => StoreAction::Add,
+                    _ => StoreAction::Remove,
+                },
+                silent,
+                flags,
+                unchanged_since,
             },
-            silent,
-            flags,
-        });
+        );
     let copy_move =
         (0u8..5, any::<bool>(), seq_set(), mb()).prop_map(|(op, uid, set, mailbox)| match op {
             0 | 1 => C::Copy { uid, set, mailbox },

@@ -1,12 +1,31 @@
 use crate::session::{Reply, Session};
 
 impl Session {
-    /// ENABLE (RFC 5161 3.1): no extension that needs enabling is implemented yet, so every
-    /// request is acknowledged with an empty `* ENABLED` — which the RFC requires for capabilities
-    /// the server does not support or that cannot be enabled.
+    /// ENABLE (RFC 5161 3.1). CONDSTORE and QRESYNC (RFC 7162 3.1, 3.2.3; QRESYNC implies
+    /// CONDSTORE) can be enabled; `* ENABLED` lists those this command turned on, and nothing for
+    /// names that are unknown or already enabled, as the RFC asks.
     pub(crate) fn cmd_enable(&mut self, requested: &[String]) -> Reply {
-        tracing::debug!(session = %self.info.session_id, "ENABLE {:?}: nothing to enable", requested);
-        self.out.extend_from_slice(b"* ENABLED\r\n");
+        let mut enabled = Vec::new();
+        for name in requested {
+            match name.to_ascii_uppercase().as_str() {
+                "CONDSTORE" if !self.condstore => {
+                    self.condstore = true;
+                    enabled.push("CONDSTORE");
+                }
+                "QRESYNC" if !self.qresync => {
+                    self.qresync = true;
+                    self.condstore = true;
+                    enabled.push("QRESYNC");
+                }
+                _ => {}
+            }
+        }
+        self.out.extend_from_slice(b"* ENABLED");
+        for name in enabled {
+            self.out.push(b' ');
+            self.out.extend_from_slice(name.as_bytes());
+        }
+        self.out.extend_from_slice(b"\r\n");
         Reply::ok("Enabled.")
     }
 }

@@ -81,19 +81,60 @@ impl Session {
     /// client has not been told about yet are skipped and the command ends in NO, as RFC 2180
     /// 4.1.2 describes. Fetching a body section without PEEK sets `\Seen` first, so the FLAGS in
     /// the response already show it.
+    ///
+    /// `CHANGEDSINCE n` (RFC 7162 3.1.4.1) keeps the messages whose mod-sequence is above n and
+    /// adds MODSEQ to the items; `VANISHED` (3.2.6, UID FETCH under QRESYNC) first reports the
+    /// UIDs of the set expunged since n as `* VANISHED (EARLIER)`.
     pub(crate) async fn cmd_fetch(
         &mut self,
         uid_command: bool,
         set: &SeqSet,
         items: &[FetchAttr],
+        changed_since: Option<u64>,
+        vanished: bool,
     ) -> Reply {
-        let plan = FetchPlan::new(items, uid_command);
+        if vanished && !self.qresync {
+            return Reply::bad("Error in IMAP command UID FETCH: VANISHED needs ENABLE QRESYNC.");
+        }
+        let mut items = items.to_vec();
+        if changed_since.is_some() && !items.contains(&FetchAttr::ModSeq) {
+            items.push(FetchAttr::ModSeq);
+        }
+        let plan = FetchPlan::new(&items, uid_command);
         let State::Selected(_, selected) = &mut self.state else {
             return Reply::bad("No mailbox selected.");
         };
-        let targets = match selected.view.resolve(set, uid_command) {
+        let mut targets = match selected.view.resolve(set, uid_command) {
             Ok(t) => t,
             Err(e) => return Reply::bad(format!("Error in IMAP command FETCH: {e}.")),
+        };
+        if let Some(since) = changed_since {
+            let view = &selected.view;
+            targets.retain(|(seq, _)| view.get(*seq).is_some_and(|m| m.modseq.get() > since));
+            if vanished {
+                let max_uid = view.uid_next().get().saturating_sub(1);
+                match view
+                    .mailbox()
+                    .changes_since(mail_store::ChangeCursor(since), false)
+                {
+                    Ok(changes) => {
+                        let gone = changes
+                            .expunged
+                            .iter()
+                            .map(|u| u.get())
+                            .filter(|u| set.contains(*u, max_uid));
+                        if let Some(gone) = SeqSet::from_values(gone) {
+                            self.out.extend_from_slice(
+                                format!("* VANISHED (EARLIER) {gone}\r\n").as_bytes(),
+                            );
+                        }
+                    }
+                    Err(e) => return self.store_error(e),
+                }
+            }
+        }
+        let State::Selected(_, selected) = &mut self.state else {
+            return Reply::bad("No mailbox selected.");
         };
         let mailbox = selected.view.mailbox().clone();
         let mut seen_set = Vec::new();
@@ -138,6 +179,7 @@ impl Session {
                 seq,
                 &entry,
                 flags_changed,
+                self.condstore,
             ) {
                 Ok(()) => {}
                 Err(FetchError::Expunged) => expunged = true,
@@ -179,6 +221,7 @@ fn write_fetch_response(
     seq: SeqNum,
     entry: &ViewMessage,
     flags_changed: bool,
+    condstore: bool,
 ) -> Result<(), FetchError> {
     let mut loaded = Loaded {
         info: None,
@@ -324,6 +367,11 @@ fn write_fetch_response(
         sep(out);
         out.extend_from_slice(b"FLAGS ");
         write_flag_list(out, entry.flags.iter(), entry.recent);
+    }
+    if flags_changed && condstore && !plan.items.contains(&FetchAttr::ModSeq) {
+        // RFC 7162 3.1.4.1: with CONDSTORE, a flag change is reported with its mod-sequence.
+        sep(out);
+        out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
     }
     out.extend_from_slice(b")\r\n");
     Ok(())

@@ -253,6 +253,7 @@ impl Session {
             max_uid: view.messages().last().map_or(0, |m| m.uid.get()),
         };
         let mut hits = Vec::new();
+        let mut max_modseq = 0u64;
         for (i, msg) in view.messages().iter().enumerate() {
             if msg.expunged {
                 continue;
@@ -269,8 +270,12 @@ impl Session {
             };
             if cand.matches(criteria, &bounds) {
                 hits.push(if uid_command { msg.uid.get() } else { seq });
+                max_modseq = max_modseq.max(msg.modseq.get());
             }
         }
+        // RFC 7162 3.1.5: a search by MODSEQ reports the highest mod-sequence it matched.
+        let modseq =
+            (crate::session::has_modseq_key(criteria) && !hits.is_empty()).then_some(max_modseq);
         match returns {
             None => {
                 let mut line = String::with_capacity(9 + hits.len() * 6);
@@ -279,11 +284,14 @@ impl Session {
                     line.push(' ');
                     line.push_str(&h.to_string());
                 }
+                if let Some(m) = modseq {
+                    line.push_str(&format!(" (MODSEQ {m})"));
+                }
                 line.push_str("\r\n");
                 self.out.extend_from_slice(line.as_bytes());
             }
             Some(options) => {
-                let line = esearch_line(tag, uid_command, options, &hits);
+                let line = esearch_line(tag, uid_command, options, &hits, modseq);
                 self.out.extend_from_slice(line.as_bytes());
             }
         }
@@ -294,7 +302,13 @@ impl Session {
 /// `* ESEARCH (TAG "t") [UID] ...` (RFC 4731 3.1): the options asked for, in the RFC's order;
 /// `RETURN ()` means ALL. MIN, MAX and ALL are left out when nothing matched; COUNT never is.
 /// `hits` are ascending.
-fn esearch_line(tag: &Tag, uid: bool, options: &[SearchReturn], hits: &[u32]) -> String {
+fn esearch_line(
+    tag: &Tag,
+    uid: bool,
+    options: &[SearchReturn],
+    hits: &[u32],
+    modseq: Option<u64>,
+) -> String {
     let all = options.is_empty() || options.contains(&SearchReturn::All);
     let mut line = format!("* ESEARCH (TAG \"{}\")", tag.0);
     if uid {
@@ -311,6 +325,9 @@ fn esearch_line(tag: &Tag, uid: bool, options: &[SearchReturn], hits: &[u32]) ->
     }
     if options.contains(&SearchReturn::Count) {
         line.push_str(&format!(" COUNT {}", hits.len()));
+    }
+    if let Some(m) = modseq {
+        line.push_str(&format!(" MODSEQ {m}"));
     }
     line.push_str("\r\n");
     line

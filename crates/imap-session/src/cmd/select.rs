@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use imap_proto::response::{Code, Status, status_line, write_flag_list};
-use imap_proto::{MailboxArg, SelectParams};
+use imap_proto::{MailboxArg, QresyncParams, SelectParams};
 use mail_store::{ChangeListener, MailboxView};
-use mail_types::{Flag, Keyword, SystemFlags};
+use mail_types::{Flag, Keyword, SeqSet, SystemFlags};
 use tokio::sync::Notify;
 
 use crate::names::mailbox_name;
@@ -12,13 +12,19 @@ use crate::session::{Reply, Selected, Session, State, Wakeup};
 impl Session {
     /// SELECT and EXAMINE (RFC 3501 6.3.1, 6.3.2). Any previously selected mailbox is closed first
     /// (without expunging), so a failed SELECT leaves the session in the authenticated state.
+    ///
+    /// With CONDSTORE enabled the mailbox's HIGHESTMODSEQ is announced (RFC 7162 3.1.2.1). The
+    /// QRESYNC parameter (3.2.5) also sends what changed since the client's mod-sequence: the
+    /// UIDs expunged since as `VANISHED (EARLIER)`, then a FETCH of each changed message.
     pub(crate) fn cmd_select(
         &mut self,
         arg: &MailboxArg,
         params: SelectParams,
         read_only: bool,
     ) -> Reply {
-        let _ = params;
+        if params.qresync.is_some() && !self.qresync {
+            return Reply::bad("QRESYNC parameter without ENABLE QRESYNC.");
+        }
         let user = match std::mem::replace(&mut self.state, State::Logout) {
             State::Authenticated(u) | State::Selected(u, _) => u,
             other => {
@@ -100,6 +106,24 @@ impl Session {
             "Predicted next UID",
         );
         self.out.extend_from_slice(&line);
+        if self.condstore {
+            let line = status_line(
+                None,
+                Status::Ok,
+                Some(&Code::HighestModSeq(view.highest_modseq().get())),
+                "Highest",
+            );
+            self.out.extend_from_slice(&line);
+        }
+        if let Some(q) = params
+            .qresync
+            .as_ref()
+            .filter(|q| q.uid_validity == validity)
+            && let Err(e) = self.write_resync(&view, q)
+        {
+            self.state = State::Authenticated(user);
+            return self.store_error(e);
+        }
         let wakeup = Arc::new(Wakeup(Notify::new()));
         let listener: Arc<dyn ChangeListener> = wakeup.clone();
         view.mailbox().watch(Arc::downgrade(&listener));
@@ -110,6 +134,42 @@ impl Session {
             (Code::ReadWrite, "Select")
         };
         Reply::ok(format!("{verb} completed.")).with_code(code)
+    }
+}
+
+impl Session {
+    /// The QRESYNC part of SELECT (RFC 7162 3.2.5.1): what the client missed since `q.modseq`,
+    /// among the UIDs it knows.
+    fn write_resync(&mut self, view: &MailboxView, q: &QresyncParams) -> mail_store::Result<()> {
+        let max_uid = view.uid_next().get().saturating_sub(1);
+        let known = |uid: u32| {
+            q.known_uids
+                .as_ref()
+                .is_none_or(|k| k.contains(uid, max_uid))
+        };
+        let changes = view
+            .mailbox()
+            .changes_since(mail_store::ChangeCursor(q.modseq), false)?;
+        let gone = changes
+            .expunged
+            .iter()
+            .map(|u| u.get())
+            .filter(|u| known(*u));
+        if let Some(set) = SeqSet::from_values(gone) {
+            self.out
+                .extend_from_slice(format!("* VANISHED (EARLIER) {set}\r\n").as_bytes());
+        }
+        for (i, m) in view.messages().iter().enumerate() {
+            if m.modseq.get() <= q.modseq || !known(m.uid.get()) {
+                continue;
+            }
+            self.out
+                .extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes());
+            write_flag_list(&mut self.out, m.flags.iter(), m.recent);
+            self.out
+                .extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
+use std::collections::HashSet;
+
 use imap_proto::StoreAction;
 use imap_proto::response::{Code, write_flag_list};
 use mail_store::FlagChange;
-use mail_types::{Flag, Flags, SeqSet};
+use mail_types::{Flag, Flags, SeqSet, Uid};
 
 use crate::session::{Reply, Session, State};
 
@@ -9,6 +11,11 @@ impl Session {
     /// STORE and UID STORE (RFC 3501 6.4.6, 6.4.8). Without `.SILENT`, the new flags of every
     /// message in the set are returned (also unchanged ones, as the RFC's examples show); UID
     /// STORE responses include the UID.
+    ///
+    /// `UNCHANGEDSINCE n` (RFC 7162 3.1.3) leaves alone every message whose mod-sequence is above
+    /// n and names them in `[MODIFIED ...]` (sequence numbers, or UIDs for UID STORE); the
+    /// messages it did change are reported with their MODSEQ even with `.SILENT`. With CONDSTORE
+    /// enabled every FETCH response here carries MODSEQ.
     pub(crate) fn cmd_store(
         &mut self,
         uid_command: bool,
@@ -16,7 +23,9 @@ impl Session {
         action: StoreAction,
         silent: bool,
         flags: &[Flag],
+        unchanged_since: Option<u64>,
     ) -> Reply {
+        let condstore = self.condstore;
         let State::Selected(_, selected) = &mut self.state else {
             return Reply::bad("No mailbox selected.");
         };
@@ -29,9 +38,16 @@ impl Session {
         };
         let mut expunged = false;
         let mut uids = Vec::with_capacity(targets.len());
+        let mut modified = Vec::new();
         for (seq, uid) in &targets {
             match selected.view.get(*seq) {
-                Some(m) if !m.expunged => uids.push(*uid),
+                Some(m) if !m.expunged => {
+                    if unchanged_since.is_some_and(|n| m.modseq.get() > n) {
+                        modified.push(if uid_command { uid.get() } else { seq.get() });
+                    } else {
+                        uids.push(*uid);
+                    }
+                }
                 _ => expunged = true,
             }
         }
@@ -50,28 +66,44 @@ impl Session {
             return Reply::bad("No mailbox selected.");
         };
         selected.view.note_own_changes(&states);
-        if !silent {
-            for (seq, uid) in targets {
-                let Some(m) = selected.view.get(seq) else {
-                    continue;
-                };
-                if m.expunged {
-                    continue;
-                }
-                self.out
-                    .extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-                if uid_command {
-                    self.out.extend_from_slice(format!("UID {uid} ").as_bytes());
-                }
-                self.out.extend_from_slice(b"FLAGS ");
-                write_flag_list(&mut self.out, m.flags.iter(), m.recent);
-                self.out.extend_from_slice(b")\r\n");
+        let attempted: HashSet<Uid> = uids.iter().copied().collect();
+        let changed: HashSet<Uid> = states.iter().map(|s| s.uid).collect();
+        for (seq, uid) in targets {
+            let Some(m) = selected.view.get(seq) else {
+                continue;
+            };
+            if m.expunged || !attempted.contains(&uid) {
+                continue;
             }
+            // RFC 7162 3.1.3: a conditional STORE reports what it changed even when silent.
+            let report_modseq = unchanged_since.is_some() && changed.contains(&uid);
+            if silent && !report_modseq {
+                continue;
+            }
+            let mut line = format!("* {seq} FETCH (").into_bytes();
+            let mut items: Vec<Vec<u8>> = Vec::new();
+            if uid_command {
+                items.push(format!("UID {uid}").into_bytes());
+            }
+            if !silent {
+                let mut f = b"FLAGS ".to_vec();
+                write_flag_list(&mut f, m.flags.iter(), m.recent);
+                items.push(f);
+            }
+            if condstore || report_modseq {
+                items.push(format!("MODSEQ ({})", m.modseq).into_bytes());
+            }
+            line.extend_from_slice(&items.join(&b' '));
+            line.extend_from_slice(b")\r\n");
+            self.out.extend_from_slice(&line);
         }
         if expunged {
-            Reply::no("Some of the messages no longer exist.").with_code(Code::ExpungeIssued)
-        } else {
-            Reply::ok("Store completed.")
+            return Reply::no("Some of the messages no longer exist.")
+                .with_code(Code::ExpungeIssued);
+        }
+        match SeqSet::from_values(modified) {
+            Some(set) => Reply::ok("Conditional STORE failed.").with_code(Code::Modified(set)),
+            None => Reply::ok("Store completed."),
         }
     }
 }

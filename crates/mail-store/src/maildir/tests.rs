@@ -634,9 +634,11 @@ fn refresh_sees_other_programs() {
     assert!(uidlist_text(store.root()).contains(" :1700000000.M5P9.mx\n"));
 
     let events = view.sync(true).unwrap();
-    assert!(events.contains(&crate::ViewEvent::Expunge(
-        mail_types::SeqNum::new(2).unwrap()
-    )));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, crate::ViewEvent::Expunge(s, _) if s.get() == 2))
+    );
     assert!(events.contains(&crate::ViewEvent::Exists(3)));
 
     // Nothing changed: refresh is cheap and reports nothing.

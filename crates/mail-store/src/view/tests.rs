@@ -210,7 +210,10 @@ fn expunges_wait_for_a_command_that_allows_them() {
     let events = v.sync(true).unwrap();
     assert_eq!(
         events,
-        vec![ViewEvent::Expunge(seq(2)), ViewEvent::Expunge(seq(3))]
+        vec![
+            ViewEvent::Expunge(seq(2), uid(2)),
+            ViewEvent::Expunge(seq(3), uid(4))
+        ]
     );
     assert_eq!(uids(&v), [1, 3, 5]);
     assert_eq!(v.seq_of(uid(5)), Some(seq(3)));
@@ -224,9 +227,9 @@ fn consecutive_expunges_reuse_the_running_number() {
     assert_eq!(
         v.sync(true).unwrap(),
         vec![
-            ViewEvent::Expunge(seq(1)),
-            ViewEvent::Expunge(seq(1)),
-            ViewEvent::Expunge(seq(1))
+            ViewEvent::Expunge(seq(1), uid(1)),
+            ViewEvent::Expunge(seq(1), uid(2)),
+            ViewEvent::Expunge(seq(1), uid(3))
         ]
     );
     assert_eq!(uids(&v), [4]);
@@ -305,7 +308,7 @@ fn flag_changes_are_reported_once() {
     assert_eq!(
         theirs.sync(true).unwrap(),
         vec![
-            ViewEvent::Expunge(seq(3)),
+            ViewEvent::Expunge(seq(3), uid(3)),
             ViewEvent::Flags {
                 seq: seq(2),
                 uid: uid(2),
@@ -336,7 +339,7 @@ fn appended_and_expunged_between_syncs() {
         vec![ViewEvent::Exists(2), ViewEvent::Recent(1)]
     );
     assert!(v.get(seq(2)).unwrap().expunged);
-    assert_eq!(v.sync(true).unwrap(), vec![ViewEvent::Expunge(seq(2))]);
+    assert_eq!(v.sync(true).unwrap(), vec![ViewEvent::Expunge(seq(2), u)]);
     assert_eq!(v.exists(), 1);
 }
 
@@ -350,7 +353,7 @@ fn expunge_and_delivery_in_one_sync() {
     assert_eq!(
         v.sync(true).unwrap(),
         vec![
-            ViewEvent::Expunge(seq(3)),
+            ViewEvent::Expunge(seq(3), uid(3)),
             ViewEvent::Exists(3),
             ViewEvent::Recent(3)
         ]
