@@ -471,6 +471,17 @@ impl MailboxIndex {
         }
     }
 
+    /// Makes every later mod-sequence larger than `floor` (RFC 7162 3.1.1: mod-sequences never go
+    /// back, even when the index was rebuilt after a crash and handed some out before). When that
+    /// moves HIGHESTMODSEQ, this index missed what happened up to `floor`, so its expunge history
+    /// no longer reaches back: "expunged since" below `floor` becomes every absent UID.
+    pub fn raise_modseq(&mut self, floor: u64) {
+        if floor > self.highest_modseq {
+            self.highest_modseq = floor;
+            self.expunge_horizon = self.expunge_horizon.max(floor);
+        }
+    }
+
     /// Claims every unclaimed `\Recent` message for the caller (RFC 3501 2.3.2: the first session
     /// to be told of a message gets its `\Recent`). Returns their UIDs, ascending.
     pub fn claim_recent(&mut self) -> Vec<Uid> {

@@ -278,3 +278,24 @@ fn forgotten_history_reports_every_missing_uid() {
     assert_eq!(ix.expunged_since(0), vec![uid(2), uid(4), uid(6), uid(7)]);
     assert_eq!(ix.changes_since(1).expunged.len(), 4);
 }
+
+#[test]
+fn raising_the_modseq_floor_forgets_history_below_it() {
+    let mut ix = index();
+    append(&mut ix, 1, false, "a");
+    append(&mut ix, 2, false, "b");
+    append(&mut ix, 3, false, "c");
+    ix.apply(Op::Expunge(&[uid(2)])).unwrap();
+    assert_eq!(ix.expunged_since(1), [uid(2)]);
+    // Below the current value: nothing changes.
+    ix.raise_modseq(2);
+    assert_eq!(ix.cursor(), 5);
+    assert_eq!(ix.expunged_since(5), []);
+    // Above it (an older index reloaded after a crash): later changes come after the floor,
+    // and "expunged since" an earlier point is every absent UID.
+    ix.raise_modseq(100);
+    assert_eq!(ix.cursor(), 100);
+    assert_eq!(append(&mut ix, 4, false, "d").map(ModSeq::get), Some(101));
+    assert_eq!(ix.expunged_since(50), [uid(2)]);
+    assert_eq!(ix.expunged_since(100), []);
+}

@@ -84,7 +84,11 @@ impl MaildirMailbox {
             // Anyone may have rewritten dovecot-uidlist meanwhile (or it got torn): then
             // reconcile it with the files as a cold open would, keeping the UIDs we know.
             let uidlist_moved = mio::stamp(&mailbox.uidlist_path())? != st.uidlist.stamp;
+            // Changes found by this sync must come after every mod-sequence ever handed out.
+            mailbox.apply_modseq_ceiling(&mut st);
             mailbox.sync(&mut st, !from_disk || uidlist_moved)?;
+            // A cold build started a new index; HIGHESTMODSEQ still must not go back.
+            mailbox.apply_modseq_ceiling(&mut st);
             if !from_disk {
                 // Indexing was the expensive part: keep it even if the process dies later.
                 mailbox.save(&mut st);
@@ -518,6 +522,7 @@ impl Mailbox for MaildirMailbox {
                 modseq: r.modseq(),
             })
             .collect();
+        self.reserve_modseqs(&mut st);
         let header = st.index.header();
         Ok(Snapshot {
             messages,
@@ -542,6 +547,7 @@ impl Mailbox for MaildirMailbox {
             flags: m.flags,
             modseq: m.modseq,
         };
+        self.reserve_modseqs(&mut st);
         let header = st.index.header();
         Ok(Changes {
             expunged: ch.expunged,
@@ -557,7 +563,8 @@ impl Mailbox for MaildirMailbox {
     fn status(&self) -> Result<MailboxStatus> {
         self.refresh()?;
         let (mut status, unknown) = {
-            let st = self.lock();
+            let mut st = self.lock();
+            self.reserve_modseqs(&mut st);
             let header = st.index.header();
             let mut status = MailboxStatus {
                 messages: st.index.len() as u32,
@@ -672,6 +679,7 @@ impl Mailbox for MaildirMailbox {
                     }
                 }
             }
+            self.reserve_modseqs(&mut st);
             drop(lock);
         }
         if !out.is_empty() {

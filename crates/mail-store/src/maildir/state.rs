@@ -149,6 +149,9 @@ pub struct State {
     pub cur_dir: DirStamp,
     /// What `columba.index` holds, when it matches this state (see `persist`).
     pub saved: Option<super::persist::SavedMark>,
+    /// Every mod-sequence a client has seen is at or below this value, which is on disk
+    /// (`columba.index.modseq`; see `persist`).
+    pub modseq_ceiling: u64,
 }
 
 impl State {
@@ -161,6 +164,7 @@ impl State {
             new_dir: DirStamp::default(),
             cur_dir: DirStamp::default(),
             saved: None,
+            modseq_ceiling: 0,
         }
     }
 
