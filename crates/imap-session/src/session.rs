@@ -134,6 +134,9 @@ pub(crate) struct Session {
     pub started: Instant,
     /// Why the connection ends, for the disconnect log line.
     pub disconnect_reason: Cow<'static, str>,
+    /// The selected mailbox's UIDVALIDITY changed: `* BYE` has been sent, no tagged reply
+    /// follows it, and the connection ends.
+    pub mailbox_lost: bool,
 }
 
 /// Serves one connection until it ends.
@@ -157,6 +160,7 @@ pub async fn serve(stream: BoxedStream, ctx: Arc<SessionContext>, info: Connecti
         append: None,
         started: Instant::now(),
         disconnect_reason: Cow::Borrowed("Connection closed"),
+        mailbox_lost: false,
     };
     session.run().await;
 }
@@ -206,7 +210,7 @@ impl Session {
                     Flow::Close
                 }
             };
-            if flow == Flow::Close {
+            if flow == Flow::Close || self.mailbox_lost {
                 break;
             }
             if self.out.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
@@ -346,6 +350,9 @@ impl Session {
             // Catch up first, so results reflect the mailbox as it is now; expunges stay held
             // back for the commands that forbid them.
             self.send_updates(policy == UpdatePolicy::All);
+            if self.mailbox_lost {
+                return Flow::Close;
+            }
         }
         let reply = match body {
             CommandBody::Capability => self.cmd_capability(),
@@ -419,6 +426,9 @@ impl Session {
             CommandBody::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true),
         };
         self.finish(&tag, reply, policy);
+        if self.mailbox_lost {
+            return Flow::Close;
+        }
         if !self.is_authenticated() && self.auth_failures >= self.ctx.settings.max_auth_attempts {
             self.out.extend_from_slice(&response::status_line(
                 None,
@@ -467,9 +477,13 @@ impl Session {
     }
 
     /// Sends the untagged updates the policy allows, then the tagged response.
+    /// Nothing is sent after a `* BYE` for a mailbox whose UIDVALIDITY changed.
     pub(crate) fn finish(&mut self, tag: &Tag, reply: Reply, policy: UpdatePolicy) {
         if policy != UpdatePolicy::None {
             self.send_updates(policy == UpdatePolicy::All);
+        }
+        if self.mailbox_lost {
+            return;
         }
         self.out.extend_from_slice(&response::status_line(
             Some(tag),
@@ -480,12 +494,32 @@ impl Session {
     }
 
     /// Brings the selected mailbox's view up to date and writes the resulting untagged responses.
+    ///
+    /// If the mailbox got a new UIDVALIDITY meanwhile, the UIDs this client holds name other
+    /// messages now, and RFC 3501 2.3.1.1 forbids reusing them silently: the session says
+    /// `* BYE` and ends (`mailbox_lost`), as Dovecot ends a session whose state became
+    /// inconsistent. The client logs in again and sees the new UIDVALIDITY.
     pub(crate) fn send_updates(&mut self, allow_expunge: bool) {
         let State::Selected(_, selected) = &mut self.state else {
             return;
         };
         match selected.view.sync(allow_expunge) {
             Ok(events) => write_events(&mut self.out, &events, self.condstore, self.qresync),
+            Err(StoreError::UidValidityChanged { was, now }) => {
+                tracing::warn!(
+                    session = %self.info.session_id,
+                    "UIDVALIDITY of the selected mailbox changed ({was} -> {now}); disconnecting"
+                );
+                self.out.extend_from_slice(&response::status_line(
+                    None,
+                    Status::Bye,
+                    None,
+                    "Mailbox UIDVALIDITY changed, please log in again.",
+                ));
+                self.state = State::Logout;
+                self.mailbox_lost = true;
+                self.disconnect_reason = Cow::Borrowed("Mailbox UIDVALIDITY changed");
+            }
             Err(e) => {
                 tracing::warn!(session = %self.info.session_id, "mailbox sync failed: {e}");
             }

@@ -12,6 +12,9 @@
 //!   same without CRLF (a literal that does not end a line, like a search string).
 //! - `X: deliver USER` followed by `D:` lines — drops a message into USER's Maildir `new/`
 //!   directly, as another program would.
+//! - `X: rebuild-uidlist USER UIDVALIDITY` — replaces USER's INBOX `dovecot-uidlist` with an
+//!   empty one under a new UIDVALIDITY, as another process that lost the file rebuilds it: every
+//!   message gets a new UID at the next sync.
 //! - `X: sleep MS` — pauses.
 //! - `X: close` / `X: close2` — the client drops the connection.
 //! - `S: (none)` — asserts that nothing arrives within a short time.
@@ -40,6 +43,12 @@ impl Runner {
             std::time::UNIX_EPOCH.elapsed().unwrap().as_micros()
         );
         std::fs::write(dir.join(name), data).unwrap();
+    }
+
+    fn rebuild_uidlist(&self, user: &str, uid_validity: u32) {
+        let path = self.root.join(user).join("dovecot-uidlist");
+        let header = format!("3 V{uid_validity} N1 G{uid_validity:032x}\n");
+        std::fs::write(path, header).unwrap();
     }
 }
 
@@ -132,6 +141,17 @@ async fn run_transcript(path: &Path) {
                 let mut words = body.split_whitespace();
                 match words.next() {
                     Some("deliver") => runner.deliver(words.next().unwrap_or("alice"), &data),
+                    Some("rebuild-uidlist") => {
+                        let user = words.next().unwrap_or("alice");
+                        let uid_validity = words.next().and_then(|w| w.parse().ok());
+                        let Some(uid_validity) = uid_validity else {
+                            panic!(
+                                "{}:{line_no}: rebuild-uidlist USER UIDVALIDITY",
+                                runner.conns.name
+                            )
+                        };
+                        runner.rebuild_uidlist(user, uid_validity);
+                    }
                     Some("sleep") => {
                         let ms: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(100);
                         tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use mail_types::UidValidity;
+
 /// What kind of failure, as far as a client may know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
@@ -42,6 +44,10 @@ pub enum StoreError {
     NoPermission(String),
     #[error("quota exceeded")]
     OverQuota,
+    /// The selected mailbox got a new UIDVALIDITY under a session ([`crate::MailboxView::sync`]):
+    /// the session cannot go on (RFC 3501 2.3.1.1) and must end.
+    #[error("UIDVALIDITY changed from {was} to {now}")]
+    UidValidityChanged { was: UidValidity, now: UidValidity },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{0}")]
@@ -62,6 +68,8 @@ impl StoreError {
             StoreError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 StoreErrorKind::NoPermission
             }
+            // Only a session's view returns it, and the session ends on it rather than reply.
+            StoreError::UidValidityChanged { .. } => StoreErrorKind::Internal,
             StoreError::Io { .. } | StoreError::Internal(_) => StoreErrorKind::Internal,
         }
     }

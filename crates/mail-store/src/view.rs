@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use mail_types::{Flags, ModSeq, SeqNum, SeqSet, Uid};
+use mail_types::{Flags, ModSeq, SeqNum, SeqSet, Uid, UidValidity};
 
-use crate::{ChangeCursor, Changes, Mailbox, MessageState, Result};
+use crate::{ChangeCursor, Changes, Mailbox, MessageState, Result, StoreError};
 
 /// One message as this session knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,12 +55,16 @@ pub struct MailboxView {
     read_only: bool,
     uid_next: Uid,
     highest_modseq: ModSeq,
+    /// The UIDVALIDITY the session was told; the view's UIDs mean nothing under another.
+    uid_validity: UidValidity,
 }
 
 impl MailboxView {
     /// Selects `mailbox` (RFC 3501 6.3.1); a read-only view (EXAMINE, 6.3.2) claims no `\Recent`.
     pub fn open(mailbox: Arc<dyn Mailbox>, read_only: bool) -> Result<Self> {
         mailbox.refresh()?;
+        // Read before the snapshot: a change in between shows at the next sync, never unseen.
+        let uid_validity = mailbox.uid_validity();
         let snap = mailbox.snapshot(!read_only)?;
         let mut recent = snap.recent;
         recent.sort_unstable();
@@ -82,7 +86,13 @@ impl MailboxView {
             read_only,
             uid_next: snap.uid_next,
             highest_modseq: snap.highest_modseq,
+            uid_validity,
         })
+    }
+
+    /// The UIDVALIDITY the view's UIDs belong to.
+    pub fn uid_validity(&self) -> UidValidity {
+        self.uid_validity
     }
 
     pub fn mailbox(&self) -> &Arc<dyn Mailbox> {
@@ -183,8 +193,20 @@ impl MailboxView {
     /// Pulls in what changed in the mailbox since the last sync and returns the untagged
     /// responses to send. With `allow_expunge == false` (during FETCH, STORE, SEARCH, RFC 3501
     /// 7.4.1) expunges are remembered and reported by a later sync.
+    ///
+    /// When the mailbox got a new UIDVALIDITY (its UIDs were renumbered: someone lost and rebuilt
+    /// `dovecot-uidlist`), nothing is reported but `UidValidityChanged`: UIDs the client holds
+    /// must not silently name other messages (RFC 3501 2.3.1.1), so the session has to end. The
+    /// view stays as it was, and says so again at every later sync.
     pub fn sync(&mut self, allow_expunge: bool) -> Result<Vec<ViewEvent>> {
         self.mailbox.refresh()?;
+        let now = self.mailbox.uid_validity();
+        if now != self.uid_validity {
+            return Err(StoreError::UidValidityChanged {
+                was: self.uid_validity,
+                now,
+            });
+        }
         let changes = self.mailbox.changes_since(self.cursor, !self.read_only)?;
         Ok(self.apply(changes, allow_expunge))
     }

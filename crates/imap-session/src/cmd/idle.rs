@@ -22,6 +22,9 @@ impl Session {
         let mut chunk = vec![0u8; 4096];
         loop {
             self.send_updates(true);
+            if self.mailbox_lost {
+                return Flow::Close;
+            }
             match take_line(&mut self.rbuf, MAX_IDLE_LINE) {
                 LineRead::Line(line) if line.eq_ignore_ascii_case(b"DONE") => {
                     self.finish(&tag, Reply::ok("Idle completed."), UpdatePolicy::All);

@@ -394,3 +394,27 @@ fn resolving_sequence_sets() {
     assert_eq!(star, vec![(seq(3), uid(5))]);
     assert_eq!(v.first_unseen(), Some(seq(1)));
 }
+
+#[test]
+fn a_new_uidvalidity_ends_the_view() {
+    let fake = fake_with(3);
+    let mut v = view(&fake, false);
+    assert_eq!(v.uid_validity(), UidValidity::new(7).unwrap());
+    // Someone rebuilt the mailbox's UIDs under a new UIDVALIDITY; UID 2 is another message now.
+    fake.index
+        .lock()
+        .unwrap()
+        .reset(UidValidity::new(8).unwrap());
+    fake.deliver();
+    fake.deliver();
+    for _ in 0..2 {
+        match v.sync(true) {
+            Err(StoreError::UidValidityChanged { was, now }) => {
+                assert_eq!((was.get(), now.get()), (7, 8));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Nothing of the new numbering leaked into the view.
+    assert_eq!(uids(&v), [1, 2, 3]);
+}
