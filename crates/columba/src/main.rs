@@ -5,6 +5,7 @@
 mod backend;
 mod config;
 mod fsutil;
+mod index_admin;
 mod server;
 mod setup;
 mod tls;
@@ -56,6 +57,28 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Look at, check or rebuild one mailbox's index files.
+    Index {
+        #[command(subcommand)]
+        action: IndexAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexAction {
+    /// Print the index header, the cache's size and, with --records, every message's record.
+    Dump {
+        user: String,
+        mailbox: String,
+        #[arg(long)]
+        records: bool,
+    },
+    /// Validate the index files; exit status 1 when one was damaged. The mailbox is then read as
+    /// the server would, which repairs what can be repaired.
+    Check { user: String, mailbox: String },
+    /// Delete the index and cache and index the mailbox again from its files. Run it while the
+    /// server is stopped: a running server saves its own copy when it closes the mailbox.
+    Rebuild { user: String, mailbox: String },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +151,10 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { action } => users::run(&config, action),
+        Command::Index { action } => {
+            init_logging(&config.log.level);
+            index_admin::run(&config, action)
+        }
     }
 }
 

@@ -40,7 +40,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use mail_types::MailboxName;
 
-pub use mailbox::MaildirMailbox;
+pub use mailbox::{CACHE_FILE, MaildirMailbox};
+pub use persist::{INDEX_FILE, MODSEQ_FILE};
 
 use crate::{MailStore, Mailbox, MailboxEntry, Result, StoreError};
 

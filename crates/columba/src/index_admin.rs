@@ -1,0 +1,260 @@
+//! `columba index dump|check|rebuild USER MAILBOX`: what an operator needs to look at and repair
+//! one mailbox's index files (`columba.index`, `columba.index.cache`, `columba.index.modseq`).
+//! They are caches of the mail files and `dovecot-uidlist`: rebuilding loses no mail, no UID
+//! and no flag, and mod-sequences keep growing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use mail_index::{MailboxIndex, MessageCache};
+use mail_store::maildir::{self, CACHE_FILE, INDEX_FILE, MODSEQ_FILE, MaildirStore};
+use mail_store::{MailStore, Mailbox};
+use mail_types::MailboxName;
+
+use crate::IndexAction;
+use crate::config::{Config, expand_location};
+
+pub fn run(config: &Config, action: IndexAction) -> anyhow::Result<()> {
+    match action {
+        IndexAction::Dump {
+            user,
+            mailbox,
+            records,
+        } => dump(config, &user, &mailbox, records),
+        IndexAction::Check { user, mailbox } => check(config, &user, &mailbox),
+        IndexAction::Rebuild { user, mailbox } => rebuild(config, &user, &mailbox),
+    }
+}
+
+/// The user's Maildir root, from the passwd-file and the mail location template.
+fn mail_root(config: &Config, user: &str) -> anyhow::Result<PathBuf> {
+    let passwd = auth::passwd_file::PasswdFile::new(config.passwd_path());
+    let record = passwd
+        .lookup(user)
+        .with_context(|| format!("reading {}", config.passwd_path().display()))?
+        .with_context(|| format!("no user {user:?}"))?;
+    expand_location(
+        &config.mail_location(),
+        &record.name,
+        record.home.as_deref(),
+    )
+}
+
+/// The user's store, the mailbox's name and directory, without opening it (which would bring
+/// its index up to date).
+fn locate(
+    config: &Config,
+    user: &str,
+    mailbox: &str,
+) -> anyhow::Result<(MaildirStore, MailboxName, PathBuf)> {
+    let root = mail_root(config, user)?;
+    let name = MailboxName::new(mailbox).map_err(|e| anyhow::anyhow!("{mailbox:?}: {e}"))?;
+    let store =
+        MaildirStore::new(root.clone()).with_context(|| format!("opening {}", root.display()))?;
+    let path = store
+        .mailbox_path(&name)
+        .with_context(|| format!("mailbox {mailbox}"))?;
+    if !path.join("cur").is_dir() {
+        anyhow::bail!("mailbox {mailbox} does not exist ({})", path.display());
+    }
+    Ok((store, name, path))
+}
+
+/// Opens the mailbox (which brings its index up to date) and returns its directory.
+fn open(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<(Arc<dyn Mailbox>, PathBuf)> {
+    let (store, name, path) = locate(config, user, mailbox)?;
+    let mb = store
+        .open(&name)
+        .with_context(|| format!("opening {mailbox}"))?;
+    Ok((mb, path))
+}
+
+/// Lets the mailbox go, so that it saves its index, as the server does when it closes it.
+fn close(mb: Arc<dyn Mailbox>, path: &Path) {
+    drop(mb);
+    maildir::release_idle_mailboxes(path);
+}
+
+fn dump(config: &Config, user: &str, mailbox: &str, records: bool) -> anyhow::Result<()> {
+    let (mb, path) = open(config, user, mailbox)?;
+    close(mb, &path);
+    println!("mailbox {mailbox} in {}", path.display());
+    let index_path = path.join(INDEX_FILE);
+    let loaded = MailboxIndex::read_file(&index_path)
+        .with_context(|| format!("reading {}", index_path.display()))?
+        .with_context(|| format!("{} is missing", index_path.display()))?;
+    let ix = &loaded.index;
+    let h = ix.header();
+    println!(
+        "{INDEX_FILE}: {} bytes, UIDVALIDITY {}, UIDNEXT {}, HIGHESTMODSEQ {}, {} messages, {} unclaimed \\Recent",
+        file_len(&index_path),
+        h.uid_validity,
+        h.uid_next,
+        h.highest_modseq,
+        ix.len(),
+        ix.unclaimed_recent_count()
+    );
+    let keywords: Vec<String> = ix.keywords().iter().map(|k| k.to_string()).collect();
+    println!("keywords: {}", keywords.join(" "));
+    let (cache, _) = MessageCache::open(&path.join(CACHE_FILE), h.uid_validity);
+    let (live, garbage) = cache.sizes();
+    println!(
+        "{CACHE_FILE}: {} bytes, {} values, {live} bytes live, {garbage} bytes garbage",
+        file_len(&path.join(CACHE_FILE)),
+        cache.len()
+    );
+    match std::fs::read_to_string(path.join(MODSEQ_FILE)) {
+        Ok(c) => println!("{MODSEQ_FILE}: ceiling {}", c.trim()),
+        Err(_) => println!("{MODSEQ_FILE}: none"),
+    }
+    if records {
+        println!("uid\tmodseq\tsize\tinternaldate\tflags\tfile");
+        for r in ix.records() {
+            let flags: Vec<String> = r.flags().iter().map(|f| f.to_string()).collect();
+            let backend = String::from_utf8_lossy(r.backend());
+            println!(
+                "{}\t{}\t{}\t{}\t({})\t{}",
+                r.uid(),
+                r.modseq(),
+                r.size().map_or("-".to_owned(), |s| s.to_string()),
+                r.internal_date().map_or("-".to_owned(), |d| d.to_string()),
+                flags.join(" "),
+                // The reference is the directory letter, the file name and, after a NUL, the
+                // dovecot-uidlist fields.
+                backend.replace('\0', " ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Validates every index file as it is on disk, then reads the mailbox as the server would
+/// (which repairs what it can) and compares the saved index with what the mail files say now.
+/// Fails (exit status 1) when a file was damaged.
+fn check(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
+    // The files are read before the mailbox is opened: opening repairs them.
+    let (store, name, path) = locate(config, user, mailbox)?;
+    let mut damaged = Vec::new();
+    let index_path = path.join(INDEX_FILE);
+    let saved = match MailboxIndex::read_file(&index_path) {
+        Ok(Some(l)) => {
+            println!("{INDEX_FILE}: valid, {} messages", l.index.len());
+            Some(l.index)
+        }
+        Ok(None) => {
+            println!("{INDEX_FILE}: missing (the next open indexes the files)");
+            None
+        }
+        Err(e) => {
+            println!("{INDEX_FILE}: DAMAGED: {e}");
+            damaged.push(INDEX_FILE);
+            None
+        }
+    };
+    // The cache repairs itself when opened; look at a copy so that checking changes nothing.
+    let scratch = tempfile_dir()?;
+    let copy = scratch.join(CACHE_FILE);
+    let cache_copied = std::fs::copy(path.join(CACHE_FILE), &copy).is_ok();
+    // Reading the mailbox may rewrite the files checked above, not the copies.
+    let mb = store
+        .open(&name)
+        .with_context(|| format!("opening {mailbox}"))?;
+    let current = mb.snapshot(false).context("reading the mailbox")?;
+    let uid_validity = mb.uid_validity();
+    drop(mb);
+    match cache_copied {
+        true => {
+            let (cache, repairs) = MessageCache::open(&copy, uid_validity);
+            if repairs.is_empty() {
+                println!("{CACHE_FILE}: valid, {} values", cache.len());
+            } else {
+                for r in &repairs {
+                    println!("{CACHE_FILE}: DAMAGED: {}", r.what);
+                }
+                damaged.push(CACHE_FILE);
+            }
+        }
+        false => println!("{CACHE_FILE}: missing (filled as clients ask)"),
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if let Some(saved) = saved {
+        let on_disk: Vec<(u32, String)> = current
+            .messages
+            .iter()
+            .map(|m| (m.uid.get(), format!("{:?}", m.flags)))
+            .collect();
+        let in_index: Vec<(u32, String)> = saved
+            .records()
+            .map(|r| (r.uid().get(), format!("{:?}", r.flags())))
+            .collect();
+        if saved.uid_validity() != uid_validity {
+            println!(
+                "{INDEX_FILE}: for UIDVALIDITY {}, the mailbox has {uid_validity}",
+                saved.uid_validity()
+            );
+        } else if on_disk == in_index {
+            println!("{INDEX_FILE}: matches the mail files");
+        } else {
+            let only_saved = in_index
+                .iter()
+                .filter(|(u, _)| !on_disk.iter().any(|(d, _)| d == u))
+                .count();
+            let only_disk = on_disk
+                .iter()
+                .filter(|(u, _)| !in_index.iter().any(|(d, _)| d == u))
+                .count();
+            println!(
+                "{INDEX_FILE}: behind the mail files ({only_saved} expunged, {only_disk} new, others changed); the next open catches up"
+            );
+        }
+    }
+    if damaged.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "damaged: {} (run `columba index rebuild`)",
+            damaged.join(", ")
+        )
+    }
+}
+
+/// Throws the index and cache away and indexes the mailbox again from its files and
+/// `dovecot-uidlist`. The mod-sequence ceiling is kept, so mod-sequences keep growing.
+fn rebuild(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
+    let (mb, path) = open(config, user, mailbox)?;
+    close(mb, &path);
+    for file in [INDEX_FILE, CACHE_FILE] {
+        match std::fs::remove_file(path.join(file)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {file}")),
+        }
+    }
+    println!("indexing {} ...", path.display());
+    let started = Instant::now();
+    let before = maildir::directory_scans();
+    let (mb, _) = open(config, user, mailbox)?;
+    let status = mb.status().context("reading the mailbox")?;
+    close(mb, &path);
+    println!(
+        "indexed {} messages in {:.2} s ({} directory listings); UIDVALIDITY {}, UIDNEXT {}",
+        status.messages,
+        started.elapsed().as_secs_f64(),
+        maildir::directory_scans() - before,
+        status.uid_validity,
+        status.uid_next
+    );
+    Ok(())
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("columba-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
