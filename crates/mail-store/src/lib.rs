@@ -170,12 +170,8 @@ pub trait Mailbox: Send + Sync {
     /// `dovecot-uidlist`); POP3 shows it instead of the UIDL its format would make, so clients
     /// moved from another server do not download everything again. `None` for most messages.
     fn stored_uidl(&self, uid: Uid) -> Option<String> {
-        // Interim: the Maildir answer belongs in `impl Mailbox for MaildirMailbox`
-        // (maildir/mailbox.rs, being changed by other work at the time this was added); until it
-        // moves there, the default asks the Maildir backend directly. Other backends store none.
-        self.as_any()
-            .downcast_ref::<maildir::MaildirMailbox>()
-            .and_then(|m| m.uidlist_pop3_uidl(uid))
+        let _ = uid;
+        None
     }
     /// For backends that can do a native copy between two of their own mailboxes.
     fn as_any(&self) -> &dyn Any;

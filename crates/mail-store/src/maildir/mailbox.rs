@@ -775,6 +775,10 @@ impl Mailbox for MaildirMailbox {
         self.with_cache(|c| c.put(uid, field.id(), value));
     }
 
+    fn stored_uidl(&self, uid: Uid) -> Option<String> {
+        self.uidlist_pop3_uidl(uid)
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
