@@ -39,6 +39,10 @@ pub struct ImapConfig {
     pub login_timeout_secs: u64,
     /// Seconds of silence before a logged-in client is disconnected (RFC 9051: at least 1800).
     pub idle_timeout_secs: u64,
+    /// Mailboxes created and subscribed at login when missing (Dovecot's `auto = subscribe`).
+    pub auto_create: Vec<String>,
+    /// Mailbox names and their RFC 6154 special-use attribute, shown in LIST.
+    pub special_use: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +132,13 @@ impl Default for ImapConfig {
             max_message_size: 64 * 1024 * 1024,
             login_timeout_secs: 60,
             idle_timeout_secs: 30 * 60,
+            auto_create: ["Drafts", "Sent", "Trash", "Junk", "Archive"]
+                .map(str::to_owned)
+                .to_vec(),
+            special_use: imap_session::ImapSettings::default()
+                .special_use
+                .into_iter()
+                .collect(),
         }
     }
 }

@@ -71,6 +71,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     imap.allow_plaintext_auth_without_tls = config.auth.allow_plaintext_without_tls;
     imap.login_timeout = Duration::from_secs(config.imap.login_timeout_secs);
     imap.idle_timeout = Duration::from_secs(config.imap.idle_timeout_secs);
+    imap.auto_create = config.imap.auto_create.clone();
+    imap.special_use = config.imap.special_use.clone().into_iter().collect();
     let imap_context = |starttls: Option<Arc<dyn TlsUpgrade>>| {
         Service::Imap(Arc::new(imap_session::SessionContext {
             settings: imap.clone(),

@@ -35,6 +35,9 @@ pub struct ImapSettings {
     /// Mailbox names and their special-use attribute (RFC 6154), as Dovecot's
     /// `special_use` settings: `("Sent", "\\Sent")`.
     pub special_use: Vec<(String, String)>,
+    /// Mailboxes created and subscribed at login when they are missing (Dovecot's
+    /// `auto = subscribe`); none by default here, the binary's configuration names them.
+    pub auto_create: Vec<String>,
 }
 
 impl Default for ImapSettings {
@@ -60,6 +63,7 @@ impl Default for ImapSettings {
             .iter()
             .map(|(n, a)| ((*n).to_owned(), (*a).to_owned()))
             .collect(),
+            auto_create: Vec::new(),
         }
     }
 }

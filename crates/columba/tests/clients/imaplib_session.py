@@ -78,7 +78,16 @@ def main():
     check("IDLE" in caps and "UIDPLUS" in caps and "MOVE" in caps, "post-login caps %r" % (caps,))
     check(not any(c.startswith("AUTH=") for c in caps), "no AUTH= after login: %r" % (caps,))
 
-    ok(m.create("Archive"), "CREATE")
+    # The special-use folders exist from the first login, subscribed, with their attributes
+    # (RFC 6154; the server's auto_create default, like Dovecot's auto = subscribe).
+    data = ok(m.list('""', "%"), "LIST")
+    listed = b"\n".join(data)
+    for name, attr in [(b"Sent", b"\\Sent"), (b"Drafts", b"\\Drafts"), (b"Trash", b"\\Trash"),
+                       (b"Junk", b"\\Junk"), (b"Archive", b"\\Archive")]:
+        check(attr in listed and b'"' + name + b'"' in listed, "%r listed with %r: %r" % (name, attr, listed))
+    data = ok(m.lsub('""', "*"), "LSUB")
+    check(any(b'"Sent"' in d for d in data), "Sent subscribed: %r" % data)
+    ok(m.create("Saved"), "CREATE")
     date = imaplib.Time2Internaldate(time.mktime((2020, 3, 3, 11, 0, 0, 0, 0, -1)))
     data = ok(m.append("INBOX", "(\\Flagged $Label1)", date, MESSAGE), "APPEND")
     check(b"APPENDUID" in data[0], "APPENDUID in %r" % data)
@@ -132,10 +141,10 @@ def main():
 
     data = ok(m.store("3:4", "+FLAGS", "(\\Deleted)"), "STORE")
     check(len(data) == 2 and all(b"\\Deleted" in d for d in data), "STORE result %r" % data)
-    data = ok(m.copy("1:2", "Archive"), "COPY")
+    data = ok(m.copy("1:2", "Saved"), "COPY")
     data = ok(m.expunge(), "EXPUNGE")
     check(data == [b"3", b"3"], "EXPUNGE responses %r" % data)
-    data = ok(m.status("Archive", "(MESSAGES)"), "STATUS")
+    data = ok(m.status("Saved", "(MESSAGES)"), "STATUS")
     check(b"MESSAGES 2" in data[0], "STATUS %r" % data)
 
     # IDLE, woken by an APPEND from a second (implicit TLS) connection.

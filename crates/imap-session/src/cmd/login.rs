@@ -57,7 +57,13 @@ impl Session {
         };
         let backend = self.ctx.backend.clone();
         let rec = record.clone();
-        let store = match tokio::task::spawn_blocking(move || backend.open_store(&rec)).await {
+        let auto_create = self.ctx.settings.auto_create.clone();
+        let open = move || -> Result<_, mail_store::StoreError> {
+            let store = backend.open_store(&rec)?;
+            create_missing(store.as_ref(), &auto_create);
+            Ok(store)
+        };
+        let store = match tokio::task::spawn_blocking(open).await {
             Ok(Ok(store)) => store,
             Ok(Err(e)) => {
                 tracing::error!(session = %self.info.session_id, user = %record.name, "cannot open mail: {e}");
@@ -94,5 +100,25 @@ impl Session {
             self.disconnect_reason = Cow::Borrowed("auth failed");
         }
         Reply::no("Authentication failed.").with_code(Code::AuthenticationFailed)
+    }
+}
+
+/// Creates and subscribes the configured mailboxes a user does not have yet (RFC 6154's
+/// folders, Dovecot's `auto = subscribe`). A failure only costs the folder: it is logged.
+fn create_missing(store: &dyn mail_store::MailStore, names: &[String]) {
+    for name in names {
+        let Ok(name) = mail_types::MailboxName::new(name) else {
+            tracing::warn!("auto_create: {name:?} is not a valid mailbox name");
+            continue;
+        };
+        match store.create(&name) {
+            Ok(()) => {
+                if let Err(e) = store.set_subscribed(&name, true) {
+                    tracing::warn!("cannot subscribe {name}: {e}");
+                }
+            }
+            Err(e) if e.kind() == mail_store::StoreErrorKind::AlreadyExists => {}
+            Err(e) => tracing::warn!("cannot create {name}: {e}"),
+        }
     }
 }
