@@ -14,7 +14,7 @@ pub mod maildir;
 pub mod view;
 
 pub use error::{StoreError, StoreErrorKind};
-pub use view::{MailboxView, ViewEvent, ViewMessage};
+pub use view::{MailboxView, MessageList, ViewEvent, ViewMessage};
 
 use std::any::Any;
 use std::sync::{Arc, Weak};
@@ -68,6 +68,17 @@ pub struct MessageInfo {
 /// A position in a mailbox's change history; opaque to callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct ChangeCursor(pub u64);
+
+/// A mailbox's messages at one moment as one list that every view opened at that moment
+/// shares (see [`Mailbox::shared_snapshot`]). The entries carry no `\Recent`: that is `recent`.
+#[derive(Debug, Clone)]
+pub struct SharedSnapshot {
+    pub messages: Arc<Vec<ViewMessage>>,
+    pub recent: Vec<Uid>,
+    pub cursor: ChangeCursor,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+}
 
 /// A mailbox's messages at one moment.
 #[derive(Debug, Clone)]
@@ -138,6 +149,19 @@ pub trait Mailbox: Send + Sync {
     /// program working on the files, files removed). Cheap when nothing changed.
     fn refresh(&self) -> Result<()>;
     fn snapshot(&self, claim_recent: bool) -> Result<Snapshot>;
+    /// [`Mailbox::snapshot`] as a list shared with every other caller at the same state, so that
+    /// sessions selecting a big mailbox do not each copy it. Backends that keep no such list
+    /// build one per call.
+    fn shared_snapshot(&self, claim_recent: bool) -> Result<SharedSnapshot> {
+        let snap = self.snapshot(claim_recent)?;
+        Ok(SharedSnapshot {
+            messages: Arc::new(snap.messages.into_iter().map(ViewMessage::from).collect()),
+            recent: snap.recent,
+            cursor: snap.cursor,
+            uid_next: snap.uid_next,
+            highest_modseq: snap.highest_modseq,
+        })
+    }
     fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes>;
     fn status(&self) -> Result<MailboxStatus>;
     /// `Err` with kind `Expunged` when the message is gone.

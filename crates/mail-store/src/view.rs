@@ -6,11 +6,16 @@
 //! messages that another session already expunged. They keep their sequence numbers, marked
 //! `expunged`, until a command that allows EXPUNGE responses syncs again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use mail_types::{Flags, ModSeq, SeqNum, SeqSet, Uid, UidValidity};
 
 use crate::{ChangeCursor, Changes, Mailbox, MessageState, Result, StoreError};
+
+mod list;
+
+pub use list::MessageList;
 
 /// One message as this session knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +27,18 @@ pub struct ViewMessage {
     pub recent: bool,
     /// Expunged elsewhere, not yet reported to the client.
     pub expunged: bool,
+}
+
+impl From<MessageState> for ViewMessage {
+    fn from(m: MessageState) -> Self {
+        ViewMessage {
+            uid: m.uid,
+            flags: m.flags,
+            modseq: m.modseq,
+            recent: false,
+            expunged: false,
+        }
+    }
 }
 
 /// An untagged update the session must send, in order (RFC 3501 7.3.1, 7.3.2, 7.4.1, 7.4.2).
@@ -50,7 +67,9 @@ pub struct InvalidSeq(pub u32);
 
 pub struct MailboxView {
     mailbox: Arc<dyn Mailbox>,
-    messages: Vec<ViewMessage>,
+    messages: MessageList,
+    /// Messages expunged elsewhere and marked, not yet reported (RFC 3501 7.4.1).
+    pending_expunges: BTreeSet<Uid>,
     cursor: ChangeCursor,
     read_only: bool,
     uid_next: Uid,
@@ -61,27 +80,24 @@ pub struct MailboxView {
 
 impl MailboxView {
     /// Selects `mailbox` (RFC 3501 6.3.1); a read-only view (EXAMINE, 6.3.2) claims no `\Recent`.
+    /// The message list is the one the mailbox shares among all views opened at the same state.
     pub fn open(mailbox: Arc<dyn Mailbox>, read_only: bool) -> Result<Self> {
         mailbox.refresh()?;
         // Read before the snapshot: a change in between shows at the next sync, never unseen.
         let uid_validity = mailbox.uid_validity();
-        let snap = mailbox.snapshot(!read_only)?;
-        let mut recent = snap.recent;
-        recent.sort_unstable();
-        let messages = snap
-            .messages
-            .into_iter()
-            .map(|m| ViewMessage {
-                recent: recent.binary_search(&m.uid).is_ok(),
-                uid: m.uid,
-                flags: m.flags,
-                modseq: m.modseq,
-                expunged: false,
-            })
-            .collect();
+        let snap = mailbox.shared_snapshot(!read_only)?;
+        let mut messages = MessageList::new(snap.messages);
+        for uid in snap.recent {
+            if let Some(i) = messages.index_of(uid)
+                && let Some(m) = messages.get_mut(i)
+            {
+                m.recent = true;
+            }
+        }
         Ok(MailboxView {
             mailbox,
             messages,
+            pending_expunges: BTreeSet::new(),
             cursor: snap.cursor,
             read_only,
             uid_next: snap.uid_next,
@@ -108,8 +124,9 @@ impl MailboxView {
         self.messages.len() as u32
     }
 
+    /// Only messages this view changed can be `\Recent`: the shared list has none.
     pub fn recent_count(&self) -> u32 {
-        self.messages.iter().filter(|m| m.recent).count() as u32
+        self.messages.own().filter(|m| m.recent).count() as u32
     }
 
     pub fn uid_next(&self) -> Uid {
@@ -120,7 +137,8 @@ impl MailboxView {
         self.highest_modseq
     }
 
-    pub fn messages(&self) -> &[ViewMessage] {
+    /// The messages in sequence order (iterate it, or ask `last()`, `len()`).
+    pub fn messages(&self) -> &MessageList {
         &self.messages
     }
 
@@ -133,7 +151,7 @@ impl MailboxView {
     }
 
     fn index_of(&self, uid: Uid) -> Option<usize> {
-        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+        self.messages.index_of(uid)
     }
 
     /// The sequence number of the first message without `\Seen` (SELECT's `[UNSEEN n]`).
@@ -152,8 +170,11 @@ impl MailboxView {
         if by_uid {
             let star = self.messages.last().map_or(0, |m| m.uid.get());
             for (lo, hi) in set.normalized(star) {
-                let start = self.messages.partition_point(|m| m.uid.get() < lo);
-                for (i, m) in self.messages[start..].iter().enumerate() {
+                let Some(lo_uid) = Uid::new(lo.max(1)) else {
+                    continue;
+                };
+                let start = self.messages.first_at_or_above(lo_uid);
+                for (i, m) in self.messages.iter_from(start).enumerate() {
                     if m.uid.get() > hi {
                         break;
                     }
@@ -168,9 +189,10 @@ impl MailboxView {
                 if hi > exists || lo == 0 {
                     return Err(InvalidSeq(if lo == 0 { 0 } else { hi }));
                 }
-                for n in lo..=hi {
+                let iter = self.messages.iter_from(lo as usize - 1);
+                for (n, m) in (lo..=hi).zip(iter) {
                     if let Some(seq) = SeqNum::new(n) {
-                        out.push((seq, self.messages[n as usize - 1].uid));
+                        out.push((seq, m.uid));
                     }
                 }
             }
@@ -182,8 +204,9 @@ impl MailboxView {
     /// sync does not report them again.
     pub fn note_own_changes(&mut self, states: &[MessageState]) {
         for s in states {
-            if let Some(i) = self.index_of(s.uid) {
-                let m = &mut self.messages[i];
+            if let Some(i) = self.index_of(s.uid)
+                && let Some(m) = self.messages.get_mut(i)
+            {
                 m.flags = s.flags.clone();
                 m.modseq = s.modseq;
             }
@@ -221,46 +244,50 @@ impl MailboxView {
             self.highest_modseq = m;
         }
         for uid in &changes.expunged {
-            if let Some(i) = self.index_of(*uid) {
-                self.messages[i].expunged = true;
+            if let Some(i) = self.index_of(*uid)
+                && let Some(m) = self.messages.get_mut(i)
+            {
+                m.expunged = true;
+                self.pending_expunges.insert(*uid);
             }
         }
-        if allow_expunge && self.messages.iter().any(|m| m.expunged) {
-            let mut kept = Vec::with_capacity(self.messages.len());
-            let mut seq = 1u32;
-            for m in self.messages.drain(..) {
-                if m.expunged {
-                    // Each EXPUNGE renumbers the messages after it, so the next one expunged
-                    // reuses the same running number.
-                    if let Some(s) = SeqNum::new(seq) {
-                        events.push(ViewEvent::Expunge(s, m.uid));
+        if allow_expunge {
+            // Ascending UIDs are ascending sequence numbers; each EXPUNGE renumbers the messages
+            // after it, so each number is taken just before its message goes.
+            for uid in std::mem::take(&mut self.pending_expunges) {
+                if let Some(i) = self.index_of(uid) {
+                    if let Some(s) = SeqNum::new(i as u32 + 1) {
+                        events.push(ViewEvent::Expunge(s, uid));
                     }
-                } else {
-                    kept.push(m);
-                    seq += 1;
+                    self.messages.remove(i);
                 }
             }
-            self.messages = kept;
         }
         for state in changes.flags {
-            if let Some(i) = self.index_of(state.uid) {
-                let m = &mut self.messages[i];
-                if m.expunged {
-                    continue;
-                }
-                let flags_changed = m.flags != state.flags;
-                m.modseq = state.modseq;
-                if flags_changed {
-                    m.flags = state.flags;
-                    if let Some(seq) = SeqNum::new(i as u32 + 1) {
-                        events.push(ViewEvent::Flags {
-                            seq,
-                            uid: m.uid,
-                            flags: m.flags.clone(),
-                            recent: m.recent,
-                            modseq: m.modseq,
-                        });
-                    }
+            let Some(i) = self.index_of(state.uid) else {
+                continue;
+            };
+            let Some(m) = self.messages.get(i) else {
+                continue;
+            };
+            if m.expunged || (m.flags == state.flags && m.modseq == state.modseq) {
+                continue;
+            }
+            let flags_changed = m.flags != state.flags;
+            let Some(m) = self.messages.get_mut(i) else {
+                continue;
+            };
+            m.modseq = state.modseq;
+            if flags_changed {
+                m.flags = state.flags;
+                if let Some(seq) = SeqNum::new(i as u32 + 1) {
+                    events.push(ViewEvent::Flags {
+                        seq,
+                        uid: m.uid,
+                        flags: m.flags.clone(),
+                        recent: m.recent,
+                        modseq: m.modseq,
+                    });
                 }
             }
         }
@@ -276,6 +303,9 @@ impl MailboxView {
                 // Appended and expunged between two syncs: the client never needs to hear of it.
                 continue;
             }
+            if gone {
+                self.pending_expunges.insert(state.uid);
+            }
             self.messages.push(ViewMessage {
                 uid: state.uid,
                 flags: state.flags,
@@ -287,9 +317,10 @@ impl MailboxView {
         let mut recent_changed = false;
         for uid in changes.recent {
             if let Some(i) = self.index_of(uid)
-                && !self.messages[i].recent
+                && self.messages.get(i).is_some_and(|m| !m.recent)
+                && let Some(m) = self.messages.get_mut(i)
             {
-                self.messages[i].recent = true;
+                m.recent = true;
                 recent_changed = true;
             }
         }
@@ -299,6 +330,7 @@ impl MailboxView {
         } else if recent_changed {
             events.push(ViewEvent::Recent(self.recent_count()));
         }
+        self.messages.maybe_compact();
         events
     }
 }

@@ -26,7 +26,8 @@ use super::tmp_cleanup::TmpCleanup;
 use super::uidlist;
 use crate::{
     AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
-    MailboxStatus, MessageInfo, MessageState, Result, Snapshot, StoreError,
+    MailboxStatus, MessageInfo, MessageState, Result, SharedSnapshot, Snapshot, StoreError,
+    ViewMessage,
 };
 
 /// The cache file in each mailbox directory, beside Dovecot's `dovecot.index.cache`.
@@ -528,6 +529,50 @@ impl Mailbox for MaildirMailbox {
             messages,
             recent,
             cursor: ChangeCursor(st.index.cursor()),
+            uid_next: header.uid_next,
+            highest_modseq: header.highest_modseq,
+        })
+    }
+
+    fn shared_snapshot(&self, claim_recent: bool) -> Result<SharedSnapshot> {
+        self.check_not_deleted()?;
+        let mut st = self.lock();
+        let recent = if claim_recent {
+            self.claim(&mut st)
+        } else {
+            st.index.unclaimed_recent()
+        };
+        self.reserve_modseqs(&mut st);
+        let cursor = st.index.cursor();
+        let existing = st
+            .shared
+            .as_ref()
+            .filter(|(c, _)| *c == cursor)
+            .and_then(|(_, list)| list.upgrade());
+        let messages = match existing {
+            Some(list) => list,
+            None => {
+                let list: Arc<Vec<ViewMessage>> = Arc::new(
+                    st.index
+                        .records()
+                        .map(|r| ViewMessage {
+                            uid: r.uid(),
+                            flags: r.flags(),
+                            modseq: r.modseq(),
+                            recent: false,
+                            expunged: false,
+                        })
+                        .collect(),
+                );
+                st.shared = Some((cursor, Arc::downgrade(&list)));
+                list
+            }
+        };
+        let header = st.index.header();
+        Ok(SharedSnapshot {
+            messages,
+            recent,
+            cursor: ChangeCursor(cursor),
             uid_next: header.uid_next,
             highest_modseq: header.highest_modseq,
         })

@@ -152,6 +152,9 @@ pub struct State {
     /// Every mod-sequence a client has seen is at or below this value, which is on disk
     /// (`columba.index.modseq`; see `persist`).
     pub modseq_ceiling: u64,
+    /// The message list views share, with the cursor it was made at; held weakly, so it goes
+    /// away with the last view using it.
+    pub shared: Option<(u64, std::sync::Weak<Vec<crate::ViewMessage>>)>,
 }
 
 impl State {
@@ -165,6 +168,7 @@ impl State {
             cur_dir: DirStamp::default(),
             saved: None,
             modseq_ceiling: 0,
+            shared: None,
         }
     }
 

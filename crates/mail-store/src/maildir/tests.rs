@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use mail_types::{Flag, Flags, Keyword, MailboxName, SystemFlags, Uid};
+use mail_types::{Flag, Flags, Keyword, MailboxName, SeqNum, SystemFlags, Uid};
 
 use super::*;
 use crate::{
@@ -921,6 +921,64 @@ fn views_of_one_mailbox_see_each_others_changes() {
     let events = b.sync(true).unwrap();
     assert!(matches!(&events[..], [crate::ViewEvent::Flags { uid, .. }] if *uid == u));
     let _ = ChangeCursor::default();
+}
+
+/// Views opened at the same state share one message list; changes each sees go into its own
+/// small overlay, and a view opened after a change gets the new list.
+#[test]
+fn views_share_one_message_list() {
+    let (_t, store) = store();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    for _ in 0..20 {
+        append(inbox.as_ref(), MSG, Flags::default(), None);
+    }
+    let mut a = MailboxView::open(inbox.clone(), false).unwrap();
+    let mut b = MailboxView::open(inbox.clone(), true).unwrap();
+    assert!(a.messages().shares_with(b.messages()));
+    let states = a
+        .mailbox()
+        .store_flags(
+            &[uid(3)],
+            &FlagChange::Add(flags(SystemFlags::FLAGGED, &[])),
+        )
+        .unwrap();
+    a.note_own_changes(&states);
+    assert_eq!(b.sync(true).unwrap().len(), 1);
+    assert!(
+        a.messages().shares_with(b.messages()),
+        "changes live in the overlays"
+    );
+    let c = MailboxView::open(inbox.clone(), true).unwrap();
+    assert!(!c.messages().shares_with(a.messages()));
+    let flagged = |v: &MailboxView| {
+        v.messages()
+            .iter()
+            .filter(|m| m.flags.system.contains(SystemFlags::FLAGGED))
+            .map(|m| m.uid)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(flagged(&a), [uid(3)]);
+    assert_eq!(flagged(&b), [uid(3)]);
+    assert_eq!(flagged(&c), [uid(3)]);
+    // An expunge seen by one view leaves the shared list alone.
+    inbox
+        .store_flags(
+            &[uid(5)],
+            &FlagChange::Add(flags(SystemFlags::DELETED, &[])),
+        )
+        .unwrap();
+    inbox.expunge(None).unwrap();
+    assert!(
+        b.sync(true)
+            .unwrap()
+            .contains(&crate::ViewEvent::Expunge(SeqNum::new(5).unwrap(), uid(5)))
+    );
+    assert_eq!(b.exists(), 19);
+    assert_eq!(a.exists(), 20);
+    assert_eq!(
+        a.sync(true).unwrap()[0],
+        crate::ViewEvent::Expunge(SeqNum::new(5).unwrap(), uid(5))
+    );
 }
 
 /// A mailbox of "another backend": it forwards to a Maildir mailbox but cannot be downcast to

@@ -274,7 +274,7 @@ fn recent_goes_to_exactly_one_session() {
         a.sync(true).unwrap(),
         vec![ViewEvent::Exists(1), ViewEvent::Recent(0)]
     );
-    assert!(b.messages()[0].recent && !a.messages()[0].recent);
+    assert!(b.messages().get(0).unwrap().recent && !a.messages().get(0).unwrap().recent);
 }
 
 #[test]
