@@ -19,7 +19,7 @@ pub use view::{MailboxView, MessageList, ViewEvent, ViewMessage};
 use std::any::Any;
 use std::sync::{Arc, Weak};
 
-use mail_types::{Flags, MailboxName, ModSeq, Uid, UidValidity};
+use mail_types::{Flags, Keyword, MailboxName, ModSeq, Uid, UidValidity};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -197,6 +197,11 @@ pub trait Mailbox: Send + Sync {
         let _ = uid;
         None
     }
+    /// The keywords defined in the mailbox (RFC 3501 7.2.6 FLAGS), when the backend keeps a
+    /// table of them; `None` makes the caller collect them from the messages.
+    fn keywords(&self) -> Option<Vec<Keyword>> {
+        None
+    }
     /// For backends that can do a native copy between two of their own mailboxes.
     fn as_any(&self) -> &dyn Any;
 }
@@ -209,6 +214,9 @@ pub enum CacheField {
     Body,
     /// Decoded FROM/TO/CC/BCC/SUBJECT values and the sent date, as SEARCH uses them.
     SearchHeaders,
+    /// What SORT and THREAD compare: base subject, sent date, first addresses and display
+    /// names, Message-ID and the ids a message refers to.
+    SortKeys,
 }
 
 impl CacheField {
@@ -219,6 +227,7 @@ impl CacheField {
             CacheField::BodyStructure => 2,
             CacheField::Body => 3,
             CacheField::SearchHeaders => 4,
+            CacheField::SortKeys => 5,
         }
     }
 }

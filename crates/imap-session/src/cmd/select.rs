@@ -173,8 +173,14 @@ impl Session {
     }
 }
 
-/// The keywords in use in the mailbox, for FLAGS and PERMANENTFLAGS.
+/// The keywords of the mailbox, for FLAGS and PERMANENTFLAGS: from the store's table when it
+/// keeps one (no walk over a big mailbox), else those its messages carry.
 fn used_keywords(view: &MailboxView) -> Vec<Keyword> {
+    if let Some(mut all) = view.mailbox().keywords() {
+        all.sort();
+        all.dedup_by(|a, b| a.eq_ignore_case(b));
+        return all;
+    }
     let mut all: Vec<Keyword> = Vec::new();
     for m in view.messages() {
         for k in m.flags.keywords() {

@@ -824,6 +824,10 @@ impl Mailbox for MaildirMailbox {
         self.uidlist_pop3_uidl(uid)
     }
 
+    fn keywords(&self) -> Option<Vec<mail_types::Keyword>> {
+        Some(self.lock().index.keywords().to_vec())
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
