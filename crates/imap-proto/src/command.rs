@@ -142,6 +142,26 @@ pub enum CommandBody {
         charset: Option<String>,
         criteria: SearchKey,
     },
+    /// RFC 5256 SORT, with RFC 5957's DISPLAYFROM/DISPLAYTO keys and RFC 5267 ESORT's
+    /// `RETURN (...)`.
+    Sort {
+        uid: bool,
+        /// ESORT: `None` asks for a classic `* SORT`, `Some` (even empty, meaning `ALL`) for
+        /// `* ESEARCH` with the numbers in sort order.
+        returns: Option<Vec<SearchReturn>>,
+        /// At least one criterion, as written (a repeated key is kept; it cannot change the
+        /// order).
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        search: SearchKey,
+    },
+    /// RFC 5256 THREAD (and REFS, as Dovecot offers it).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        search: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SeqSet,
@@ -209,6 +229,62 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+}
+
+/// One `sort-criterion` (RFC 5256 3): a key, optionally reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// `sort-key` (RFC 5256 3, RFC 5957 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+impl SortKey {
+    /// The key as the grammar spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Arrival => "ARRIVAL",
+            SortKey::Cc => "CC",
+            SortKey::Date => "DATE",
+            SortKey::From => "FROM",
+            SortKey::Size => "SIZE",
+            SortKey::Subject => "SUBJECT",
+            SortKey::To => "TO",
+            SortKey::DisplayFrom => "DISPLAYFROM",
+            SortKey::DisplayTo => "DISPLAYTO",
+        }
+    }
+}
+
+/// A THREAD algorithm (RFC 5256 3; `REFS` is draft-ietf-morg-inthread's, as Dovecot has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+    Refs,
+}
+
+impl ThreadAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadAlgorithm::OrderedSubject => "ORDEREDSUBJECT",
+            ThreadAlgorithm::References => "REFERENCES",
+            ThreadAlgorithm::Refs => "REFS",
+        }
+    }
 }
 
 /// LIST selection options (RFC 5258 3.1; `SPECIAL-USE` from RFC 6154 5.1).

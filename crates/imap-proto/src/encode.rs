@@ -227,41 +227,52 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
         } => {
             uid_prefix(out, *uid);
             push(out, "SEARCH");
-            if let Some(opts) = returns {
-                push(out, " RETURN (");
-                for (i, o) in opts.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b' ');
-                    }
-                    push(
-                        out,
-                        match o {
-                            SearchReturn::Min => "MIN",
-                            SearchReturn::Max => "MAX",
-                            SearchReturn::All => "ALL",
-                            SearchReturn::Count => "COUNT",
-                        },
-                    );
-                }
-                out.push(b')');
-            }
+            write_returns(out, returns.as_deref());
             if let Some(cs) = charset {
                 push(out, " CHARSET ");
                 write_astring(out, cs.as_bytes());
             }
             out.push(b' ');
-            match criteria {
-                // The top level is an implicit AND: no parentheses needed for two or more keys.
-                SearchKey::And(keys) if keys.len() > 1 => {
-                    for (i, k) in keys.iter().enumerate() {
-                        if i > 0 {
-                            out.push(b' ');
-                        }
-                        write_key(out, k);
-                    }
+            write_criteria(out, criteria);
+        }
+        CommandBody::Sort {
+            uid,
+            returns,
+            criteria,
+            charset,
+            search,
+        } => {
+            uid_prefix(out, *uid);
+            push(out, "SORT");
+            write_returns(out, returns.as_deref());
+            push(out, " (");
+            for (i, c) in criteria.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
                 }
-                k => write_key(out, k),
+                if c.reverse {
+                    push(out, "REVERSE ");
+                }
+                push(out, c.key.name());
             }
+            push(out, ") ");
+            write_astring(out, charset.as_bytes());
+            out.push(b' ');
+            write_criteria(out, search);
+        }
+        CommandBody::Thread {
+            uid,
+            algorithm,
+            charset,
+            search,
+        } => {
+            uid_prefix(out, *uid);
+            push(out, "THREAD ");
+            push(out, algorithm.name());
+            out.push(b' ');
+            write_astring(out, charset.as_bytes());
+            out.push(b' ');
+            write_criteria(out, search);
         }
         CommandBody::Fetch {
             uid,
@@ -331,6 +342,45 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
             out.push(b' ');
             write_astring(out, &mailbox.0);
         }
+    }
+}
+
+/// ` RETURN (...)` of SEARCH and SORT (RFC 4731 3.1, RFC 5267 3.2), when asked for.
+fn write_returns(out: &mut Vec<u8>, returns: Option<&[SearchReturn]>) {
+    let Some(opts) = returns else {
+        return;
+    };
+    push(out, " RETURN (");
+    for (i, o) in opts.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        push(
+            out,
+            match o {
+                SearchReturn::Min => "MIN",
+                SearchReturn::Max => "MAX",
+                SearchReturn::All => "ALL",
+                SearchReturn::Count => "COUNT",
+            },
+        );
+    }
+    out.push(b')');
+}
+
+/// The search keys of SEARCH, SORT and THREAD. The top level is an implicit AND: no
+/// parentheses needed for two or more keys.
+fn write_criteria(out: &mut Vec<u8>, criteria: &SearchKey) {
+    match criteria {
+        SearchKey::And(keys) if keys.len() > 1 => {
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                write_key(out, k);
+            }
+        }
+        k => write_key(out, k),
     }
 }
 

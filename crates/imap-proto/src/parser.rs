@@ -18,6 +18,9 @@ use crate::response::days_from_civil;
 /// without parentheses, and every consumer of a [`SearchKey`] (drop included) recurses over it.
 pub(crate) const MAX_SEARCH_NESTING: usize = 500;
 
+/// Most criteria one SORT may list: there are nine keys, so more only repeats them.
+const MAX_SORT_CRITERIA: usize = 32;
+
 /// The longest command name echoed back in an error message.
 const MAX_ECHO: usize = 64;
 
@@ -566,6 +569,10 @@ pub(crate) fn is_known_command(name: &str) -> bool {
             | "UID COPY"
             | "UID MOVE"
             | "UID EXPUNGE"
+            | "SORT"
+            | "THREAD"
+            | "UID SORT"
+            | "UID THREAD"
     )
 }
 
@@ -728,6 +735,8 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
             CommandBody::Enable(caps)
         }
         "SEARCH" => search(c, false)?,
+        "SORT" => sort(c, false)?,
+        "THREAD" => thread(c, false)?,
         "FETCH" => fetch(c, false)?,
         "STORE" => store(c, false)?,
         "COPY" | "MOVE" => copy_move(c, false, name == "MOVE")?,
@@ -736,6 +745,8 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
             let sub = c.word()?;
             match sub.as_str() {
                 "SEARCH" => search(c, true)?,
+                "SORT" => sort(c, true)?,
+                "THREAD" => thread(c, true)?,
                 "FETCH" => fetch(c, true)?,
                 "STORE" => store(c, true)?,
                 "COPY" | "MOVE" => copy_move(c, true, sub == "MOVE")?,
@@ -1240,7 +1251,109 @@ enum Frame {
 /// `search` (RFC 3501 6.4.4 and 9, RFC 7162 3.1.5): `[CHARSET astring] 1*(SP search-key)`.
 fn search(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     c.sp()?;
-    // RFC 4731 3.1: `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"`.
+    let returns = search_returns(c)?;
+    let charset = if c.at_word(b"CHARSET") {
+        c.pos += 7;
+        c.sp()?;
+        let cs = lossy(c.astring()?);
+        c.sp()?;
+        Some(cs)
+    } else {
+        None
+    };
+    let criteria = search_keys(c)?;
+    Ok(CommandBody::Search {
+        uid,
+        returns,
+        charset,
+        criteria,
+    })
+}
+
+/// `sort` (RFC 5256 5, RFC 5267 3.2, RFC 5957 3): `[RETURN (...) SP] "(" sort-criterion
+/// *(SP sort-criterion) ")" SP charset 1*(SP search-key)`.
+fn sort(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
+    c.sp()?;
+    let returns = search_returns(c)?;
+    c.expect(b'(')?;
+    if c.peek() == Some(b')') {
+        return Err(fail("Empty sort program."));
+    }
+    let mut criteria = Vec::new();
+    loop {
+        let mut reverse = false;
+        let mut name = c.word()?;
+        if name == "REVERSE" {
+            reverse = true;
+            if c.peek() == Some(b')') {
+                return Err(fail("Sort list ends with REVERSE."));
+            }
+            c.sp()?;
+            name = c.word()?;
+        }
+        let key = match name.as_str() {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            "DISPLAYFROM" => SortKey::DisplayFrom,
+            "DISPLAYTO" => SortKey::DisplayTo,
+            _ => {
+                return Err(Fail(Cow::Owned(format!(
+                    "Unknown sort argument: {}",
+                    echo(name.as_bytes())
+                ))));
+            }
+        };
+        criteria.push(SortCriterion { reverse, key });
+        if criteria.len() > MAX_SORT_CRITERIA {
+            return Err(fail("Too many sort criteria."));
+        }
+        if c.eat(b')') {
+            break;
+        }
+        c.sp()?;
+    }
+    c.sp()?;
+    let charset = lossy(c.astring()?);
+    c.sp()?;
+    let search = search_keys(c)?;
+    Ok(CommandBody::Sort {
+        uid,
+        returns,
+        criteria,
+        charset,
+        search,
+    })
+}
+
+/// `thread` (RFC 5256 5): `thread-alg SP charset 1*(SP search-key)`.
+fn thread(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
+    c.sp()?;
+    let algorithm = match c.word()?.as_str() {
+        "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+        "REFERENCES" => ThreadAlgorithm::References,
+        "REFS" => ThreadAlgorithm::Refs,
+        _ => return Err(fail("Unknown thread algorithm.")),
+    };
+    c.sp()?;
+    let charset = lossy(c.astring()?);
+    c.sp()?;
+    let search = search_keys(c)?;
+    Ok(CommandBody::Thread {
+        uid,
+        algorithm,
+        charset,
+        search,
+    })
+}
+
+/// `[RETURN (...) SP]` of SEARCH (RFC 4731 3.1) and SORT (RFC 5267 3.2):
+/// `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"`.
+fn search_returns(c: &mut Cursor<'_>) -> R<Option<Vec<SearchReturn>>> {
     let returns = if c.at_word(b"RETURN") {
         c.pos += 6;
         c.sp()?;
@@ -1269,22 +1382,7 @@ fn search(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     } else {
         None
     };
-    let charset = if c.at_word(b"CHARSET") {
-        c.pos += 7;
-        c.sp()?;
-        let cs = lossy(c.astring()?);
-        c.sp()?;
-        Some(cs)
-    } else {
-        None
-    };
-    let criteria = search_keys(c)?;
-    Ok(CommandBody::Search {
-        uid,
-        returns,
-        charset,
-        criteria,
-    })
+    Ok(returns)
 }
 
 /// The keys of a SEARCH, iteratively: nesting is bounded by [`MAX_SEARCH_NESTING`], never by

@@ -903,6 +903,126 @@ fn search_return_options() {
     invalid("a SEARCH RETURN MIN ALL", "SEARCH");
 }
 
+/// RFC 5256 SORT with RFC 5957's DISPLAY keys and RFC 5267 ESORT's RETURN.
+#[test]
+fn sort_commands() {
+    let crit = |reverse, key| SortCriterion { reverse, key };
+    ok(
+        "a SORT (DATE) UTF-8 ALL",
+        CommandBody::Sort {
+            uid: false,
+            returns: None,
+            criteria: vec![crit(false, SortKey::Date)],
+            charset: "UTF-8".to_owned(),
+            search: SearchKey::All,
+        },
+    );
+    ok(
+        "a uid sort (reverse arrival Cc Subject REVERSE SIZE displayfrom DISPLAYTO FROM TO) \"US-ASCII\" UNSEEN SINCE 1-Feb-1994",
+        CommandBody::Sort {
+            uid: true,
+            returns: None,
+            criteria: vec![
+                crit(true, SortKey::Arrival),
+                crit(false, SortKey::Cc),
+                crit(false, SortKey::Subject),
+                crit(true, SortKey::Size),
+                crit(false, SortKey::DisplayFrom),
+                crit(false, SortKey::DisplayTo),
+                crit(false, SortKey::From),
+                crit(false, SortKey::To),
+            ],
+            charset: "US-ASCII".to_owned(),
+            search: SearchKey::And(vec![SearchKey::Unseen, SearchKey::Since(date(1994, 2, 1))]),
+        },
+    );
+    ok(
+        "a SORT RETURN (MIN COUNT) (SUBJECT) UTF-8 (OR SEEN FLAGGED)",
+        CommandBody::Sort {
+            uid: false,
+            returns: Some(vec![SearchReturn::Min, SearchReturn::Count]),
+            criteria: vec![crit(false, SortKey::Subject)],
+            charset: "UTF-8".to_owned(),
+            search: SearchKey::And(vec![SearchKey::Or(
+                Box::new(SearchKey::Seen),
+                Box::new(SearchKey::Flagged),
+            )]),
+        },
+    );
+    bad(
+        "a SORT () UTF-8 ALL",
+        Some("a"),
+        "Error in IMAP command SORT: Empty sort program.",
+    );
+    bad(
+        "a SORT (DATE REVERSE) UTF-8 ALL",
+        Some("a"),
+        "Error in IMAP command SORT: Sort list ends with REVERSE.",
+    );
+    bad(
+        "a SORT (X-SCORE) UTF-8 ALL",
+        Some("a"),
+        "Error in IMAP command SORT: Unknown sort argument: X-SCORE",
+    );
+    // The charset is not optional, the keys neither, and REVERSE takes one key.
+    invalid("a SORT (DATE) ALL", "SORT");
+    invalid("a SORT (DATE) UTF-8", "SORT");
+    invalid("a SORT DATE UTF-8 ALL", "SORT");
+    bad(
+        "a SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+        Some("a"),
+        "Error in IMAP command SORT: Unknown sort argument: REVERSE",
+    );
+    invalid("a SORT (DATE  SUBJECT) UTF-8 ALL", "SORT");
+    invalid("a SORT RETURN (SAVE) (DATE) UTF-8 ALL", "SORT");
+    let many = format!("a SORT ({}) UTF-8 ALL", vec!["DATE"; 40].join(" "));
+    bad(
+        &many,
+        Some("a"),
+        "Error in IMAP command SORT: Too many sort criteria.",
+    );
+}
+
+/// RFC 5256 THREAD: ORDEREDSUBJECT, REFERENCES and REFS.
+#[test]
+fn thread_commands() {
+    for (alg, algorithm) in [
+        ("ORDEREDSUBJECT", ThreadAlgorithm::OrderedSubject),
+        ("references", ThreadAlgorithm::References),
+        ("Refs", ThreadAlgorithm::Refs),
+    ] {
+        ok(
+            &format!("a THREAD {alg} UTF-8 ALL"),
+            CommandBody::Thread {
+                uid: false,
+                algorithm,
+                charset: "UTF-8".to_owned(),
+                search: SearchKey::All,
+            },
+        );
+    }
+    ok(
+        "a UID THREAD REFERENCES US-ASCII SUBJECT \"x y\" 1:5",
+        CommandBody::Thread {
+            uid: true,
+            algorithm: ThreadAlgorithm::References,
+            charset: "US-ASCII".to_owned(),
+            search: SearchKey::And(vec![
+                SearchKey::Subject("x y".to_owned()),
+                SearchKey::SequenceSet(set("1:5")),
+            ]),
+        },
+    );
+    bad(
+        "a THREAD X-FOO UTF-8 ALL",
+        Some("a"),
+        "Error in IMAP command THREAD: Unknown thread algorithm.",
+    );
+    invalid("a THREAD REFERENCES ALL", "THREAD");
+    invalid("a THREAD REFERENCES UTF-8", "THREAD");
+    invalid("a THREAD", "THREAD");
+}
+
 #[test]
 fn search_nesting_is_bounded_without_recursion() {
     let deep_not = format!("a SEARCH {}ALL\r\n", "NOT ".repeat(10_000));

@@ -5,7 +5,17 @@ use crate::session::Session;
 
 /// Capabilities in the order Dovecot lists them, so clients and operators see a familiar line.
 pub(crate) fn list(s: &Session) -> Vec<String> {
-    let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE", "LITERAL+"];
+    let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE"];
+    if s.is_authenticated() {
+        caps.extend([
+            "SORT",
+            "SORT=DISPLAY",
+            "THREAD=REFERENCES",
+            "THREAD=REFS",
+            "THREAD=ORDEREDSUBJECT",
+        ]);
+    }
+    caps.push("LITERAL+");
     if s.is_authenticated() {
         caps.extend([
             "NAMESPACE",
@@ -17,6 +27,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "CONDSTORE",
             "QRESYNC",
             "ESEARCH",
+            "ESORT",
             "LIST-STATUS",
             "SPECIAL-USE",
             "STATUS=SIZE",

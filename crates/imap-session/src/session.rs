@@ -404,6 +404,19 @@ impl Session {
                 charset,
                 criteria,
             } => self.cmd_search(&tag, uid, returns.as_deref(), charset.as_deref(), &criteria),
+            CommandBody::Sort {
+                uid,
+                returns,
+                criteria,
+                charset,
+                search,
+            } => self.cmd_sort(&tag, uid, returns.as_deref(), &criteria, &charset, &search),
+            CommandBody::Thread {
+                uid,
+                algorithm,
+                charset,
+                search,
+            } => self.cmd_thread(uid, algorithm, &charset, &search),
             CommandBody::Fetch {
                 uid,
                 set,
@@ -459,6 +472,8 @@ impl Session {
                 | Expunge
                 | UidExpunge(_)
                 | Search { .. }
+                | Sort { .. }
+                | Thread { .. }
                 | Fetch { .. }
                 | Store { .. }
                 | Copy { .. }
@@ -602,6 +617,8 @@ fn update_policy(body: &CommandBody) -> UpdatePolicy {
         CommandBody::Fetch { uid: false, .. }
         | CommandBody::Store { uid: false, .. }
         | CommandBody::Search { uid: false, .. }
+        | CommandBody::Sort { uid: false, .. }
+        | CommandBody::Thread { uid: false, .. }
         | CommandBody::Copy { uid: false, .. }
         | CommandBody::Move { uid: false, .. } => UpdatePolicy::NoExpunge,
         CommandBody::Select { .. }
@@ -620,6 +637,8 @@ fn reads_messages(body: &CommandBody) -> bool {
         CommandBody::Fetch { .. }
             | CommandBody::Store { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Copy { .. }
             | CommandBody::Move { .. }
     )
@@ -688,6 +707,9 @@ fn enables_condstore(body: &CommandBody) -> bool {
             unchanged_since, ..
         } => unchanged_since.is_some(),
         CommandBody::Search { criteria, .. } => has_modseq_key(criteria),
+        CommandBody::Sort { search, .. } | CommandBody::Thread { search, .. } => {
+            has_modseq_key(search)
+        }
         CommandBody::Status { items, .. } => items.contains(&imap_proto::StatusItem::HighestModSeq),
         _ => false,
     }

@@ -204,6 +204,16 @@ impl ParsedMessage {
             .collect()
     }
 
+    /// The value of the first `name` field of the top-level header, as Dovecot's
+    /// `mail_get_first_header` gives it: unfolded only as far as the line breaks between the
+    /// folded lines (kept as LF), encoded-words not decoded. `None` when there is no such field.
+    pub fn first_header(&self, raw: &[u8], name: &str) -> Option<Vec<u8>> {
+        header::fields(raw, self.root.header.clone())
+            .iter()
+            .find(|f| f.is(name))
+            .map(|f| f.value())
+    }
+
     /// The Date header as seconds since the epoch (UTC) and the zone offset in minutes
     /// (RFC 5322 3.3); the first Date field counts, as for Dovecot's SORT and SEARCH.
     pub fn date(&self, raw: &[u8]) -> Option<(i64, i32)> {
@@ -255,6 +265,18 @@ impl ParsedMessage {
         }
         out
     }
+}
+
+/// A header value unfolded, with RFC 2047 encoded-words decoded to UTF-8 (invalid bytes
+/// replaced): what [`ParsedMessage::header_values`] gives for each field.
+pub fn decode_header(value: &[u8]) -> String {
+    text::decode_header_value(value)
+}
+
+/// An address-list field value (RFC 5322 3.4) read as ENVELOPE reads it: groups as start and end
+/// markers, what cannot be read filled in as Dovecot does, display names tidied but not decoded.
+pub fn parse_addresses(value: &[u8]) -> Vec<Address> {
+    address::parse_address_list(value)
 }
 
 /// Size of the CRLF form of `raw`, whichever line endings it has (Maildir's `W=`).

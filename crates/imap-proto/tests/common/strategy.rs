@@ -1,8 +1,8 @@
 //! proptest strategies for [`Command`] values the decoder can produce.
 //!
 //! With `codec_safe`, values stay inside what imap-codec (RFC 3501 strictly, with the ID,
-//! CONDSTORE and NAMESPACE extensions) accepts: no NUL in strings, atoms for SEARCH keywords,
-//! no STATUS SIZE, shallow SEARCH nesting, modest time zones.
+//! CONDSTORE and NAMESPACE extensions, and SORT/THREAD without ESORT) accepts: no NUL in
+//! strings, atoms for SEARCH keywords, no STATUS SIZE, shallow SEARCH nesting, modest time zones.
 
 use std::num::NonZeroU32;
 
@@ -271,6 +271,23 @@ pub fn append_header(codec_safe: bool) -> impl Strategy<Value = AppendHeader> {
         })
 }
 
+/// RFC 4731 ESEARCH / RFC 5267 ESORT return options; imap-codec does not read them.
+fn search_returns(codec_safe: bool) -> BoxedStrategy<Option<Vec<SearchReturn>>> {
+    if codec_safe {
+        return Just(None).boxed();
+    }
+    proptest::option::of(proptest::sample::subsequence(
+        vec![
+            SearchReturn::Min,
+            SearchReturn::Max,
+            SearchReturn::All,
+            SearchReturn::Count,
+        ],
+        0..=4,
+    ))
+    .boxed()
+}
+
 pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
     use CommandBody as C;
     let b = move || bytes(codec_safe);
@@ -385,24 +402,9 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
     let id = proptest::option::of(vec((t(), proptest::option::of(t())), 0..4)).prop_map(C::Id);
     let enable = vec("[A-Z0-9=+-]{1,12}", 1..4).prop_map(C::Enable);
     let login = (b(), b()).prop_map(|(username, password)| C::Login { username, password });
-    // RFC 4731 ESEARCH return options; imap-codec does not read them.
-    let returns = if codec_safe {
-        Just(None).boxed()
-    } else {
-        proptest::option::of(proptest::sample::subsequence(
-            vec![
-                SearchReturn::Min,
-                SearchReturn::Max,
-                SearchReturn::All,
-                SearchReturn::Count,
-            ],
-            0..=4,
-        ))
-        .boxed()
-    };
     let search = (
         any::<bool>(),
-        returns,
+        search_returns(codec_safe),
         proptest::option::of("[A-Z0-9-]{1,10}"),
         search_key(codec_safe),
     )
@@ -411,6 +413,51 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
             returns,
             charset,
             criteria,
+        });
+    // RFC 5256 SORT and THREAD, which imap-codec reads (ESORT's RETURN it does not).
+    let sort_key = proptest::sample::select(vec![
+        SortKey::Arrival,
+        SortKey::Cc,
+        SortKey::Date,
+        SortKey::From,
+        SortKey::Size,
+        SortKey::Subject,
+        SortKey::To,
+        SortKey::DisplayFrom,
+        SortKey::DisplayTo,
+    ]);
+    let sort = (
+        any::<bool>(),
+        search_returns(codec_safe),
+        vec(
+            (any::<bool>(), sort_key).prop_map(|(reverse, key)| SortCriterion { reverse, key }),
+            1..5,
+        ),
+        "[A-Z0-9-]{1,10}",
+        search_key(codec_safe),
+    )
+        .prop_map(|(uid, returns, criteria, charset, search)| C::Sort {
+            uid,
+            returns,
+            criteria,
+            charset,
+            search,
+        });
+    let thread = (
+        any::<bool>(),
+        proptest::sample::select(vec![
+            ThreadAlgorithm::OrderedSubject,
+            ThreadAlgorithm::References,
+            ThreadAlgorithm::Refs,
+        ]),
+        "[A-Z0-9-]{1,10}",
+        search_key(codec_safe),
+    )
+        .prop_map(|(uid, algorithm, charset, search)| C::Thread {
+            uid,
+            algorithm,
+            charset,
+            search,
         });
     let fetch = (
         any::<bool>(),
@@ -464,6 +511,8 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
         1 => enable,
         1 => login,
         3 => search,
+        1 => sort,
+        1 => thread,
         3 => fetch,
         1 => store,
         1 => copy_move,

@@ -1,8 +1,8 @@
 use imap_proto::response::{Code, days_from_civil};
 use imap_proto::{Date, SearchKey, SearchReturn, Tag};
 use mail_parse::ParsedMessage;
-use mail_store::{CacheField, Mailbox, MessageInfo, ViewMessage};
-use mail_types::{Flag, Keyword, SeqSet, SystemFlags};
+use mail_store::{CacheField, Mailbox, MailboxView, MessageInfo, ViewMessage};
+use mail_types::{Flag, Keyword, SystemFlags};
 
 use crate::session::{Reply, Session, State};
 
@@ -225,6 +225,76 @@ fn fold(s: &str) -> String {
 }
 
 impl Session {
+    /// The selected view and its messages that match `criteria` (see [`matching`]), or the
+    /// reply that refuses the SEARCH, SORT or THREAD.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn matching(
+        &self,
+        charset: Option<&str>,
+        criteria: &SearchKey,
+    ) -> Result<(&MailboxView, Vec<(u32, &ViewMessage)>), Reply> {
+        if let Some(reply) = charset_error(charset) {
+            return Err(reply);
+        }
+        let State::Selected(_, selected) = &self.state else {
+            return Err(Reply::bad("No mailbox selected."));
+        };
+        Ok((&selected.view, matching(&selected.view, criteria)))
+    }
+}
+
+/// `NO [BADCHARSET]` for a charset SEARCH, SORT and THREAD cannot take (RFC 3501 6.4.4).
+fn charset_error(charset: Option<&str>) -> Option<Reply> {
+    let cs = charset?;
+    if CHARSETS.iter().any(|c| c.eq_ignore_ascii_case(cs)) {
+        return None;
+    }
+    let list = CHARSETS.iter().map(|c| (*c).to_owned()).collect();
+    Some(Reply::no("Unsupported charset.").with_code(Code::BadCharset(list)))
+}
+
+/// The messages of the view that match `criteria`, with their sequence numbers, in sequence
+/// order: what SEARCH, SORT and THREAD all start from. Within each AND, keys run cheapest first
+/// (flags and UIDs from the view, then dates and sizes, then headers, then bodies), and a
+/// message file is read only when a key that needs it is reached.
+fn matching<'v>(view: &'v MailboxView, criteria: &SearchKey) -> Vec<(u32, &'v ViewMessage)> {
+    let criteria = &cheapest_first(criteria.clone());
+    let mailbox = view.mailbox().as_ref();
+    let bounds = Bounds {
+        max_seq: view.exists(),
+        max_uid: view.messages().last().map_or(0, |m| m.uid.get()),
+    };
+    let mut hits = Vec::new();
+    for (i, msg) in view.messages().iter().enumerate() {
+        if msg.expunged {
+            continue;
+        }
+        let seq = i as u32 + 1;
+        let mut cand = Candidate {
+            seq,
+            msg,
+            mailbox,
+            info: None,
+            raw: None,
+            parsed: None,
+            headers: None,
+        };
+        if cand.matches(criteria, &bounds) {
+            hits.push((seq, msg));
+        }
+    }
+    hits
+}
+
+/// RFC 7162 3.1.5: a search by MODSEQ reports the highest mod-sequence it matched.
+pub(crate) fn reported_modseq(criteria: &SearchKey, found: &[(u32, &ViewMessage)]) -> Option<u64> {
+    if !crate::session::has_modseq_key(criteria) {
+        return None;
+    }
+    found.iter().map(|(_, m)| m.modseq.get()).max()
+}
+
+impl Session {
     /// SEARCH and UID SEARCH (RFC 3501 6.4.4, 6.4.8). Within each AND, keys run cheapest first
     /// (flags and UIDs from the view, then dates and sizes, then headers, then bodies), and a
     /// message file is read only when a key that needs it is reached.
@@ -236,46 +306,15 @@ impl Session {
         charset: Option<&str>,
         criteria: &SearchKey,
     ) -> Reply {
-        if let Some(cs) = charset
-            && !CHARSETS.iter().any(|c| c.eq_ignore_ascii_case(cs))
-        {
-            let list = CHARSETS.iter().map(|c| (*c).to_owned()).collect();
-            return Reply::no("Unsupported charset.").with_code(Code::BadCharset(list));
-        }
-        let State::Selected(_, selected) = &self.state else {
-            return Reply::bad("No mailbox selected.");
+        let found = match self.matching(charset, criteria) {
+            Ok((_, found)) => found,
+            Err(reply) => return reply,
         };
-        let criteria = &cheapest_first(criteria.clone());
-        let view = &selected.view;
-        let mailbox = view.mailbox().as_ref();
-        let bounds = Bounds {
-            max_seq: view.exists(),
-            max_uid: view.messages().last().map_or(0, |m| m.uid.get()),
-        };
-        let mut hits = Vec::new();
-        let mut max_modseq = 0u64;
-        for (i, msg) in view.messages().iter().enumerate() {
-            if msg.expunged {
-                continue;
-            }
-            let seq = i as u32 + 1;
-            let mut cand = Candidate {
-                seq,
-                msg,
-                mailbox,
-                info: None,
-                raw: None,
-                parsed: None,
-                headers: None,
-            };
-            if cand.matches(criteria, &bounds) {
-                hits.push(if uid_command { msg.uid.get() } else { seq });
-                max_modseq = max_modseq.max(msg.modseq.get());
-            }
-        }
-        // RFC 7162 3.1.5: a search by MODSEQ reports the highest mod-sequence it matched.
-        let modseq =
-            (crate::session::has_modseq_key(criteria) && !hits.is_empty()).then_some(max_modseq);
+        let hits: Vec<u32> = found
+            .iter()
+            .map(|(seq, msg)| if uid_command { msg.uid.get() } else { *seq })
+            .collect();
+        let modseq = reported_modseq(criteria, &found);
         match returns {
             None => {
                 let mut line = String::with_capacity(9 + hits.len() * 6);
@@ -299,10 +338,14 @@ impl Session {
     }
 }
 
-/// `* ESEARCH (TAG "t") [UID] ...` (RFC 4731 3.1): the options asked for, in the RFC's order;
-/// `RETURN ()` means ALL. MIN, MAX and ALL are left out when nothing matched; COUNT never is.
-/// `hits` are ascending.
-fn esearch_line(
+/// `* ESEARCH (TAG "t") [UID] ...` (RFC 4731 3.1, RFC 5267 4.2): the options asked for, in the
+/// RFC's order; `RETURN ()` means ALL. MIN, MAX and ALL are left out when nothing matched;
+/// COUNT never is.
+///
+/// `hits` are in result order: ascending for SEARCH, the sort order for SORT. MIN and MAX are
+/// the first and last of them (for ESORT the first and last in sort order, as Dovecot answers),
+/// and ALL keeps their order, joining only runs that ascend by one (`3:5,1:2`).
+pub(crate) fn esearch_line(
     tag: &Tag,
     uid: bool,
     options: &[SearchReturn],
@@ -320,8 +363,9 @@ fn esearch_line(
     if let (true, Some(max)) = (options.contains(&SearchReturn::Max), hits.last()) {
         line.push_str(&format!(" MAX {max}"));
     }
-    if all && let Some(set) = SeqSet::from_values(hits.iter().copied()) {
-        line.push_str(&format!(" ALL {set}"));
+    if all && !hits.is_empty() {
+        line.push_str(" ALL ");
+        write_runs(&mut line, hits);
     }
     if options.contains(&SearchReturn::Count) {
         line.push_str(&format!(" COUNT {}", hits.len()));
@@ -331,4 +375,47 @@ fn esearch_line(
     }
     line.push_str("\r\n");
     line
+}
+
+/// Numbers as a `sequence-set` in their own order: each run that ascends by one as `a:b`.
+fn write_runs(out: &mut String, numbers: &[u32]) {
+    use std::fmt::Write as _;
+    let mut i = 0;
+    while let Some(&start) = numbers.get(i) {
+        let mut end = start;
+        while let Some(&next) = numbers.get(i + 1) {
+            if Some(next) != end.checked_add(1) {
+                break;
+            }
+            i += 1;
+            end = next;
+        }
+        i += 1;
+        if !out.ends_with(' ') {
+            out.push(',');
+        }
+        if start == end {
+            let _ = write!(out, "{start}");
+        } else {
+            let _ = write!(out, "{start}:{end}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_keep_their_order() {
+        let runs = |n: &[u32]| {
+            let mut s = String::from(" ");
+            write_runs(&mut s, n);
+            s
+        };
+        assert_eq!(runs(&[1, 2, 3, 5, 9, 10]), " 1:3,5,9:10");
+        assert_eq!(runs(&[3, 4, 5, 1, 2]), " 3:5,1:2");
+        assert_eq!(runs(&[5, 4, 3]), " 5,4,3");
+        assert_eq!(runs(&[u32::MAX, 1]), " 4294967295,1");
+    }
 }
