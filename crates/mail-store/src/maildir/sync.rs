@@ -30,6 +30,9 @@ use super::uidlist::{self, Parsed, Record as UidRecord, Uidlist};
 use super::uidvalidity;
 use crate::{Result, StoreError};
 
+/// Mailboxes with at least this many files log the steps of a full scan.
+const BIG_MAILBOX: usize = 50_000;
+
 /// Directory listings done by this process, for tests that prove a path reads no directory.
 pub static DIRECTORY_SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -253,6 +256,16 @@ impl MaildirMailbox {
         let mut entries = Vec::new();
         scan_dir(&new_path, Dir::New, &mut entries)?;
         scan_dir(&cur_path, Dir::Cur, &mut entries)?;
+        let big = entries.len() >= BIG_MAILBOX;
+        if big {
+            // An operator watching `columba index rebuild` or a slow first SELECT sees the steps.
+            tracing::info!(
+                mailbox = %self.path.display(),
+                "indexing: {} files listed, {} UIDs in dovecot-uidlist",
+                entries.len(),
+                list.records.len()
+            );
+        }
         let mut on_disk: HashMap<String, Entry> = HashMap::with_capacity(entries.len());
         for e in entries {
             let base = e.base().to_owned();
@@ -357,6 +370,14 @@ impl MaildirMailbox {
         st.new_dir = DirStamp::scanned(new_mtime, started);
         st.cur_dir = DirStamp::scanned(cur_mtime, started);
         st.initialized = true;
+        if big {
+            tracing::info!(
+                mailbox = %self.path.display(),
+                "indexing: done, {} messages, UIDNEXT {}",
+                st.index.len(),
+                st.index.header().uid_next
+            );
+        }
         Ok(visible)
     }
 
