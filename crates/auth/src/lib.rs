@@ -7,16 +7,37 @@
 //! business), nothing of sockets and nothing of mail storage: a successful check yields a
 //! [`UserRecord`], which the server turns into a mail store.
 //!
+//! The shape is Dovecot's: a [`PassDb`] checks credentials (passwd-file, `/etc/shadow`, PAM,
+//! a checkpassword program), a [`UserDb`] says who the user is on the system (uid, gid, home:
+//! passwd-file, `getpwnam`, a static template), and an [`Authenticator`] joins the two, refuses
+//! uids outside the allowed range and runs SASL exchanges ([`Exchange`]). Every piece is a plain
+//! value without global state, so the same code can later run inside a separate, privileged
+//! auth process that answers an unprivileged login process.
+//!
 //! The types below are the interface other crates code against: keep their signatures stable.
 
+mod authenticator;
+mod cache;
+pub mod checkpassword;
+pub mod crypt;
+pub mod pam;
 pub mod passwd_file;
 mod penalty;
 pub mod sasl;
 pub mod scheme;
+pub mod scram;
+pub mod shadow;
+pub mod system;
+pub mod userdb;
 
+pub use authenticator::{
+    AuthSettings, Authenticator, Exchange, ExchangeStep, Failure, FailureKind, UidRange,
+};
 pub use penalty::LoginPenalty;
 
 use std::path::PathBuf;
+
+use zeroize::Zeroizing;
 
 /// What the passdb/userdb knows about an authenticated user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +51,24 @@ pub struct UserRecord {
     pub extra: Vec<(String, String)>,
 }
 
+impl UserRecord {
+    /// A record with a name and nothing else.
+    pub fn named(name: impl Into<String>) -> UserRecord {
+        UserRecord {
+            name: name.into(),
+            uid: None,
+            gid: None,
+            home: None,
+            extra: Vec::new(),
+        }
+    }
+}
+
 /// The result of a password check. The protocol layers answer the two failures identically, so
 /// a client cannot probe for user names; the log tells them apart.
+///
+/// `WrongPassword` also covers a right password that may not log in: a locked or expired
+/// account, or a uid outside the allowed range. The crate logs which it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
     Success(UserRecord),
@@ -54,9 +91,69 @@ pub enum AuthError {
     },
     #[error("unsupported password scheme {0}")]
     UnsupportedScheme(String),
+    /// A backend that could not give an answer (PAM or a checkpassword program failing, a
+    /// system lookup error): a temporary failure, not a wrong password.
+    #[error("{backend}: {reason}")]
+    Backend {
+        backend: &'static str,
+        reason: String,
+    },
+    /// A configuration that cannot work (a mechanism the passdb cannot serve, an unknown
+    /// static uid): reported when the authenticator is built.
+    #[error("authentication configuration: {0}")]
+    Config(String),
 }
 
-/// A password database that can check a plaintext password (RFC 4616 PLAIN, LOGIN, IMAP LOGIN).
+/// A secret a challenge-response mechanism can check a proof against. `Debug` shows no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The password itself (`{PLAIN}` in a passwd-file): serves CRAM-MD5 and SCRAM.
+    Plaintext(Zeroizing<Vec<u8>>),
+    /// SCRAM keys (`{SCRAM-SHA-1}`, `{SCRAM-SHA-256}`): serve that SCRAM mechanism only.
+    Scram(scram::ScramKeys),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Plaintext(_) => f.write_str("Plaintext(<redacted>)"),
+            Secret::Scram(keys) => f.debug_tuple("Scram").field(keys).finish(),
+        }
+    }
+}
+
+/// What a passdb holds for a user, for a challenge-response mechanism.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialLookup {
+    Found {
+        secret: Secret,
+        record: UserRecord,
+    },
+    UnknownUser,
+    /// The user exists, but what is stored is a one-way hash no challenge can be checked with.
+    NotAvailable,
+}
+
+/// A password database (Dovecot's passdb): checks credentials.
 pub trait PassDb: Send + Sync {
+    /// Checks a plaintext password (RFC 4616 PLAIN, LOGIN, IMAP LOGIN, POP3 PASS).
     fn verify_plain(&self, user: &str, password: &[u8]) -> Result<AuthOutcome, AuthError>;
+
+    /// Whether [`PassDb::lookup_credentials`] can ever find a secret: mechanisms such as
+    /// CRAM-MD5 and SCRAM are offered only over a passdb that says so.
+    fn supports_credentials(&self) -> bool {
+        false
+    }
+
+    /// The stored secret of `user`, for a challenge-response mechanism.
+    fn lookup_credentials(&self, user: &str) -> Result<CredentialLookup, AuthError> {
+        let _ = user;
+        Ok(CredentialLookup::NotAvailable)
+    }
+}
+
+/// A user database (Dovecot's userdb): who a user is on this system.
+pub trait UserDb: Send + Sync {
+    /// The record of `user` (the canonical name the passdb gave), `None` when unknown.
+    fn lookup(&self, user: &str) -> Result<Option<UserRecord>, AuthError>;
 }

@@ -27,52 +27,30 @@
 //! directory, so concurrent edits do not lose each other's changes.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use crate::{AuthError, AuthOutcome, PassDb, UserRecord, scheme};
+use crate::cache::FileCache;
+use crate::system::{resolve_gid, resolve_uid};
+use crate::{AuthError, AuthOutcome, CredentialLookup, PassDb, UserDb, UserRecord, scheme};
 
 /// The longest user name accepted, in bytes.
 pub const MAX_USER_NAME: usize = 255;
 
 /// A passwd-file used as password and user database.
 pub struct PasswdFile {
-    path: PathBuf,
-    cache: RwLock<Option<Arc<Snapshot>>>,
+    file: FileCache<Snapshot>,
 }
 
 impl std::fmt::Debug for PasswdFile {
     /// Shows the path only: the cache holds password hashes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswdFile")
-            .field("path", &self.path)
+            .field("path", &self.file.path())
             .finish_non_exhaustive()
-    }
-}
-
-/// What identifies one version of the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
     }
 }
 
@@ -86,7 +64,6 @@ struct Entry {
 
 #[derive(Debug)]
 struct Snapshot {
-    stamp: Stamp,
     /// Keyed by the lower-cased user name.
     users: HashMap<String, Entry>,
     /// A real stored hash (the first user's), verified against the offered password when the
@@ -106,8 +83,7 @@ impl PasswdFile {
     /// A passwd-file at `path`, read at the first lookup.
     pub fn new(path: impl Into<PathBuf>) -> PasswdFile {
         PasswdFile {
-            path: path.into(),
-            cache: RwLock::new(None),
+            file: FileCache::new(path.into()),
         }
     }
 
@@ -119,7 +95,7 @@ impl PasswdFile {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// The user's record (the userdb side), without checking any password.
@@ -138,53 +114,16 @@ impl PasswdFile {
 
     /// The current contents, re-read if `stat()` shows the file changed.
     fn snapshot(&self) -> Result<Arc<Snapshot>, AuthError> {
-        let meta = fs::metadata(&self.path).map_err(|e| self.io(e))?;
-        let stamp = Stamp::of(&meta);
-        {
-            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(s) = cache.as_ref()
-                && s.stamp == stamp
-            {
-                return Ok(Arc::clone(s));
-            }
-        }
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = cache.as_ref()
-            && s.stamp == stamp
-        {
-            return Ok(Arc::clone(s));
-        }
-        let snapshot = Arc::new(self.load()?);
-        *cache = Some(Arc::clone(&snapshot));
-        Ok(snapshot)
-    }
-
-    fn load(&self) -> Result<Snapshot, AuthError> {
-        let mut file = File::open(&self.path).map_err(|e| self.io(e))?;
-        // The stamp of what is actually read: if the file changes after this, the next
-        // lookup's stat() differs and reads it again.
-        let stamp = Stamp::of(&file.metadata().map_err(|e| self.io(e))?);
-        let mut content = Vec::new();
-        file.read_to_end(&mut content).map_err(|e| self.io(e))?;
-        let entries = parse(&self.path, &content);
-        let dummy = entries.iter().find_map(|e| e.password.clone());
-        let users = entries
-            .into_iter()
-            .map(|e| (e.record.name.to_lowercase(), e))
-            .collect();
-        tracing::debug!(file = %self.path.display(), "passwd-file read");
-        Ok(Snapshot {
-            stamp,
-            users,
-            dummy,
+        self.file.get(|path, content| {
+            let entries = parse(path, content);
+            let dummy = entries.iter().find_map(|e| e.password.clone());
+            let users = entries
+                .into_iter()
+                .map(|e| (e.record.name.to_lowercase(), e))
+                .collect();
+            tracing::debug!(file = %path.display(), "passwd-file read");
+            Snapshot { users, dummy }
         })
-    }
-
-    fn io(&self, source: io::Error) -> AuthError {
-        AuthError::Io {
-            path: self.path.clone(),
-            source,
-        }
     }
 }
 
@@ -212,6 +151,35 @@ impl PassDb for PasswdFile {
                 Ok(AuthOutcome::UnknownUser)
             }
         }
+    }
+
+    /// A passwd-file can hold `{PLAIN}` passwords and `{SCRAM-SHA-*}` keys.
+    fn supports_credentials(&self) -> bool {
+        true
+    }
+
+    fn lookup_credentials(&self, user: &str) -> Result<CredentialLookup, AuthError> {
+        let snapshot = self.snapshot()?;
+        Ok(match snapshot.users.get(&user.to_lowercase()) {
+            None => CredentialLookup::UnknownUser,
+            Some(Entry { password: None, .. }) => CredentialLookup::NotAvailable,
+            Some(Entry {
+                record,
+                password: Some(stored),
+            }) => match scheme::stored_secret(stored) {
+                Some(secret) => CredentialLookup::Found {
+                    secret,
+                    record: record.clone(),
+                },
+                None => CredentialLookup::NotAvailable,
+            },
+        })
+    }
+}
+
+impl UserDb for PasswdFile {
+    fn lookup(&self, user: &str) -> Result<Option<UserRecord>, AuthError> {
+        PasswdFile::lookup(self, user)
     }
 }
 
@@ -276,7 +244,7 @@ fn parse_line(line: &str) -> Result<Option<Entry>, &'static str> {
     let uid = match field(2) {
         None => None,
         Some(f) => Some(
-            resolve_id(f, lookup_user_uid)
+            resolve_uid(f)
                 .filter(|&id| id != 0)
                 .ok_or("invalid UID (unknown, or 0)")?,
         ),
@@ -284,7 +252,7 @@ fn parse_line(line: &str) -> Result<Option<Entry>, &'static str> {
     let gid = match field(3) {
         None => None,
         Some(f) => Some(
-            resolve_id(f, lookup_group_gid)
+            resolve_gid(f)
                 .filter(|&id| id != 0)
                 .ok_or("invalid GID (unknown, or 0)")?,
         ),
@@ -338,77 +306,6 @@ fn libpam_pwdfile_compat(pass: &str) -> String {
         };
     }
     pass.to_owned()
-}
-
-fn resolve_id(field: &str, by_name: fn(&str) -> Option<u32>) -> Option<u32> {
-    if field.bytes().all(|b| b.is_ascii_digit()) {
-        return field.parse().ok();
-    }
-    by_name(field)
-}
-
-/// Runs a `get*nam_r` lookup, growing the buffer on `ERANGE`.
-fn nss_lookup(
-    mut call: impl FnMut(&mut [libc::c_char]) -> Result<Option<u32>, i32>,
-) -> Option<u32> {
-    let mut buf: Vec<libc::c_char> = vec![0; 4096];
-    loop {
-        match call(&mut buf) {
-            Ok(id) => return id,
-            Err(libc::ERANGE) if buf.len() < (1 << 20) => {
-                let grown = buf.len() * 2;
-                buf.resize(grown, 0);
-            }
-            Err(_) => return None,
-        }
-    }
-}
-
-fn lookup_user_uid(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    nss_lookup(|buf| {
-        // SAFETY: getpwnam_r writes only into `pwd`, `buf` (of the given length) and `result`,
-        // all live for the call; `cname` is NUL-terminated.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
-            0 if result.is_null() => Ok(None),
-            0 => Ok(Some(pwd.pw_uid)),
-            e => Err(e),
-        }
-    })
-}
-
-fn lookup_group_gid(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    nss_lookup(|buf| {
-        // SAFETY: as in lookup_user_uid, for getgrnam_r.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
-            0 if result.is_null() => Ok(None),
-            0 => Ok(Some(grp.gr_gid)),
-            e => Err(e),
-        }
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

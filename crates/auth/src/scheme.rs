@@ -31,6 +31,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::AuthError;
+use crate::scram::{ScramHash, ScramKeys};
 
 /// A password scheme that [`hash`] can produce. [`verify`] additionally understands the aliases
 /// and legacy names Dovecot accepts (`CLEAR`, `CLEARTEXT`, `SHA1`, `MD5`, `DES-CRYPT`).
@@ -73,11 +74,16 @@ pub enum Scheme {
     LdapMd5,
     /// `PBKDF2`: Dovecot's own `$1$salt$rounds$hex(PBKDF2-HMAC-SHA1(password, salt, rounds, 20))`.
     Pbkdf2,
+    /// `SCRAM-SHA-1`: `iterations,salt,StoredKey,ServerKey` (RFC 5802 keys, base64), which also
+    /// serves the SCRAM-SHA-1 SASL mechanism.
+    ScramSha1,
+    /// `SCRAM-SHA-256`: the same with SHA-256 (RFC 7677).
+    ScramSha256,
 }
 
 impl Scheme {
     /// Every scheme [`hash`] can produce.
-    pub const ALL: [Scheme; 18] = [
+    pub const ALL: [Scheme; 20] = [
         Scheme::Plain,
         Scheme::Crypt,
         Scheme::Md5Crypt,
@@ -96,6 +102,8 @@ impl Scheme {
         Scheme::PlainMd5,
         Scheme::LdapMd5,
         Scheme::Pbkdf2,
+        Scheme::ScramSha1,
+        Scheme::ScramSha256,
     ];
 
     /// The canonical Dovecot name, as written between the braces.
@@ -119,6 +127,8 @@ impl Scheme {
             Scheme::PlainMd5 => "PLAIN-MD5",
             Scheme::LdapMd5 => "LDAP-MD5",
             Scheme::Pbkdf2 => "PBKDF2",
+            Scheme::ScramSha1 => "SCRAM-SHA-1",
+            Scheme::ScramSha256 => "SCRAM-SHA-256",
         }
     }
 
@@ -133,7 +143,9 @@ impl Scheme {
             | Scheme::BlfCrypt
             | Scheme::Argon2i
             | Scheme::Argon2id
-            | Scheme::Pbkdf2 => Encoding::None,
+            | Scheme::Pbkdf2
+            | Scheme::ScramSha1
+            | Scheme::ScramSha256 => Encoding::None,
             Scheme::PlainMd5 => Encoding::Hex,
             Scheme::Ssha
             | Scheme::Ssha256
@@ -187,6 +199,8 @@ impl FromStr for Scheme {
             "PLAIN-MD5" => Scheme::PlainMd5,
             "LDAP-MD5" => Scheme::LdapMd5,
             "PBKDF2" => Scheme::Pbkdf2,
+            "SCRAM-SHA-1" => Scheme::ScramSha1,
+            "SCRAM-SHA-256" => Scheme::ScramSha256,
             _ => return Err(AuthError::UnsupportedScheme(s.to_owned())),
         };
         Ok(scheme)
@@ -208,9 +222,9 @@ pub enum Encoding {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HashOptions {
     /// The scheme's cost, like `doveadm pw -r`: rounds for SHA*-CRYPT (clamped to
-    /// 1000..=999999999; written as `rounds=N$` when given) and PBKDF2 (at least 1), the cost
-    /// for BLF-CRYPT and CRYPT's SHA-512 (4..=31 for bcrypt), the time cost `t` for ARGON2*.
-    /// Ignored by schemes without a cost.
+    /// 1000..=999999999; written as `rounds=N$` when given), PBKDF2 (at least 1) and SCRAM-SHA-*
+    /// (4096..=10000000), the cost for BLF-CRYPT and CRYPT's SHA-512 (4..=31 for bcrypt), the
+    /// time cost `t` for ARGON2*. Ignored by schemes without a cost.
     pub rounds: Option<u32>,
     /// Write the raw hash in this encoding, adding `.HEX` / `.B64` to the scheme name when it
     /// differs from the scheme's default. [`Encoding::None`] for a binary digest means its
@@ -259,6 +273,12 @@ pub fn hash_with(scheme: Scheme, password: &[u8], options: &HashOptions) -> Stri
         Scheme::Sha512 => Sha512::digest(password).to_vec(),
         Scheme::PlainMd5 | Scheme::LdapMd5 => Md5::digest(password).to_vec(),
         Scheme::Pbkdf2 => pbkdf2_generate(password, rounds).into_bytes(),
+        Scheme::ScramSha1 => ScramKeys::generate(ScramHash::Sha1, password, rounds)
+            .to_dovecot()
+            .into_bytes(),
+        Scheme::ScramSha256 => ScramKeys::generate(ScramHash::Sha256, password, rounds)
+            .to_dovecot()
+            .into_bytes(),
     };
     let default = scheme.default_encoding();
     let mut encoding = options.encoding.unwrap_or(default);
@@ -293,9 +313,10 @@ pub fn hash_with(scheme: Scheme, password: &[u8], options: &HashOptions) -> Stri
 ///
 /// Returns `Ok(true)` on a match and `Ok(false)` on a mismatch or when the stored hash is
 /// malformed (which is logged as a warning, without the hash). Errors with
-/// [`AuthError::UnsupportedScheme`] for a scheme this crate does not implement, including
-/// yescrypt (`$y$`), Dovecot's challenge-response-only schemes (`CRAM-MD5`, `DIGEST-MD5`,
-/// `SCRAM-*`, ...) and unknown names.
+/// [`AuthError::UnsupportedScheme`] for a scheme this crate does not implement: Dovecot's
+/// challenge-response-only schemes (`CRAM-MD5`, `DIGEST-MD5`, ...), unknown names, and crypt(3)
+/// methods the system's libxcrypt was built without. crypt(3) methods without a pure-Rust
+/// implementation here (yescrypt `$y$`, `$gy$`, scrypt `$7$`...) are checked by libxcrypt.
 pub fn verify(stored: &str, password: &[u8]) -> Result<bool, AuthError> {
     match check(stored, password) {
         Ok(matched) => Ok(matched),
@@ -379,6 +400,8 @@ fn check(stored: &str, password: &[u8]) -> Checked {
             let raw = decode(data, encoding.unwrap_or(Encoding::None))?;
             pbkdf2_verify(&raw, password)
         }
+        "SCRAM-SHA-1" => scram_verify(ScramHash::Sha1, data, encoding, password),
+        "SCRAM-SHA-256" => scram_verify(ScramHash::Sha256, data, encoding, password),
         "SHA" | "SHA1" => digest_verify::<Sha1>(data, encoding, password),
         "SHA256" => digest_verify::<Sha256>(data, encoding, password),
         "SHA512" => digest_verify::<Sha512>(data, encoding, password),
@@ -447,7 +470,7 @@ fn decode_fixed(data: &str, encoding: Option<Encoding>, len: usize) -> Result<Ve
     Ok(raw)
 }
 
-fn hex_encode(raw: &[u8]) -> String {
+pub(crate) fn hex_encode(raw: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(raw.len() * 2);
     for &b in raw {
@@ -457,7 +480,7 @@ fn hex_encode(raw: &[u8]) -> String {
     out
 }
 
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -478,7 +501,7 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
 
 /// Constant-time equality: the time depends on the lengths only, never on where the inputs
 /// differ.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -488,6 +511,11 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // Randomness
+
+/// Sixteen random bytes, the salt of new SCRAM keys.
+pub(crate) fn random_salt() -> [u8; 16] {
+    random_bytes::<16>()
+}
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
@@ -584,6 +612,53 @@ fn pbkdf2_verify(raw: &[u8], password: &[u8]) -> Checked {
     ))
 }
 
+// ---------------------------------------------------------------------------------------------
+// SCRAM keys (Dovecot's src/auth/password-scheme-scram.c)
+
+fn scram_verify(
+    hash: ScramHash,
+    data: &str,
+    encoding: Option<Encoding>,
+    password: &[u8],
+) -> Checked {
+    let raw = decode(data, encoding.unwrap_or(Encoding::None))?;
+    let text = std::str::from_utf8(&raw).map_err(|_| Problem::Malformed("SCRAM is not text"))?;
+    let keys = ScramKeys::parse(hash, text).map_err(Problem::Malformed)?;
+    Ok(keys.matches_password(password))
+}
+
+/// The stored secret a challenge-response mechanism can use, if `stored` holds one: the
+/// plaintext (`{PLAIN}` and its aliases and encodings) or SCRAM keys. `None` for one-way hashes
+/// and malformed entries.
+pub fn stored_secret(stored: &str) -> Option<crate::Secret> {
+    let (Some(name), data) = split_scheme(stored) else {
+        return None;
+    };
+    let (base, suffix) = match name.split_once('.') {
+        Some((base, suffix)) => (base, Some(suffix.to_ascii_uppercase())),
+        None => (name, None),
+    };
+    let encoding = match suffix.as_deref() {
+        None => Encoding::None,
+        Some("HEX") => Encoding::Hex,
+        Some("B64" | "BASE64") => Encoding::Base64,
+        Some(_) => return None,
+    };
+    let raw = zeroize::Zeroizing::new(decode(data, encoding).ok()?);
+    match base.to_ascii_uppercase().as_str() {
+        "PLAIN" | "CLEAR" | "CLEARTEXT" => Some(crate::Secret::Plaintext(zeroize::Zeroizing::new(
+            c_string(&raw).to_vec(),
+        ))),
+        "SCRAM-SHA-1" => ScramKeys::parse(ScramHash::Sha1, std::str::from_utf8(&raw).ok()?)
+            .ok()
+            .map(crate::Secret::Scram),
+        "SCRAM-SHA-256" => ScramKeys::parse(ScramHash::Sha256, std::str::from_utf8(&raw).ok()?)
+            .ok()
+            .map(crate::Secret::Scram),
+        _ => None,
+    }
+}
+
 /// A plain decimal `u32` (no sign, no spaces), as C's `str_to_uint()`.
 fn parse_decimal(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -620,14 +695,25 @@ fn crypt_verify(stored: &str, password: &[u8]) -> Checked {
     if stored.starts_with("$argon2") {
         return argon2_verify(stored, password);
     }
-    if stored.starts_with("$y$") || stored.starts_with("$gy$") || stored.starts_with("$7$") {
-        return Err(Problem::Unsupported("yescrypt".to_owned()));
-    }
     if stored.starts_with('$') || stored.starts_with('_') {
-        let id = stored.split('$').nth(1).unwrap_or(stored);
-        return Err(Problem::Unsupported(format!("crypt ${id}$")));
+        // yescrypt (`$y$`), gost-yescrypt, scrypt and whatever else the system's crypt(3)
+        // knows: libxcrypt, as Dovecot's CRYPT scheme would call it.
+        return system_crypt_verify(stored, password);
     }
     des_crypt_verify(stored, password)
+}
+
+fn system_crypt_verify(stored: &str, password: &[u8]) -> Checked {
+    match crate::crypt::verify(stored, password) {
+        Ok(matched) => Ok(matched),
+        Err(crate::crypt::CryptProblem::Invalid) => {
+            Err(Problem::Malformed("crypt(3) does not accept this string"))
+        }
+        Err(crate::crypt::CryptProblem::Disabled) => {
+            let id = stored.split('$').nth(1).unwrap_or(stored);
+            Err(Problem::Unsupported(format!("crypt ${id}$")))
+        }
+    }
 }
 
 /// Traditional DES crypt: two salt characters and eleven hash characters. Only the first eight
@@ -921,15 +1007,33 @@ mod tests {
             "{NOPE}x",
             "{CRAM-MD5}abcd",
             "{SHA.ROT13}x",
-            "$y$j9T$salt$hash",
-            "{CRYPT}$y$j9T$salt$hash",
-            "$7$abc",
-            "$3$$abc",
+            "{DIGEST-MD5}abcd",
         ] {
             assert!(
                 matches!(verify(stored, b"x"), Err(AuthError::UnsupportedScheme(_))),
                 "{stored}"
             );
+        }
+    }
+
+    #[test]
+    fn other_crypt_methods_go_to_libxcrypt() {
+        let yescrypt = "$y$j9T$Qeof7nTZR1kT1cFwdlZqd0$B5.LdYzAcE8IwmEjeOUR9RwIwpalyyj/oxaiDqnryZ/";
+        for stored in [yescrypt.to_owned(), format!("{{CRYPT}}{yescrypt}")] {
+            assert!(
+                verify(&stored, b"WA7NERURoVlDegBUVyM1Kk").unwrap(),
+                "{stored}"
+            );
+            assert!(
+                !verify(&stored, b"WA7NERURoVlDegBUVyM1KK").unwrap(),
+                "{stored}"
+            );
+        }
+        let gost = crate::crypt::crypt(b"pw", &crate::crypt::gensalt("$gy$", 0).unwrap()).unwrap();
+        assert!(verify(&gost, b"pw").unwrap());
+        // Well-formed for its method but not a hash of "x"; and settings crypt(3) refuses.
+        for stored in ["$y$j9T$salt$hash", "$3$$abc", "$7$abc", "$y$", "$nope$x$y"] {
+            assert!(!verify(stored, b"x").unwrap(), "{stored}");
         }
     }
 

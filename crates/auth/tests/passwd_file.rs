@@ -179,12 +179,30 @@ fn libpam_pwdfile_suffixes() {
 #[test]
 fn unsupported_scheme_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "y:$y$j9T$abc$def\n");
+    let path = write(dir.path(), "y:{DIGEST-MD5}abcdef\n");
     let db = PasswdFile::open(&path).unwrap();
     assert!(matches!(
         db.verify_plain("y", b"pw"),
         Err(auth::AuthError::UnsupportedScheme(_))
     ));
+}
+
+#[test]
+fn yescrypt_through_the_system_crypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let yescrypt = "$y$j9T$Qeof7nTZR1kT1cFwdlZqd0$B5.LdYzAcE8IwmEjeOUR9RwIwpalyyj/oxaiDqnryZ/";
+    let path = write(
+        dir.path(),
+        &format!("y:{yescrypt}\nz:{{CRYPT}}{yescrypt}\n"),
+    );
+    let db = PasswdFile::open(&path).unwrap();
+    for user in ["y", "z"] {
+        success(db.verify_plain(user, b"WA7NERURoVlDegBUVyM1Kk").unwrap());
+        assert_eq!(
+            db.verify_plain(user, b"wrong").unwrap(),
+            AuthOutcome::WrongPassword
+        );
+    }
 }
 
 #[test]

@@ -117,7 +117,7 @@ proptest! {
         let expected = Credentials {
             authzid: with_authzid.then(|| authcid.clone()),
             authcid: authcid.clone(),
-            password: password.clone(),
+            password: password.clone().into(),
         };
         prop_assert_eq!(s.step(Some(&message)), SaslStep::Done(expected));
     }

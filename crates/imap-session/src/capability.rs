@@ -36,13 +36,19 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
         if !s.tls && s.ctx.starttls.is_some() {
             caps.push("STARTTLS");
         }
-        if s.plaintext_auth_allowed() {
-            caps.extend(["AUTH=PLAIN", "AUTH=LOGIN"]);
-        } else {
+        if !s.plaintext_auth_allowed() {
             caps.push("LOGINDISABLED");
         }
     }
-    caps.into_iter().map(str::to_owned).collect()
+    let mut caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();
+    if !s.is_authenticated() {
+        // The backend's mechanisms; those that send the password itself only where a
+        // plaintext password is allowed (RFC 3501 6.2.3; Dovecot's disable_plaintext_auth).
+        let offered = s.ctx.backend.mechanisms().into_iter();
+        let usable = offered.filter(|m| !m.is_plaintext() || s.plaintext_auth_allowed());
+        caps.extend(usable.map(|m| format!("AUTH={m}")));
+    }
+    caps
 }
 
 impl Session {

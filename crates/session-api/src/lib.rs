@@ -14,9 +14,14 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use auth::sasl::Mechanism;
 use auth::{AuthError, AuthOutcome, LoginPenalty, UserRecord};
 use mail_store::{MailStore, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite};
+
+mod sasl;
+
+pub use sasl::{SaslExchange, sasl_step, start_sasl};
 
 /// Any bidirectional byte stream: a TCP socket, a TLS stream, an in-memory pipe in tests.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -35,10 +40,24 @@ pub trait TlsUpgrade: Send + Sync {
 }
 
 /// Checks credentials and opens mail. Implemented by the binary over the `auth` crate's
-/// databases and the configured mail location. Both calls may block (password hashing, disk).
+/// databases and the configured mail location. `authenticate`, `open_store` and the steps of
+/// an exchange may block (password hashing, disk, PAM).
 pub trait UserBackend: Send + Sync {
     fn authenticate(&self, username: &str, password: &[u8]) -> Result<AuthOutcome, AuthError>;
     fn open_store(&self, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError>;
+
+    /// The SASL mechanisms to offer (IMAP `AUTH=`, POP3 `SASL`), in order. Sessions offer the
+    /// plaintext ones only where a password may be sent in the clear.
+    fn mechanisms(&self) -> Vec<Mechanism> {
+        Mechanism::PLAINTEXT.to_vec()
+    }
+
+    /// Starts a SASL exchange for one of [`UserBackend::mechanisms`]. `None` (the default)
+    /// runs PLAIN and LOGIN over [`UserBackend::authenticate`] instead; see [`start_sasl`].
+    fn sasl_exchange(&self, mechanism: Mechanism) -> Option<Box<dyn SaslExchange>> {
+        let _ = mechanism;
+        None
+    }
 }
 
 /// Facts about one connection, for policy and for the log.

@@ -8,6 +8,8 @@
 //!   and collects the untagged lines up to the tagged answer.
 //! - [`transcript`]: what the IMAP and POP3 transcript tests share — directive lines, `{*}`
 //!   matching, the client end of an in-memory connection, a two-user backend over Maildir.
+//! - [`sasl`]: a backend over the real authenticator offering chosen SASL mechanisms, and the
+//!   client side of CRAM-MD5 and SCRAM.
 //!
 //! Only ever a dev-dependency (`test-support = { path = "../test-support" }` under
 //! `[dev-dependencies]`): nothing here is meant for production code.
@@ -24,6 +26,7 @@
 
 pub mod dovecot;
 pub mod imap_client;
+pub mod sasl;
 pub mod transcript;
 
 pub use dovecot::{Dovecot, DovecotBuilder, DovecotHome};

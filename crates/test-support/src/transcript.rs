@@ -70,6 +70,23 @@ impl Conn {
         self.writer.flush().await.expect("flush to session");
     }
 
+    /// The next line, without its CRLF (for exchanges whose lines cannot be written down in
+    /// advance, such as SASL with random nonces). Panics after 10 s or at the end of stream.
+    pub async fn line(&mut self) -> String {
+        let mut line = Vec::new();
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.reader.read_until(b'\n', &mut line),
+        )
+        .await;
+        match read {
+            Ok(Ok(n)) if n > 0 => String::from_utf8_lossy(&line)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            other => panic!("no line from the session: {other:?}"),
+        }
+    }
+
     /// Reads the next line and checks it against `expected` (see [`matches`]). Two special
     /// values: `(none)` — nothing may arrive within 300 ms; `(closed)` — the session must have
     /// closed the connection. `at` names the transcript line in failure messages.

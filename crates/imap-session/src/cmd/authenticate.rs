@@ -1,8 +1,10 @@
-use auth::sasl::{Mechanism, SaslServer, SaslStep};
+use auth::sasl::Mechanism;
+use auth::{ExchangeStep, FailureKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use imap_proto::response::{Code, continuation};
 use imap_proto::{LineRead, Tag, take_line};
+use zeroize::Zeroizing;
 
 use crate::session::{Reply, Session};
 
@@ -10,8 +12,8 @@ use crate::session::{Reply, Session};
 const MAX_SASL_LINE: usize = 16 * 1024;
 
 impl Session {
-    /// AUTHENTICATE (RFC 3501 6.2.2) with SASL-IR (RFC 4959). `None` means the connection must
-    /// close (the client went away mid-exchange).
+    /// AUTHENTICATE (RFC 3501 6.2.2) with SASL-IR (RFC 4959), for the mechanisms the backend
+    /// offers. `None` means the connection must close (the client went away mid-exchange).
     pub(crate) async fn cmd_authenticate(
         &mut self,
         tag: &Tag,
@@ -19,10 +21,13 @@ impl Session {
         initial: Option<Vec<u8>>,
     ) -> Option<Reply> {
         let _ = tag;
-        let Some(mech) = Mechanism::from_name(mechanism) else {
+        let exchange = Mechanism::from_name(mechanism)
+            .and_then(|m| session_api::start_sasl(&self.ctx.backend, m));
+        let Some(mut exchange) = exchange else {
             return Some(Reply::no("Unsupported authentication mechanism."));
         };
-        if !self.plaintext_auth_allowed() {
+        let mech = exchange.mechanism();
+        if mech.is_plaintext() && !self.plaintext_auth_allowed() {
             return Some(
                 Reply::no(
                     "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
@@ -32,43 +37,55 @@ impl Session {
         }
         let mut input = match initial {
             None => None,
-            Some(encoded) if encoded.is_empty() => Some(Vec::new()),
+            Some(encoded) if encoded.is_empty() => Some(Zeroizing::new(Vec::new())),
             Some(encoded) => match BASE64.decode(&encoded) {
-                Ok(bytes) => Some(bytes),
+                Ok(bytes) => Some(Zeroizing::new(bytes)),
                 Err(_) => return Some(Reply::bad("Invalid base64 data in initial response.")),
             },
         };
-        let mut sasl = SaslServer::new(mech);
         loop {
-            match sasl.step(input.as_deref()) {
-                SaslStep::Challenge(challenge) => {
+            let (back, step) = session_api::sasl_step(exchange, input.take()).await;
+            match (step, back) {
+                (ExchangeStep::Challenge(challenge), Some(back)) => {
+                    exchange = back;
                     self.out
                         .extend_from_slice(&continuation(&BASE64.encode(&challenge)));
-                    let line = self.read_sasl_line().await?;
-                    let line = match line {
-                        Ok(line) => line,
+                    let line = match self.read_sasl_line().await? {
+                        Ok(line) => Zeroizing::new(line),
                         Err(reply) => return Some(reply),
                     };
-                    if line == b"*" {
+                    if line.as_slice() == b"*" {
                         // RFC 3501 6.2.2: a cancelled exchange gets a tagged BAD.
                         return Some(Reply::bad("Authentication aborted by client."));
                     }
-                    match BASE64.decode(&line) {
-                        Ok(bytes) => input = Some(bytes),
+                    match BASE64.decode(line.as_slice()) {
+                        Ok(bytes) => input = Some(Zeroizing::new(bytes)),
                         Err(_) => {
                             return Some(Reply::bad("Invalid base64 data in continued response."));
                         }
                     }
                 }
-                SaslStep::Done(creds) => {
-                    return Some(
-                        self.password_login(&creds.authcid, creds.password, mech.name())
-                            .await,
-                    );
+                (ExchangeStep::Success(record), _) => {
+                    return Some(self.finish_login(record, mech.name()).await);
                 }
-                SaslStep::Failed(e) => {
-                    tracing::debug!(session = %self.info.session_id, "SASL {} failed: {e}", mech.name());
-                    return Some(self.login_failed("", mech.name()).await);
+                (ExchangeStep::Failure(failure), _) => {
+                    let reply = match failure.kind {
+                        FailureKind::Internal(e) => {
+                            tracing::error!(session = %self.info.session_id, "auth backend failure: {e}");
+                            Reply::no("Temporary authentication failure.")
+                                .with_code(Code::Unavailable)
+                        }
+                        kind => {
+                            tracing::debug!(session = %self.info.session_id, "SASL {mech} failed: {kind:?}");
+                            self.login_failed(&failure.user, mech.name()).await
+                        }
+                    };
+                    return Some(reply);
+                }
+                (ExchangeStep::Challenge(_), None) => {
+                    return Some(
+                        Reply::no("Temporary authentication failure.").with_code(Code::Unavailable),
+                    );
                 }
             }
         }

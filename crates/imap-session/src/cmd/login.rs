@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use auth::AuthOutcome;
+use auth::{AuthOutcome, UserRecord};
 use imap_proto::response::Code;
 
 use crate::capability;
@@ -55,6 +55,12 @@ impl Session {
             }
             AuthOutcome::WrongPassword => return self.login_failed(username, method).await,
         };
+        self.finish_login(record, method).await
+    }
+
+    /// Opens the mail of a user who proved who they are (by password or SASL mechanism) and
+    /// enters the authenticated state.
+    pub(crate) async fn finish_login(&mut self, record: UserRecord, method: &str) -> Reply {
         let backend = self.ctx.backend.clone();
         let rec = record.clone();
         let auto_create = self.ctx.settings.auto_create.clone();

@@ -1,8 +1,8 @@
 //! The AUTHORIZATION state's ways in: USER/PASS and APOP (RFC 1939 7) and AUTH (RFC 5034 4),
 //! and what a successful check leads to: the maildrop lock and the listing of the INBOX.
 
-use auth::AuthOutcome;
-use auth::sasl::{Mechanism, SaslServer, SaslStep};
+use auth::sasl::Mechanism;
+use auth::{AuthOutcome, ExchangeStep, FailureKind, UserRecord};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use pop3_proto::LineRead;
@@ -10,6 +10,7 @@ use pop3_proto::response::{self, Code};
 
 use crate::maildrop::Maildrop;
 use mail_store::{StoreError, StoreErrorKind};
+use zeroize::Zeroizing;
 
 use crate::session::{Session, State, Stats, blocking};
 
@@ -51,8 +52,9 @@ impl Session {
         response::err(&mut self.out, None, "APOP not enabled.");
     }
 
-    /// AUTH (RFC 5034 4) with an optional initial response; without a mechanism, the list of
-    /// mechanisms (the form RFC 1734 clients send). `None`: the client went away mid-exchange.
+    /// AUTH (RFC 5034 4) with an optional initial response, for the mechanisms the backend
+    /// offers; without a mechanism, the list of mechanisms (the form RFC 1734 clients send).
+    /// `None`: the client went away mid-exchange.
     pub(crate) async fn cmd_auth(
         &mut self,
         mechanism: Option<&str>,
@@ -60,28 +62,29 @@ impl Session {
     ) -> Option<()> {
         let Some(mechanism) = mechanism else {
             response::ok(&mut self.out, "");
-            if self.plaintext_auth_allowed() {
-                for mech in Mechanism::ALL {
-                    response::multiline_line(&mut self.out, mech.name());
-                }
+            for mech in self.offered_mechanisms() {
+                response::multiline_line(&mut self.out, mech.name());
             }
             response::end_multiline(&mut self.out);
             return Some(());
         };
-        let Some(mech) = Mechanism::from_name(mechanism) else {
+        let exchange = Mechanism::from_name(mechanism)
+            .and_then(|m| session_api::start_sasl(&self.ctx.backend, m));
+        let Some(mut exchange) = exchange else {
             response::err(&mut self.out, None, "Unsupported authentication mechanism.");
             return Some(());
         };
-        if !self.plaintext_auth_allowed() {
+        let mech = exchange.mechanism();
+        if mech.is_plaintext() && !self.plaintext_auth_allowed() {
             response::err(&mut self.out, Some(Code::Auth), PLAINTEXT_DISALLOWED);
             return Some(());
         }
         // RFC 5034 4: `=` is an empty initial response.
         let mut input = match initial.as_deref() {
             None => None,
-            Some(b"=") => Some(Vec::new()),
+            Some(b"=") => Some(Zeroizing::new(Vec::new())),
             Some(encoded) => match BASE64.decode(encoded) {
-                Ok(bytes) => Some(bytes),
+                Ok(bytes) => Some(Zeroizing::new(bytes)),
                 Err(_) => {
                     response::err(
                         &mut self.out,
@@ -92,25 +95,26 @@ impl Session {
                 }
             },
         };
-        let mut sasl = SaslServer::new(mech);
         loop {
-            match sasl.step(input.as_deref()) {
-                SaslStep::Challenge(challenge) => {
+            let (back, step) = session_api::sasl_step(exchange, input.take()).await;
+            match (step, back) {
+                (ExchangeStep::Challenge(challenge), Some(back)) => {
+                    exchange = back;
                     response::continuation(&mut self.out, &BASE64.encode(&challenge));
                     let line = match self.read_sasl_line().await? {
-                        LineRead::Line(line) => line,
+                        LineRead::Line(line) => Zeroizing::new(line),
                         LineRead::TooLong | LineRead::NeedMore => {
                             response::err(&mut self.out, None, "SASL response too long.");
                             return Some(());
                         }
                     };
                     // RFC 5034 4: `*` cancels the exchange.
-                    if line == b"*" {
+                    if line.as_slice() == b"*" {
                         response::err(&mut self.out, None, "Authentication aborted by client.");
                         return Some(());
                     }
-                    match BASE64.decode(&line) {
-                        Ok(bytes) => input = Some(bytes),
+                    match BASE64.decode(line.as_slice()) {
+                        Ok(bytes) => input = Some(Zeroizing::new(bytes)),
                         Err(_) => {
                             response::err(
                                 &mut self.out,
@@ -121,18 +125,45 @@ impl Session {
                         }
                     }
                 }
-                SaslStep::Done(creds) => {
-                    self.password_login(&creds.authcid, creds.password, mech.name())
-                        .await;
+                (ExchangeStep::Success(record), _) => {
+                    self.finish_login(record, mech.name()).await;
                     return Some(());
                 }
-                SaslStep::Failed(e) => {
-                    tracing::debug!(session = %self.info.session_id, "SASL {} failed: {e}", mech.name());
-                    self.login_failed("", mech.name()).await;
+                (ExchangeStep::Failure(failure), _) => {
+                    match failure.kind {
+                        FailureKind::Internal(e) => {
+                            tracing::error!(session = %self.info.session_id, "auth backend failure: {e}");
+                            self.temporary_auth_failure();
+                        }
+                        kind => {
+                            tracing::debug!(session = %self.info.session_id, "SASL {mech} failed: {kind:?}");
+                            self.login_failed(&failure.user, mech.name()).await;
+                        }
+                    }
+                    return Some(());
+                }
+                (ExchangeStep::Challenge(_), None) => {
+                    self.temporary_auth_failure();
                     return Some(());
                 }
             }
         }
+    }
+
+    /// The mechanisms to list in CAPA and AUTH: the backend's, the plaintext ones only where a
+    /// password may be sent in the clear.
+    pub(crate) fn offered_mechanisms(&self) -> Vec<Mechanism> {
+        let mut mechs = self.ctx.backend.mechanisms();
+        mechs.retain(|m| !m.is_plaintext() || self.plaintext_auth_allowed());
+        mechs
+    }
+
+    fn temporary_auth_failure(&mut self) {
+        response::err(
+            &mut self.out,
+            Some(Code::SysTemp),
+            "Temporary authentication failure.",
+        );
     }
 
     /// Reads one SASL response line. `None`: the client disconnected or timed out.
@@ -162,12 +193,7 @@ impl Session {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(session = %self.info.session_id, "auth backend failure: {e}");
-                response::err(
-                    &mut self.out,
-                    Some(Code::SysTemp),
-                    "Temporary authentication failure.",
-                );
-                return;
+                return self.temporary_auth_failure();
             }
         };
         let record = match outcome {
@@ -178,6 +204,12 @@ impl Session {
             }
             AuthOutcome::WrongPassword => return self.login_failed(username, method).await,
         };
+        self.finish_login(record, method).await;
+    }
+
+    /// Takes the maildrop lock and opens the INBOX of a user who proved who they are (by
+    /// password or SASL mechanism), entering the TRANSACTION state.
+    pub(crate) async fn finish_login(&mut self, record: UserRecord, method: &str) {
         self.ctx.penalty.record_success(self.info.remote.ip());
         // RFC 1939 8 / RFC 2449 8.1.1: one POP3 session per maildrop.
         let lock = if self.ctx.settings.lock_session {
