@@ -4,17 +4,17 @@
 //!
 //! Strings that are compared are stored already case-mapped: upper case, which is
 //! i;ascii-casemap for ASCII (RFC 4790 9.2), extended to other scripts as Dovecot extends it
-//! (simple upper-case mapping, then canonical decomposition of accented letters), so that
-//! `über` and `ÜBER` sort and thread alike and `Ärger` sorts between `Alice` and `Bob`.
+//! (titlecase mapping, then one level of decomposition), so that `über` and `ÜBER` sort and
+//! thread alike and `Ärger` sorts between `Alice` and `Bob` on both servers.
 
 use mail_parse::{Address, ParsedMessage, decode_header, parse_addresses};
 
-use super::decompose::decompose;
+use super::decompose::{push_decomposed, titlecase};
 use super::subject::base_subject;
 use crate::cmd::thread::msgid::MessageIds;
 
 /// Encoding version: a cache entry written by another version is ignored and derived again.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// At most this many ids of a References field are kept: the last ones, nearest the message.
 /// Real threads stay far below; it bounds the work a hostile message can cause.
@@ -204,23 +204,19 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Case mapping for comparisons: ASCII upper case (i;ascii-casemap); beyond ASCII each
-/// character's single-character upper case (a character whose upper case is longer, like `ß`,
-/// stays), decomposed where it is an accented letter.
+/// Case mapping for comparisons: ASCII upper case (i;ascii-casemap); beyond ASCII what Dovecot
+/// compares, each character's simple titlecase mapping and then one level of its
+/// decomposition (see `decompose.rs`).
 pub(crate) fn casemap(s: &str) -> String {
     if s.is_ascii() {
         return s.to_ascii_uppercase();
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        let mut upper = c.to_uppercase();
-        let u = match (upper.next(), upper.next()) {
-            (Some(u), None) => u,
-            _ => c,
-        };
-        match decompose(u) {
-            Some(d) => out.push_str(d),
-            None => out.push(u),
+        if c.is_ascii() {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            push_decomposed(&mut out, titlecase(c));
         }
     }
     out
