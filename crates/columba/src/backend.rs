@@ -1,50 +1,173 @@
-//! Wires authentication to mail: the passwd-file checks passwords, the mail location template
-//! says where each user's Maildir is.
+//! Wires authentication to mail: the configured passdb and userdb (an [`Authenticator`]) check
+//! passwords and say who the user is, the mail location template says where each user's
+//! Maildir is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
+use auth::checkpassword::CheckPassword;
+use auth::pam::PamPassDb;
 use auth::passwd_file::PasswdFile;
-use auth::{AuthError, AuthOutcome, PassDb, UserRecord};
+use auth::sasl::Mechanism;
+use auth::shadow::ShadowPassDb;
+use auth::system::PasswdUserDb;
+use auth::userdb::StaticUserDb;
+use auth::{
+    AuthError, AuthOutcome, AuthSettings, Authenticator, PassDb, UidRange, UserDb, UserRecord,
+};
 use mail_store::maildir::MaildirStore;
 use mail_store::{MailStore, StoreError};
-use session_api::UserBackend;
+use session_api::{SaslExchange, UserBackend};
 
 use crate::config::expand_location;
+use crate::config::{Config, PassdbKind, UserdbKind};
 
-pub struct PasswdFileBackend {
-    passdb: PasswdFile,
+pub struct AuthBackend {
+    auth: Arc<Authenticator>,
     location: String,
 }
 
-impl PasswdFileBackend {
-    pub fn new(passwd_file: PathBuf, location: String) -> Self {
-        PasswdFileBackend {
-            passdb: PasswdFile::new(passwd_file),
-            location,
-        }
+impl AuthBackend {
+    /// The passdb and userdb the configuration names, checked now: a missing passwd-file is
+    /// created by first start, but an unreadable `/etc/shadow`, an unknown static uid or a
+    /// mechanism the passdb cannot serve stops the server before it listens.
+    pub fn from_config(config: &Config) -> anyhow::Result<AuthBackend> {
+        let settings = AuthSettings {
+            mechanisms: mechanisms(config)?,
+            uid_range: UidRange {
+                first_valid_uid: config.auth.first_valid_uid,
+                last_valid_uid: config.auth.last_valid_uid,
+                first_valid_gid: config.auth.first_valid_gid,
+                last_valid_gid: config.auth.last_valid_gid,
+            },
+            lowercase_usernames: config.auth.lowercase_usernames,
+        };
+        let auth = Authenticator::new(passdb(config)?, userdb(config)?, settings)
+            .context("[auth] mechanisms")?;
+        Ok(AuthBackend {
+            auth: Arc::new(auth),
+            location: config.mail_location(),
+        })
     }
 
-    /// Where `user`'s mail lives.
+    /// Where `user`'s mail lives: the record's `userdb_mail` (or `mail`) field, else the
+    /// configured location template.
     pub fn mail_root(&self, user: &UserRecord) -> Result<PathBuf, StoreError> {
-        let location = user
-            .extra
-            .iter()
-            .find(|(k, _)| k == "userdb_mail" || k == "mail")
-            .map(|(_, v)| v.trim_start_matches("maildir:").to_owned())
-            .unwrap_or_else(|| self.location.clone());
-        expand_location(&location, &user.name, user.home.as_deref())
+        mail_root(&self.location, user)
             .map_err(|e| StoreError::Internal(format!("mail location for {}: {e}", user.name)))
     }
 }
 
-impl UserBackend for PasswdFileBackend {
+fn mail_root(location: &str, user: &UserRecord) -> anyhow::Result<PathBuf> {
+    let location = user
+        .extra
+        .iter()
+        .find(|(k, _)| k == "userdb_mail" || k == "mail")
+        .map(|(_, v)| v.trim_start_matches("maildir:").to_owned())
+        .unwrap_or_else(|| location.to_owned());
+    expand_location(&location, &user.name, user.home.as_deref())
+}
+
+/// The Maildir root of `user` as the configured userdb describes them, for the admin commands
+/// (which check no password).
+pub fn user_mail_root(config: &Config, user: &str) -> anyhow::Result<PathBuf> {
+    let userdb = userdb(config)?.context(
+        "userdb \"prefetch\" knows users only when they log in; use the userdb that holds them",
+    )?;
+    let record = userdb
+        .lookup(user)
+        .with_context(|| format!("looking up {user:?}"))?
+        .with_context(|| format!("no user {user:?}"))?;
+    mail_root(&config.mail_location(), &record)
+}
+
+fn mechanisms(config: &Config) -> anyhow::Result<Vec<Mechanism>> {
+    config
+        .auth
+        .mechanisms
+        .iter()
+        .map(|name| {
+            Mechanism::from_name(name).with_context(|| {
+                format!(
+                    "[auth] mechanisms: unknown mechanism {name:?} (known: {})",
+                    Mechanism::ALL.map(Mechanism::name).join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn passdb(config: &Config) -> anyhow::Result<Box<dyn PassDb>> {
+    Ok(match config.auth.passdb {
+        PassdbKind::PasswdFile => Box::new(PasswdFile::new(config.passwd_path())),
+        PassdbKind::Shadow => Box::new(
+            ShadowPassDb::open(&config.auth.shadow.file)
+                .context("passdb \"shadow\" (only root can read /etc/shadow)")?,
+        ),
+        PassdbKind::Pam => Box::new(PamPassDb::new(&config.auth.pam.service)?),
+        PassdbKind::Checkpassword => {
+            let c = &config.auth.checkpassword;
+            let program = c
+                .program
+                .clone()
+                .context("passdb \"checkpassword\" needs [auth.checkpassword] program")?;
+            let reply = match &c.reply {
+                Some(path) => vec![path.clone().into_os_string()],
+                None => vec![
+                    std::env::current_exe()
+                        .context("finding this program for checkpassword-reply")?
+                        .into_os_string(),
+                    "checkpassword-reply".into(),
+                ],
+            };
+            Box::new(CheckPassword::new(
+                program,
+                reply,
+                Duration::from_secs(c.timeout_secs.max(1)),
+            )?)
+        }
+    })
+}
+
+/// The configured userdb; `None` for "prefetch" (the passdb's record is used).
+fn userdb(config: &Config) -> anyhow::Result<Option<Box<dyn UserDb>>> {
+    Ok(match config.auth.userdb {
+        UserdbKind::PasswdFile => Some(Box::new(PasswdFile::new(config.passwd_path()))),
+        UserdbKind::Passwd => Some(Box::new(PasswdUserDb)),
+        UserdbKind::Static => {
+            let s = &config.auth.static_userdb;
+            let (Some(uid), Some(gid)) = (&s.uid, &s.gid) else {
+                anyhow::bail!("userdb \"static\" needs [auth.static] uid and gid");
+            };
+            Some(Box::new(StaticUserDb::new(
+                &uid.as_text(),
+                &gid.as_text(),
+                s.home.clone(),
+            )?))
+        }
+        UserdbKind::Prefetch => None,
+    })
+}
+
+impl UserBackend for AuthBackend {
     fn authenticate(&self, username: &str, password: &[u8]) -> Result<AuthOutcome, AuthError> {
-        self.passdb.verify_plain(username, password)
+        self.auth.verify_plain(username, password)
     }
 
     fn open_store(&self, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError> {
         let root = self.mail_root(user)?;
         Ok(Arc::new(MaildirStore::new(root)?))
+    }
+
+    fn mechanisms(&self) -> Vec<Mechanism> {
+        self.auth.mechanisms().to_vec()
+    }
+
+    fn sasl_exchange(&self, mechanism: Mechanism) -> Option<Box<dyn SaslExchange>> {
+        self.auth
+            .start(mechanism)
+            .map(|e| Box::new(e) as Box<dyn SaslExchange>)
     }
 }

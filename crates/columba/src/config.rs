@@ -78,11 +78,75 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
+/// Where passwords are checked (Dovecot's passdb drivers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassdbKind {
+    /// The Dovecot-format passwd-file of `passwd_file`.
+    PasswdFile,
+    /// System accounts: `/etc/shadow` (`[auth.shadow] file`), checked with the system's crypt(3).
+    Shadow,
+    /// The PAM service of `[auth.pam] service`.
+    Pam,
+    /// A qmail/Dovecot checkpassword program (`[auth.checkpassword]`).
+    Checkpassword,
+}
+
+/// Where a logged-in user's uid, gid and home come from (Dovecot's userdb drivers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserdbKind {
+    /// The passwd-file of `passwd_file`.
+    PasswdFile,
+    /// System accounts, through getpwnam (NSS).
+    Passwd,
+    /// The same uid and gid for everyone and a home template (`[auth.static]`).
+    Static,
+    /// Whatever the passdb returned (a checkpassword program's `userdb_*` fields).
+    Prefetch,
+}
+
+/// A uid or gid as a number or a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IdSpec {
+    Number(u32),
+    Name(String),
+}
+
+impl IdSpec {
+    pub fn as_text(&self) -> String {
+        match self {
+            IdSpec::Number(n) => n.to_string(),
+            IdSpec::Name(s) => s.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
+    /// Which database checks passwords: "passwd-file" (default), "shadow", "pam" or
+    /// "checkpassword".
+    pub passdb: PassdbKind,
+    /// Which database gives uid, gid and home: "passwd-file" (default), "passwd", "static" or
+    /// "prefetch".
+    pub userdb: UserdbKind,
     /// Dovecot-format passwd-file; default `<data_dir>/users`.
     pub passwd_file: Option<PathBuf>,
+    /// SASL mechanisms to offer: PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256. CRAM-MD5
+    /// and SCRAM need a passwd-file holding `{PLAIN}` passwords or `{SCRAM-SHA-*}` keys.
+    pub mechanisms: Vec<String>,
+    /// Lowest uid that may own mail (Dovecot's `first_valid_uid`); uid 0 never may.
+    pub first_valid_uid: u32,
+    /// Highest uid that may own mail; 0 means no limit.
+    pub last_valid_uid: u32,
+    /// Lowest gid that may own mail (at least 1).
+    pub first_valid_gid: u32,
+    /// Highest gid that may own mail; 0 means no limit.
+    pub last_valid_gid: u32,
+    /// Lower-case user names before looking them up (Dovecot's default `%Lu`).
+    pub lowercase_usernames: bool,
     /// Accept plaintext passwords on unencrypted connections from non-loopback peers
     /// (Dovecot's `disable_plaintext_auth = no`). Off by default.
     pub allow_plaintext_without_tls: bool,
@@ -91,13 +155,57 @@ pub struct AuthConfig {
     pub failure_delay_ms: u64,
     /// Ceiling of that delay.
     pub failure_delay_max_ms: u64,
+    pub shadow: ShadowConfig,
+    pub pam: PamConfig,
+    pub checkpassword: CheckpasswordConfig,
+    #[serde(rename = "static")]
+    pub static_userdb: StaticConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// The shadow file (only root can read `/etc/shadow`).
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PamConfig {
+    /// The PAM service: `/etc/pam.d/<service>` (without it, PAM uses `/etc/pam.d/other`).
+    pub service: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpasswordConfig {
+    /// The checkpassword program (absolute path); required for passdb = "checkpassword".
+    pub program: Option<PathBuf>,
+    /// The reply program it runs on success; default `columba checkpassword-reply` (this
+    /// binary), which writes what Dovecot's `checkpassword-reply` writes.
+    pub reply: Option<PathBuf>,
+    /// Seconds the program may take.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaticConfig {
+    /// The uid every user's mail belongs to (number or user name); required for
+    /// userdb = "static".
+    pub uid: Option<IdSpec>,
+    /// The gid (number or group name); required for userdb = "static".
+    pub gid: Option<IdSpec>,
+    /// The home directory: `%u` user name, `%n` its part before `@`, `%d` after `@`.
+    pub home: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MailConfig {
     /// Where a user's Maildir is: `%u` is the user name, `%h` the home directory from the
-    /// passwd-file. Default `<data_dir>/mail/%u/Maildir`; for system users `%h/Maildir`.
+    /// userdb. Default `<data_dir>/mail/%u/Maildir` with userdb "passwd-file", `%h/Maildir`
+    /// with the others (system users: `~/Maildir`).
     pub location: Option<String>,
 }
 
@@ -159,11 +267,53 @@ impl Default for Pop3Config {
 
 impl Default for AuthConfig {
     fn default() -> Self {
+        let range = auth::UidRange::default();
         AuthConfig {
+            passdb: PassdbKind::PasswdFile,
+            userdb: UserdbKind::PasswdFile,
             passwd_file: None,
+            mechanisms: auth::sasl::Mechanism::PLAINTEXT
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect(),
+            first_valid_uid: range.first_valid_uid,
+            last_valid_uid: range.last_valid_uid,
+            first_valid_gid: range.first_valid_gid,
+            last_valid_gid: range.last_valid_gid,
+            lowercase_usernames: true,
             allow_plaintext_without_tls: false,
             failure_delay_ms: 2000,
             failure_delay_max_ms: 15_000,
+            shadow: ShadowConfig::default(),
+            pam: PamConfig::default(),
+            checkpassword: CheckpasswordConfig::default(),
+            static_userdb: StaticConfig::default(),
+        }
+    }
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        ShadowConfig {
+            file: PathBuf::from(auth::shadow::DEFAULT_PATH),
+        }
+    }
+}
+
+impl Default for PamConfig {
+    fn default() -> Self {
+        PamConfig {
+            service: auth::pam::DEFAULT_SERVICE.to_owned(),
+        }
+    }
+}
+
+impl Default for CheckpasswordConfig {
+    fn default() -> Self {
+        CheckpasswordConfig {
+            program: None,
+            reply: None,
+            timeout_secs: auth::checkpassword::DEFAULT_TIMEOUT.as_secs(),
         }
     }
 }
@@ -219,10 +369,18 @@ impl Config {
     }
 
     pub fn mail_location(&self) -> String {
-        self.mail
-            .location
-            .clone()
-            .unwrap_or_else(|| format!("{}/mail/%u/Maildir", self.data_dir.display()))
+        self.mail.location.clone().unwrap_or_else(|| {
+            if self.auth.userdb == UserdbKind::PasswdFile {
+                format!("{}/mail/%u/Maildir", self.data_dir.display())
+            } else {
+                "%h/Maildir".to_owned()
+            }
+        })
+    }
+
+    /// Whether the passwd-file is in use (as passdb or userdb), so that first start creates it.
+    pub fn uses_passwd_file(&self) -> bool {
+        self.auth.passdb == PassdbKind::PasswdFile || self.auth.userdb == UserdbKind::PasswdFile
     }
 
     /// The effective configuration with every default spelled out, for `columba config`.
@@ -240,36 +398,13 @@ impl Config {
     }
 }
 
-/// Expands `%u` and `%h` in a mail location. The user name must be one path component: names
-/// that could climb out (`..`, `/`) never reach here because the passwd-file refuses them, and
+/// Expands a mail location: `%u` the user name, `%h` the home directory, `%n`/`%d` the parts
+/// of `user@domain`, `%%` a percent sign. The user name must be one path component: names
+/// that could climb out (`..`, `/`) never reach here because the databases refuse them, and
 /// this check makes sure of it.
 pub fn expand_location(template: &str, user: &str, home: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if user.is_empty() || user.contains('/') || user.starts_with('.') || user.contains('\0') {
-        anyhow::bail!("user name {user:?} cannot be used in a path");
-    }
-    let mut out = String::with_capacity(template.len() + user.len());
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('u') => out.push_str(user),
-            Some('h') => match home {
-                Some(h) => out.push_str(&h.to_string_lossy()),
-                None => {
-                    anyhow::bail!("mail location uses %h but user {user} has no home directory")
-                }
-            },
-            Some('%') => out.push('%'),
-            other => anyhow::bail!(
-                "unknown variable %{} in mail location",
-                other.unwrap_or(' ')
-            ),
-        }
-    }
-    Ok(PathBuf::from(out))
+    auth::userdb::expand(template, user, home)
+        .map_err(|e| anyhow::anyhow!("mail location {template:?} for user {user:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -329,5 +464,65 @@ mod tests {
             assert!(expand_location("/m/%u", bad, None).is_err(), "{bad:?}");
         }
         assert!(expand_location("%h/M", "bob", None).is_err());
+    }
+
+    #[test]
+    fn auth_defaults_keep_the_passwd_file() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.auth.passdb, PassdbKind::PasswdFile);
+        assert_eq!(c.auth.userdb, UserdbKind::PasswdFile);
+        assert_eq!(c.auth.mechanisms, ["PLAIN", "LOGIN"]);
+        assert_eq!((c.auth.first_valid_uid, c.auth.last_valid_uid), (1000, 0));
+        assert!(c.uses_passwd_file());
+        assert_eq!(c.mail_location(), "columba-data/mail/%u/Maildir");
+        // Everything is spelled out by `columba config`, and reads back.
+        let text = c.effective().to_toml().unwrap();
+        for needle in [
+            "passdb = \"passwd-file\"",
+            "userdb = \"passwd-file\"",
+            "[auth.shadow]",
+            "file = \"/etc/shadow\"",
+            "[auth.pam]",
+            "service = \"columba\"",
+            "[auth.checkpassword]",
+            "[auth.static]",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back.auth.passdb, PassdbKind::PasswdFile);
+    }
+
+    #[test]
+    fn system_users_configuration() {
+        let c: Config = toml::from_str(
+            "[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\nfirst_valid_uid = 500\n\
+             mechanisms = [\"PLAIN\"]\n[auth.shadow]\nfile = \"/tmp/shadow\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.passdb, PassdbKind::Shadow);
+        assert_eq!(c.auth.userdb, UserdbKind::Passwd);
+        assert_eq!(c.auth.first_valid_uid, 500);
+        assert_eq!(c.auth.shadow.file, PathBuf::from("/tmp/shadow"));
+        assert!(!c.uses_passwd_file());
+        assert_eq!(c.mail_location(), "%h/Maildir");
+        let c: Config = toml::from_str(
+            "[auth]\npassdb = \"checkpassword\"\nuserdb = \"static\"\n\
+             [auth.checkpassword]\nprogram = \"/usr/bin/checkpassword\"\n\
+             [auth.static]\nuid = \"vmail\"\ngid = 5000\nhome = \"/var/vmail/%d/%n\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.static_userdb.uid, Some(IdSpec::Name("vmail".into())));
+        assert_eq!(c.auth.static_userdb.gid, Some(IdSpec::Number(5000)));
+        let text = c.effective().to_toml().unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back.auth.static_userdb.gid, Some(IdSpec::Number(5000)));
+        for bad in [
+            "[auth]\npassdb = \"ldap\"\n",
+            "[auth]\nuserdb = \"shadow\"\n",
+            "[auth.pam]\nservise = \"x\"\n",
+        ] {
+            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use mail_store::{MailStore, Mailbox};
 use mail_types::MailboxName;
 
 use crate::IndexAction;
-use crate::config::{Config, expand_location};
+use crate::config::Config;
 
 pub fn run(config: &Config, action: IndexAction) -> anyhow::Result<()> {
     match action {
@@ -28,18 +28,9 @@ pub fn run(config: &Config, action: IndexAction) -> anyhow::Result<()> {
     }
 }
 
-/// The user's Maildir root, from the passwd-file and the mail location template.
+/// The user's Maildir root, from the configured userdb and the mail location template.
 fn mail_root(config: &Config, user: &str) -> anyhow::Result<PathBuf> {
-    let passwd = auth::passwd_file::PasswdFile::new(config.passwd_path());
-    let record = passwd
-        .lookup(user)
-        .with_context(|| format!("reading {}", config.passwd_path().display()))?
-        .with_context(|| format!("no user {user:?}"))?;
-    expand_location(
-        &config.mail_location(),
-        &record.name,
-        record.home.as_deref(),
-    )
+    crate::backend::user_mail_root(config, user)
 }
 
 /// The user's store, the mailbox's name and directory, without opening it (which would bring

@@ -3,6 +3,7 @@
 //! `anyhow`.
 
 mod backend;
+mod checkpassword_reply;
 mod config;
 mod fsutil;
 mod index_admin;
@@ -62,6 +63,10 @@ enum Command {
         #[command(subcommand)]
         action: IndexAction,
     },
+    /// The reply program of passdb "checkpassword": run by the checkpassword program after it
+    /// accepted a password, writes USER, HOME and the variables EXTRA names to descriptor 4.
+    #[command(hide = true)]
+    CheckpasswordReply,
 }
 
 #[derive(Subcommand)]
@@ -84,13 +89,24 @@ enum IndexAction {
 #[derive(Subcommand)]
 enum UserAction {
     /// Add a user; the password is read from standard input.
-    Add { name: String },
+    Add {
+        name: String,
+        /// Password scheme (Dovecot's names: SHA512-CRYPT, the default; SCRAM-SHA-256 for
+        /// SCRAM logins; PLAIN for CRAM-MD5...).
+        #[arg(long)]
+        scheme: Option<String>,
+    },
     /// List users.
     List,
     /// Delete a user (their mail is kept).
     Del { name: String },
     /// Change a user's password, read from standard input.
-    Passwd { name: String },
+    Passwd {
+        name: String,
+        /// Password scheme, as for `add`.
+        #[arg(long)]
+        scheme: Option<String>,
+    },
 }
 
 fn main() {
@@ -155,6 +171,7 @@ fn run() -> anyhow::Result<()> {
             init_logging(&config.log.level);
             index_admin::run(&config, action)
         }
+        Command::CheckpasswordReply => std::process::exit(checkpassword_reply::run()),
     }
 }
 

@@ -14,7 +14,7 @@ use session_api::{BoxedStream, ConnectionInfo, TlsUpgrade};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::backend::PasswdFileBackend;
+use crate::backend::AuthBackend;
 use crate::config::Config;
 use crate::tls::{self, StartTls};
 
@@ -54,10 +54,7 @@ impl Service {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let uidl_format = UidlFormat::parse(&config.pop3.uidl_format).context("[pop3] uidl_format")?;
     let acceptor = tls::acceptor(&config.cert_path(), &config.key_path())?;
-    let backend = Arc::new(PasswdFileBackend::new(
-        config.passwd_path(),
-        config.mail_location(),
-    ));
+    let backend = Arc::new(AuthBackend::from_config(&config)?);
     // One penalty for both protocols: failing over IMAP makes the next POP3 attempt wait too.
     let penalty = Arc::new(LoginPenalty::new(
         Duration::from_millis(config.auth.failure_delay_ms),

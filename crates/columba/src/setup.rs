@@ -23,7 +23,7 @@ pub fn ensure_data_dir(config: &Config) -> anyhow::Result<Option<String>> {
         tracing::info!("created a self-signed certificate in {}", cert.display());
     }
     let passwd = config.passwd_path();
-    if passwd.exists() {
+    if passwd.exists() || !config.uses_passwd_file() {
         return Ok(None);
     }
     let password = random_password()?;

@@ -8,9 +8,10 @@ use crate::config::Config;
 pub fn run(config: &Config, action: UserAction) -> anyhow::Result<()> {
     let path = config.passwd_path();
     match action {
-        UserAction::Add { name } => {
+        UserAction::Add { name, scheme } => {
+            let scheme = parse_scheme(scheme.as_deref())?;
             let password = crate::read_password()?;
-            let hash = auth::scheme::hash(auth::scheme::Scheme::default(), password.as_bytes());
+            let hash = auth::scheme::hash(scheme, password.as_bytes());
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -27,12 +28,24 @@ pub fn run(config: &Config, action: UserAction) -> anyhow::Result<()> {
             auth::passwd_file::remove_user(&path, &name)?;
             println!("deleted user {name}");
         }
-        UserAction::Passwd { name } => {
+        UserAction::Passwd { name, scheme } => {
+            let scheme = parse_scheme(scheme.as_deref())?;
             let password = crate::read_password()?;
-            let hash = auth::scheme::hash(auth::scheme::Scheme::default(), password.as_bytes());
+            let hash = auth::scheme::hash(scheme, password.as_bytes());
             auth::passwd_file::set_password(&path, &name, &hash)?;
             println!("changed the password of {name}");
         }
     }
     Ok(())
+}
+
+/// The scheme `--scheme` names, or the default (SHA512-CRYPT).
+fn parse_scheme(name: Option<&str>) -> anyhow::Result<auth::scheme::Scheme> {
+    match name {
+        None => Ok(auth::scheme::Scheme::default()),
+        Some(name) => name.parse().with_context(|| {
+            let known: Vec<&str> = auth::scheme::Scheme::ALL.iter().map(|s| s.name()).collect();
+            format!("--scheme {name}: known schemes are {}", known.join(", "))
+        }),
+    }
 }

@@ -1,0 +1,370 @@
+//! Real Unix accounts: users made with `useradd -m` and `chpasswd` (yescrypt on Debian 12),
+//! served with `passdb = "shadow"` and `userdb = "passwd"`, then through PAM; mail lands in
+//! `~/Maildir`. Also the checkpassword passdb with `columba checkpassword-reply`.
+//!
+//! Creating users needs root: these tests run as root here and in CI, and skip otherwise
+//! (failing instead under `COLUMBA_REQUIRE_EXTERNAL=1`). Every account is named after this
+//! process and removed again with `userdel -r`, even when the test fails.
+//!
+//! Until the process model switches to the user's uid after login, the server runs as root and
+//! the files it creates in `~/Maildir` belong to root: the tests check where the mail went, not
+//! who owns it.
+
+mod common;
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{RawClient, Server};
+
+/// Whether the test may create system users; prints why not when it may not.
+fn root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("COLUMBA_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+        panic!("system user tests need root (COLUMBA_REQUIRE_EXTERNAL=1)");
+    }
+    eprintln!("skipping: creating system users needs root");
+    false
+}
+
+/// Runs a user administration command, retrying while another one holds the passwd lock.
+fn admin(args: &[&str], stdin: Option<&str>) {
+    for attempt in 0..50 {
+        let mut child = Command::new(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            return;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !err.contains("lock") || attempt == 49 {
+            panic!("{args:?} failed: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A system account that exists until dropped.
+struct SystemUser {
+    name: String,
+    password: String,
+}
+
+impl SystemUser {
+    fn create(tag: &str) -> SystemUser {
+        let name = format!("colt{}{tag}", std::process::id());
+        let password = format!("Pw-{name}-9!");
+        admin(&["useradd", "-m", "-s", "/usr/sbin/nologin", &name], None);
+        let user = SystemUser { name, password };
+        admin(
+            &["chpasswd"],
+            Some(&format!("{}:{}\n", user.name, user.password)),
+        );
+        user
+    }
+
+    fn home(&self) -> PathBuf {
+        PathBuf::from("/home").join(&self.name)
+    }
+
+    fn uid(&self) -> u32 {
+        let out = Command::new("id")
+            .args(["-u", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel")
+            .args(["-r", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A server with `config` (which starts with its `[auth]` section), failed logins delayed
+/// only briefly.
+fn server_with(config: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("columba.toml");
+    let quick = "[auth]\nfailure_delay_ms = 20\nfailure_delay_max_ms = 100\n";
+    std::fs::write(&path, config.replacen("[auth]\n", quick, 1)).unwrap();
+    Server::start_in(dir, &["--config", path.to_str().unwrap()])
+}
+
+fn login(server: &Server, user: &str, password: &str) -> (RawClient, String) {
+    let mut c = RawClient::connect(server.imap);
+    let reply = c.command("a1", &format!("LOGIN {user} \"{password}\""));
+    (c, reply.last().cloned().unwrap_or_default())
+}
+
+fn append(c: &mut RawClient, message: &str) {
+    c.send(format!("a2 APPEND INBOX {{{}+}}\r\n", message.len()).as_bytes());
+    c.send(message.as_bytes());
+    c.send(b"\r\n");
+    let reply = c.until_tagged("a2");
+    assert!(
+        reply.last().unwrap().starts_with("a2 OK [APPENDUID"),
+        "{reply:?}"
+    );
+}
+
+/// The files in `maildir`'s new/ and cur/.
+fn messages(maildir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
+            found.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+        }
+    }
+    found
+}
+
+#[test]
+fn shadow_passdb_and_passwd_userdb() {
+    if !root() {
+        return;
+    }
+    let alice = SystemUser::create("a");
+    let bob = SystemUser::create("b");
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap();
+    let entry = shadow
+        .lines()
+        .find(|l| l.starts_with(&format!("{}:", alice.name)))
+        .unwrap();
+    eprintln!("chpasswd wrote {}", &entry[..entry.len().min(40)]);
+    let mut server = server_with("[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\n");
+
+    // A wrong password, then the right one; then mail.
+    let (_, reply) = login(&server, &alice.name, "not-the-password");
+    assert_eq!(reply, "a1 NO [AUTHENTICATIONFAILED] Authentication failed.");
+    let (mut c, reply) = login(&server, &alice.name, &alice.password);
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+    let message = "From: a@example.org\r\nSubject: system user\r\n\r\nHello home.\r\n";
+    append(&mut c, message);
+    c.command("a3", "LOGOUT");
+    let maildir = alice.home().join("Maildir");
+    let files = messages(&maildir);
+    assert_eq!(files.len(), 1, "mail in {}: {files:?}", maildir.display());
+    let stored = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(stored.contains("Subject: system user"), "{stored}");
+    server.wait_for_log(&format!("imap-login: Login: user=<{}>", alice.name));
+    server.wait_for_log(&format!(
+        "imap-login: Authentication failed: user=<{}>",
+        alice.name
+    ));
+
+    // User names are lower-cased, as Dovecot's default does.
+    let (_, reply) = login(&server, &alice.name.to_uppercase(), &alice.password);
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+
+    // POP3 for the other user, whose Maildir did not exist yet.
+    let mut p = std::net::TcpStream::connect(server.pop3).unwrap();
+    p.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = std::io::BufReader::new(p.try_clone().unwrap());
+    let mut line = String::new();
+    let mut read = |r: &mut std::io::BufReader<std::net::TcpStream>| {
+        line.clear();
+        std::io::BufRead::read_line(r, &mut line).unwrap();
+        line.trim_end().to_owned()
+    };
+    assert!(read(&mut r).starts_with("+OK"));
+    write!(
+        p,
+        "USER {}\r\nPASS {}\r\nSTAT\r\nQUIT\r\n",
+        bob.name, bob.password
+    )
+    .unwrap();
+    assert_eq!(read(&mut r), "+OK");
+    assert_eq!(read(&mut r), "+OK Logged in.");
+    assert_eq!(read(&mut r), "+OK 0 0");
+    assert!(bob.home().join("Maildir").join("cur").is_dir());
+
+    // A locked account, then an expired one: the right password no longer works.
+    admin(&["usermod", "-L", &bob.name], None);
+    let (_, reply) = login(&server, &bob.name, &bob.password);
+    assert!(reply.starts_with("a1 NO"), "locked: {reply}");
+    admin(&["usermod", "-U", &bob.name], None);
+    let (_, reply) = login(&server, &bob.name, &bob.password);
+    assert!(reply.starts_with("a1 OK"), "unlocked: {reply}");
+    admin(&["chage", "-E", "0", &bob.name], None);
+    let (_, reply) = login(&server, &bob.name, &bob.password);
+    assert!(reply.starts_with("a1 NO"), "expired: {reply}");
+
+    // Root never, and unknown users get the same answer as wrong passwords.
+    for user in ["root", "daemon", "no-such-user-columba"] {
+        let (_, reply) = login(&server, user, "whatever");
+        assert_eq!(
+            reply, "a1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+            "{user}"
+        );
+    }
+}
+
+#[test]
+fn uid_range_keeps_users_out() {
+    if !root() {
+        return;
+    }
+    let carol = SystemUser::create("c");
+    let above = carol.uid() + 1;
+    let server = server_with(&format!(
+        "[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\nfirst_valid_uid = {above}\n"
+    ));
+    let (_, reply) = login(&server, &carol.name, &carol.password);
+    assert!(reply.starts_with("a1 NO"), "{reply}");
+    drop(server);
+    let server = server_with(&format!(
+        "[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\nlast_valid_uid = {}\n",
+        above - 1
+    ));
+    let (_, reply) = login(&server, &carol.name, &carol.password);
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+}
+
+/// A PAM service file that exists until dropped.
+struct PamService {
+    path: PathBuf,
+    name: String,
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[test]
+fn pam_passdb() {
+    if !root() {
+        return;
+    }
+    let dave = SystemUser::create("d");
+    let name = format!("columba-test-{}", std::process::id());
+    let service = PamService {
+        path: PathBuf::from("/etc/pam.d").join(&name),
+        name,
+    };
+    std::fs::write(
+        &service.path,
+        "auth required pam_unix.so\naccount required pam_unix.so\n",
+    )
+    .unwrap();
+    let server = server_with(&format!(
+        "[auth]\npassdb = \"pam\"\nuserdb = \"passwd\"\n[auth.pam]\nservice = \"{}\"\n",
+        service.name
+    ));
+    let (_, reply) = login(&server, &dave.name, "wrong password");
+    assert!(reply.starts_with("a1 NO [AUTHENTICATIONFAILED]"), "{reply}");
+    let (mut c, reply) = login(&server, &dave.name, &dave.password);
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+    append(&mut c, "Subject: via PAM\r\n\r\nx\r\n");
+    assert_eq!(messages(&dave.home().join("Maildir")).len(), 1);
+    // pam_unix's account check: an expired account is refused after a right password.
+    admin(&["chage", "-E", "0", &dave.name], None);
+    let (_, reply) = login(&server, &dave.name, &dave.password);
+    assert!(reply.starts_with("a1 NO"), "expired: {reply}");
+    let (_, reply) = login(&server, "root", "whatever");
+    assert!(reply.starts_with("a1 NO"), "{reply}");
+}
+
+#[test]
+fn checkpassword_passdb_with_columbas_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("cphome");
+    let program = dir.path().join("checkpassword");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/bash\n\
+             IFS= read -r -d '' user <&3; IFS= read -r -d '' pass <&3\n\
+             [ \"$user\" = cpuser ] && [ \"$pass\" = 'cp pass' ] || exit 1\n\
+             export USER=cpuser HOME={} userdb_uid=5000 userdb_gid=5000\n\
+             export EXTRA='userdb_uid userdb_gid'\n\
+             exec \"$@\"\n",
+            home.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = server_with(&format!(
+        "[auth]\npassdb = \"checkpassword\"\nuserdb = \"prefetch\"\n\
+         [auth.checkpassword]\nprogram = \"{}\"\n",
+        program.display()
+    ));
+    let (_, reply) = login(&server, "cpuser", "wrong");
+    assert!(reply.starts_with("a1 NO [AUTHENTICATIONFAILED]"), "{reply}");
+    let (mut c, reply) = login(&server, "cpuser", "cp pass");
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+    append(&mut c, "Subject: checkpassword\r\n\r\nx\r\n");
+    assert_eq!(messages(&home.join("Maildir")).len(), 1);
+}
+
+#[test]
+fn impossible_configurations_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let shadow = dir.path().join("shadow");
+    std::fs::write(&shadow, "x:*:19000::::::\n").unwrap();
+    for (config, expected) in [
+        (
+            format!(
+                "[auth]\npassdb = \"shadow\"\nmechanisms = [\"PLAIN\", \"SCRAM-SHA-256\"]\n\
+                 [auth.shadow]\nfile = \"{}\"\n",
+                shadow.display()
+            ),
+            "SCRAM-SHA-256 needs stored plaintext passwords or SCRAM keys",
+        ),
+        (
+            "[auth]\nmechanisms = [\"DIGEST-MD5\"]\n".to_owned(),
+            "unknown mechanism \"DIGEST-MD5\"",
+        ),
+        (
+            "[auth]\nuserdb = \"static\"\n".to_owned(),
+            "needs [auth.static] uid and gid",
+        ),
+        (
+            "[auth]\npassdb = \"checkpassword\"\n".to_owned(),
+            "needs [auth.checkpassword] program",
+        ),
+        (
+            format!(
+                "[auth]\npassdb = \"shadow\"\n[auth.shadow]\nfile = \"{}\"\n",
+                dir.path().join("missing").display()
+            ),
+            "passdb \"shadow\"",
+        ),
+    ] {
+        let path = dir.path().join("columba.toml");
+        std::fs::write(&path, &config).unwrap();
+        let out = common::columba()
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--config", path.to_str().unwrap()])
+            .args(["serve", "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0"])
+            .args(["--pop3", "127.0.0.1:0", "--pop3s", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{config} started");
+        assert!(err.contains(expected), "{config}: {err}");
+    }
+}
