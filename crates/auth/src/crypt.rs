@@ -13,7 +13,7 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::scheme::ct_eq;
 
@@ -83,10 +83,7 @@ pub fn crypt(password: &[u8], setting: &str) -> Option<Zeroizing<String>> {
     }
     // SAFETY: see above; libxcrypt NUL-terminates its output inside `data`.
     let hashed = unsafe { CStr::from_ptr(out) };
-    let mut text = hashed.to_string_lossy().into_owned();
-    let result = Zeroizing::new(std::mem::take(&mut text));
-    text.zeroize();
-    Some(result)
+    Some(Zeroizing::new(hashed.to_string_lossy().into_owned()))
 }
 
 /// Checks `password` against a stored crypt(3) string. `Ok(false)` for a mismatch, and for a
