@@ -246,6 +246,70 @@ impl MessageCache {
         Some(value)
     }
 
+    /// The values of `field` for many messages at once, in the order of `uids`: what
+    /// [`get`](Self::get) gives for each, read with a few large reads instead of one per
+    /// message (entries near each other in the file are read together).
+    pub fn get_many(&mut self, uids: &[Uid], field: u8) -> Vec<Option<Vec<u8>>> {
+        /// Entries closer than this are read in one go, gap included.
+        const MAX_GAP: u64 = 64 * 1024;
+        /// The largest single read.
+        const MAX_RUN: u64 = 4 << 20;
+        let mut out = vec![None; uids.len()];
+        if uids
+            .iter()
+            .any(|u| !self.slots.contains_key(&(u.get(), field)))
+        {
+            // Another process may have added some.
+            let mut repairs = Vec::new();
+            self.scan_tail(&mut repairs);
+        }
+        let mut wanted: Vec<(Slot, usize)> = uids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| self.slots.get(&(u.get(), field)).map(|s| (*s, i)))
+            .collect();
+        wanted.sort_unstable_by_key(|(s, _)| s.offset);
+        let Some(file) = self.file.as_ref() else {
+            return out;
+        };
+        let mut bad = Vec::new();
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while i < wanted.len() {
+            let start = wanted[i].0.offset;
+            let mut end = start + u64::from(wanted[i].0.len);
+            let mut j = i + 1;
+            while let Some((next, _)) = wanted.get(j) {
+                let next_end = next.offset + u64::from(next.len);
+                if next.offset > end + MAX_GAP || next_end - start > MAX_RUN {
+                    break;
+                }
+                end = end.max(next_end);
+                j += 1;
+            }
+            buf.resize((end - start) as usize, 0);
+            if file.read_exact_at(&mut buf, start).is_ok() {
+                for &(slot, idx) in &wanted[i..j] {
+                    let from = (slot.offset - start) as usize;
+                    let Some(value) = buf.get(from..from + slot.len as usize) else {
+                        continue;
+                    };
+                    let uid = uids[idx].get();
+                    if entry_crc(self.uid_validity, uid, field, value) == slot.crc {
+                        out[idx] = Some(value.to_vec());
+                    } else {
+                        bad.push(uid);
+                    }
+                }
+            }
+            i = j;
+        }
+        for uid in bad {
+            self.slots.remove(&(uid, field));
+        }
+        out
+    }
+
     /// Adds a value. Failures are ignored: the value is simply not cached.
     pub fn put(&mut self, uid: Uid, field: u8, value: &[u8]) {
         if value.len() > MAX_VALUE {

@@ -186,6 +186,11 @@ pub trait Mailbox: Send + Sync {
         let _ = (uid, field);
         None
     }
+    /// [`Mailbox::cached`] for many messages, in the order of `uids`; backends with a cache
+    /// file read it in a few large reads instead of one per message.
+    fn cached_many(&self, uids: &[Uid], field: CacheField) -> Vec<Option<Arc<[u8]>>> {
+        uids.iter().map(|&uid| self.cached(uid, field)).collect()
+    }
     /// Offers a derived value to the cache; backends without a cache ignore it.
     fn cache(&self, uid: Uid, field: CacheField, value: &[u8]) {
         let _ = (uid, field, value);

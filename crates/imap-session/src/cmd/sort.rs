@@ -21,7 +21,7 @@ mod decompose;
 mod keys;
 pub(crate) mod subject;
 
-pub(crate) use keys::SortKeys;
+pub(crate) use keys::{SortKeys, Want};
 
 /// One message to order, with what its keys need.
 pub(crate) struct Row {
@@ -41,19 +41,32 @@ pub(crate) struct Row {
 pub(crate) struct Needs {
     /// INTERNALDATE and size from the index.
     pub info: bool,
-    /// The cached (or derived) [`SortKeys`].
-    pub keys: bool,
+    /// Which cached (or derived) [`SortKeys`] strings; `None` loads no keys at all.
+    pub keys: Option<Want>,
 }
 
 impl Needs {
     fn of(criteria: &[SortCriterion]) -> Needs {
         let mut needs = Needs::default();
         for c in criteria {
+            let want = needs.keys.get_or_insert_with(Want::default);
             match c.key {
                 SortKey::Arrival | SortKey::Size => needs.info = true,
                 // DATE needs INTERNALDATE only where the Date header is missing.
-                _ => needs.keys = true,
+                SortKey::Date => {}
+                SortKey::Subject => want.subject = true,
+                SortKey::From => want.from = true,
+                SortKey::To => want.to = true,
+                SortKey::Cc => want.cc = true,
+                SortKey::DisplayFrom => want.display_from = true,
+                SortKey::DisplayTo => want.display_to = true,
             }
+        }
+        if !criteria
+            .iter()
+            .any(|c| c.key != SortKey::Arrival && c.key != SortKey::Size)
+        {
+            needs.keys = None;
         }
         needs
     }
@@ -66,41 +79,48 @@ pub(crate) fn load_rows(
     found: &[(u32, &ViewMessage)],
     needs: Needs,
 ) -> Vec<Row> {
-    found
-        .iter()
-        .map(|&(seq, msg)| {
-            let keys = if needs.keys {
-                sort_keys(mailbox, msg.uid).unwrap_or_default()
-            } else {
-                SortKeys::default()
+    /// Cached keys are read this many messages at a time.
+    const BATCH: usize = 4096;
+    let mut rows = Vec::with_capacity(found.len());
+    for chunk in found.chunks(BATCH) {
+        let cached = match needs.keys {
+            Some(_) => {
+                let uids: Vec<Uid> = chunk.iter().map(|(_, m)| m.uid).collect();
+                mailbox.cached_many(&uids, CacheField::SortKeys)
+            }
+            None => Vec::new(),
+        };
+        for (i, &(seq, msg)) in chunk.iter().enumerate() {
+            let keys = match needs.keys {
+                Some(want) => cached
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .and_then(|b| SortKeys::decode_only(b, want))
+                    .or_else(|| derive_keys(mailbox, msg.uid))
+                    .unwrap_or_default(),
+                None => SortKeys::default(),
             };
-            let info = if needs.info || (needs.keys && keys.sent.is_none()) {
+            let info = if needs.info || (needs.keys.is_some() && keys.sent.is_none()) {
                 mailbox.message_info(msg.uid).ok()
             } else {
                 None
             };
             let arrival = info.map_or(0, |i| i.internal_date);
-            Row {
+            rows.push(Row {
                 seq,
                 uid: msg.uid.get(),
                 arrival,
                 size: info.map_or(0, |i| i.size),
                 date: keys.sent.unwrap_or(arrival),
                 keys,
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    rows
 }
 
-/// A message's sort keys: from the store's cache, or derived from its header and offered to
-/// the cache for next time.
-fn sort_keys(mailbox: &dyn Mailbox, uid: Uid) -> Option<SortKeys> {
-    if let Some(keys) = mailbox
-        .cached(uid, CacheField::SortKeys)
-        .and_then(|b| SortKeys::decode(&b))
-    {
-        return Some(keys);
-    }
+/// A message's sort keys derived from its header, and offered to the cache for next time.
+fn derive_keys(mailbox: &dyn Mailbox, uid: Uid) -> Option<SortKeys> {
     let raw = mailbox.read_message(uid).ok()?;
     // Only the header matters: the body is not parsed.
     let header = match raw.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -112,9 +132,50 @@ fn sort_keys(mailbox: &dyn Mailbox, uid: Uid) -> Option<SortKeys> {
     Some(keys)
 }
 
-/// Orders rows by the criteria, then by sequence number.
-pub(crate) fn sort_rows(rows: &mut [Row], criteria: &[SortCriterion]) {
-    rows.sort_unstable_by(|a, b| compare(a, b, criteria));
+/// The order of `rows` by the criteria, then by sequence number, as indexes into `rows`.
+///
+/// Rows are big and sorting moves what it sorts, so what is sorted is a small pair per row:
+/// the first key condensed into a `u64` that orders as the key does (a number, or the first
+/// eight bytes of a string), and the row's index; only pairs that tie there compare the rows.
+pub(crate) fn sort_order(rows: &[Row], criteria: &[SortCriterion]) -> Vec<usize> {
+    let prefix = |s: &str| {
+        let mut b = [0u8; 8];
+        for (d, c) in b.iter_mut().zip(s.bytes()) {
+            *d = c;
+        }
+        u64::from_be_bytes(b)
+    };
+    // i64 to u64 keeping the order.
+    let num = |n: i64| (n as u64) ^ (1 << 63);
+    let first = criteria.first().copied();
+    let mut order: Vec<(u64, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = match first.map(|c| c.key) {
+                None => 0,
+                Some(SortKey::Arrival) => num(r.arrival),
+                Some(SortKey::Date) => num(r.date),
+                Some(SortKey::Size) => r.size,
+                Some(SortKey::Subject) => prefix(subject(r)),
+                Some(SortKey::From) => prefix(&r.keys.from),
+                Some(SortKey::To) => prefix(&r.keys.to),
+                Some(SortKey::Cc) => prefix(&r.keys.cc),
+                Some(SortKey::DisplayFrom) => prefix(&r.keys.display_from),
+                Some(SortKey::DisplayTo) => prefix(&r.keys.display_to),
+            };
+            let reverse = first.is_some_and(|c| c.reverse);
+            (if reverse { !key } else { key }, i)
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| match (rows.get(a.1), rows.get(b.1)) {
+                (Some(x), Some(y)) => compare(x, y, criteria),
+                _ => Ordering::Equal,
+            })
+    });
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 fn compare(a: &Row, b: &Row, criteria: &[SortCriterion]) -> Ordering {
@@ -159,10 +220,10 @@ impl Session {
             Err(reply) => return reply,
         };
         let modseq = reported_modseq(search, &found);
-        let mut rows = load_rows(view.mailbox().as_ref(), &found, Needs::of(criteria));
-        sort_rows(&mut rows, criteria);
-        let numbers: Vec<u32> = rows
-            .iter()
+        let rows = load_rows(view.mailbox().as_ref(), &found, Needs::of(criteria));
+        let numbers: Vec<u32> = sort_order(&rows, criteria)
+            .into_iter()
+            .filter_map(|i| rows.get(i))
             .map(|r| if uid_command { r.uid } else { r.seq })
             .collect();
         match returns {

@@ -4,7 +4,7 @@
 
 use imap_proto::{SearchKey, SortCriterion, SortKey, ThreadAlgorithm};
 
-use crate::cmd::sort::{Needs, Row, load_rows, sort_rows, subject};
+use crate::cmd::sort::{Needs, Row, Want, load_rows, sort_order, subject};
 use crate::session::{Reply, Session};
 
 pub(crate) mod msgid;
@@ -28,15 +28,17 @@ impl Session {
         };
         let needs = Needs {
             info: false,
-            keys: true,
+            keys: Some(Want {
+                subject: algorithm != ThreadAlgorithm::Refs,
+                ids: algorithm != ThreadAlgorithm::OrderedSubject,
+                ..Want::default()
+            }),
         };
-        let mut rows = load_rows(view.mailbox().as_ref(), &found, needs);
+        let rows = load_rows(view.mailbox().as_ref(), &found, needs);
         let mut line = b"* THREAD".to_vec();
         let mut threads = Vec::new();
         match algorithm {
-            ThreadAlgorithm::OrderedSubject => {
-                ordered_subject(&mut rows, uid_command, &mut threads)
-            }
+            ThreadAlgorithm::OrderedSubject => ordered_subject(&rows, uid_command, &mut threads),
             ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
                 let msgs: Vec<ThreadMsg<'_>> = rows
                     .iter()
@@ -66,23 +68,27 @@ impl Session {
 /// ORDEREDSUBJECT (RFC 5256 4): messages sorted by base subject, then date; each run of one
 /// subject is a thread whose first message is the parent of the others; threads ordered by the
 /// date of their first message. A missing subject counts as empty.
-fn ordered_subject(rows: &mut [Row], uid: bool, out: &mut Vec<u8>) {
+fn ordered_subject(rows: &[Row], uid: bool, out: &mut Vec<u8>) {
     let by = |key| SortCriterion {
         reverse: false,
         key,
     };
-    sort_rows(rows, &[by(SortKey::Subject), by(SortKey::Date)]);
+    let order = sort_order(rows, &[by(SortKey::Subject), by(SortKey::Date)]);
+    let rows: Vec<&Row> = order.into_iter().filter_map(|i| rows.get(i)).collect();
     // (date of the first message, its number, the run's rows)
-    let mut threads: Vec<(i64, u32, &[Row])> = Vec::new();
+    let mut threads: Vec<(i64, u32, &[&Row])> = Vec::new();
     let mut start = 0;
-    while start < rows.len() {
-        let first = &rows[start];
+    while let Some(first) = rows.get(start) {
         let s = subject(first);
         let mut end = start + 1;
         while rows.get(end).is_some_and(|r| subject(r) == s) {
             end += 1;
         }
-        threads.push((first.date, num(first, uid), &rows[start..end]));
+        threads.push((
+            first.date,
+            num(first, uid),
+            rows.get(start..end).unwrap_or(&[]),
+        ));
         start = end;
     }
     threads.sort_by_key(|&(date, n, _)| (date, n));

@@ -218,3 +218,31 @@ fn another_mailboxs_file_copied_in_is_never_served() {
     assert!(repairs[0].what.contains("UIDVALIDITY"), "{repairs:?}");
     assert_eq!(a.get(uid(1), 1), None);
 }
+
+/// `get_many` gives what `get` gives, entry by entry, whatever the spacing of the entries in
+/// the file, and sees what another process added.
+#[test]
+fn many_at_once_match_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache");
+    let (mut c, _) = open(&path);
+    let big = vec![b'x'; 100 * 1024];
+    for n in 1..=300u32 {
+        c.put(uid(n), 5, format!("sort keys {n}").as_bytes());
+        if n % 50 == 0 {
+            // A gap too wide to read across.
+            c.put(uid(n), 1, &big);
+        }
+    }
+    c.put(uid(7), 5, b"replaced");
+    let (mut other, _) = open(&path);
+    other.put(uid(301), 5, b"from another process");
+    let uids: Vec<Uid> = [301, 7, 1, 300, 150, 999, 2].map(uid).to_vec();
+    let many = c.get_many(&uids, 5);
+    let one: Vec<Option<Vec<u8>>> = uids.iter().map(|&u| c.get(u, 5)).collect();
+    assert_eq!(many, one);
+    assert_eq!(many[0].as_deref(), Some(&b"from another process"[..]));
+    assert_eq!(many[1].as_deref(), Some(&b"replaced"[..]));
+    assert_eq!(many[5], None);
+    assert_eq!(c.get_many(&[], 5), Vec::<Option<Vec<u8>>>::new());
+}

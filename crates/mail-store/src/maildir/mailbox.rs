@@ -816,6 +816,13 @@ impl Mailbox for MaildirMailbox {
         self.with_cache(|c| c.get(uid, field.id())).map(Arc::from)
     }
 
+    fn cached_many(&self, uids: &[Uid], field: CacheField) -> Vec<Option<Arc<[u8]>>> {
+        self.with_cache(|c| c.get_many(uids, field.id()))
+            .into_iter()
+            .map(|v| v.map(Arc::from))
+            .collect()
+    }
+
     fn cache(&self, uid: Uid, field: CacheField, value: &[u8]) {
         self.with_cache(|c| c.put(uid, field.id(), value));
     }

@@ -137,7 +137,14 @@ impl SortKeys {
     }
 
     /// `None` for anything that is not exactly what [`encode`](Self::encode) writes.
+    #[cfg(test)]
     pub fn decode(bytes: &[u8]) -> Option<SortKeys> {
+        Self::decode_only(bytes, Want::ALL)
+    }
+
+    /// [`decode`](Self::decode), keeping only the strings `want` names (the others are
+    /// checked, and left empty): a SORT by one key allocates nothing for the rest.
+    pub fn decode_only(bytes: &[u8], want: Want) -> Option<SortKeys> {
         let mut r = Reader(bytes);
         if r.take(1)? != [VERSION] {
             return None;
@@ -152,24 +159,27 @@ impl SortKeys {
         };
         let subject = match flags & HAS_SUBJECT {
             0 => None,
-            _ => Some(r.string()?),
+            _ => Some(r.string(want.subject)?),
         };
-        let from = r.string()?;
-        let to = r.string()?;
-        let cc = r.string()?;
-        let display_from = r.string()?;
-        let display_to = r.string()?;
+        let from = r.string(want.from)?;
+        let to = r.string(want.to)?;
+        let cc = r.string(want.cc)?;
+        let display_from = r.string(want.display_from)?;
+        let display_to = r.string(want.display_to)?;
         let message_id = match flags & HAS_MESSAGE_ID {
             0 => None,
-            _ => Some(r.string()?),
+            _ => Some(r.string(want.ids)?),
         };
         let count = u16::from_le_bytes(r.take(2)?.try_into().ok()?) as usize;
         if count > MAX_REFERENCES {
             return None;
         }
-        let mut references = Vec::with_capacity(count);
+        let mut references = Vec::with_capacity(if want.ids { count } else { 0 });
         for _ in 0..count {
-            references.push(r.string()?);
+            let id = r.string(want.ids)?;
+            if want.ids {
+                references.push(id);
+            }
         }
         if !r.0.is_empty() {
             return None;
@@ -198,10 +208,38 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
-    fn string(&mut self) -> Option<String> {
+    /// The next string: a copy if `keep`, else only checked (and empty).
+    fn string(&mut self, keep: bool) -> Option<String> {
         let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
+        let s = std::str::from_utf8(self.take(len)?).ok()?;
+        Some(if keep { s.to_owned() } else { String::new() })
     }
+}
+
+/// Which strings of [`SortKeys`] a command compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Want {
+    pub subject: bool,
+    pub from: bool,
+    pub to: bool,
+    pub cc: bool,
+    pub display_from: bool,
+    pub display_to: bool,
+    /// Message-ID and references.
+    pub ids: bool,
+}
+
+#[cfg(test)]
+impl Want {
+    pub const ALL: Want = Want {
+        subject: true,
+        from: true,
+        to: true,
+        cc: true,
+        display_from: true,
+        display_to: true,
+        ids: true,
+    };
 }
 
 /// Case mapping for comparisons: ASCII upper case (i;ascii-casemap); beyond ASCII what Dovecot
@@ -316,6 +354,13 @@ mod tests {
         ] {
             let bytes = k.encode();
             assert_eq!(SortKeys::decode(&bytes), Some(k.clone()));
+            let only_subject = Want {
+                subject: true,
+                ..Want::default()
+            };
+            let partial = SortKeys::decode_only(&bytes, only_subject).unwrap();
+            assert_eq!((partial.subject, partial.sent), (k.subject.clone(), k.sent));
+            assert!(partial.from.is_empty() && partial.references.is_empty());
             for len in 0..bytes.len() {
                 assert_eq!(SortKeys::decode(&bytes[..len]), None, "cut at {len}");
             }
