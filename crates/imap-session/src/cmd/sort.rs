@@ -21,7 +21,7 @@ mod decompose;
 mod keys;
 pub(crate) mod subject;
 
-pub(crate) use keys::{SortKeys, Want};
+pub(crate) use keys::{MAX_REFERENCES, SortKeys, Want};
 
 /// One message to order, with what its keys need.
 pub(crate) struct Row {
@@ -247,5 +247,61 @@ impl Session {
             }
         }
         Reply::ok("Sort completed.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: u32, date: i64, subject: &str, from: &str) -> Row {
+        Row {
+            seq,
+            uid: seq * 10,
+            arrival: 0,
+            size: u64::from(100 - seq),
+            date,
+            keys: SortKeys {
+                subject: Some(subject.to_owned()),
+                from: from.to_owned(),
+                ..SortKeys::default()
+            },
+        }
+    }
+
+    fn order(rows: &[Row], criteria: &[(bool, SortKey)]) -> Vec<u32> {
+        let criteria: Vec<SortCriterion> = criteria
+            .iter()
+            .map(|&(reverse, key)| SortCriterion { reverse, key })
+            .collect();
+        sort_order(rows, &criteria)
+            .into_iter()
+            .map(|i| rows[i].seq)
+            .collect()
+    }
+
+    #[test]
+    fn orders_by_keys_then_sequence_number() {
+        let rows = [
+            row(1, 50, "ABCDEFGHZ", "B"),
+            row(2, -5, "ABCDEFGHA", "A"),
+            row(3, 50, "ABCDEFGH", "B"),
+            row(4, i64::MIN, "", "A"),
+            row(5, i64::MAX, "ABCDEFGHA", "A"),
+        ];
+        use SortKey::*;
+        // Dates before the epoch and the extremes keep their order.
+        assert_eq!(order(&rows, &[(false, Date)]), [4, 2, 1, 3, 5]);
+        // REVERSE reverses the key, never the sequence-number tie-break.
+        assert_eq!(order(&rows, &[(true, Date)]), [5, 1, 3, 2, 4]);
+        // Strings sharing their first eight bytes are told apart by the rest.
+        assert_eq!(order(&rows, &[(false, Subject)]), [4, 3, 2, 5, 1]);
+        assert_eq!(order(&rows, &[(true, Subject)]), [1, 2, 5, 3, 4]);
+        assert_eq!(
+            order(&rows, &[(false, From), (true, Date)]),
+            [5, 2, 4, 1, 3]
+        );
+        assert_eq!(order(&rows, &[(true, Size)]), [1, 2, 3, 4, 5]);
+        assert_eq!(order(&rows, &[]), [1, 2, 3, 4, 5]);
     }
 }

@@ -629,4 +629,43 @@ mod tests {
         assert_eq!(numbers, ids.len());
         assert!(text.starts_with("(1 2 3 "), "{}", &text[..40]);
     }
+
+    /// References lists as long as kept, all chained into one line of missing messages: the
+    /// loop checks run out of budget instead of taking quadratic time, and no message is lost.
+    #[test]
+    fn hostile_reference_chains_stay_bounded() {
+        let n = 2_000;
+        let per = crate::cmd::sort::MAX_REFERENCES;
+        let ids: Vec<String> = (0..n).map(|i| format!("m{i}@x")).collect();
+        let refs: Vec<Vec<String>> = (0..n)
+            .map(|i| {
+                // Each list goes on from where the previous message's list ended.
+                (0..per).map(|k| format!("d{}@x", i * (per - 1) + k)).collect()
+            })
+            .collect();
+        let msgs: Vec<ThreadMsg<'_>> = (0..n)
+            .map(|i| ThreadMsg {
+                num: i as u32 + 1,
+                uid: i as u32 + 1,
+                date: 1_000 - i as i64,
+                message_id: Some(&ids[i]),
+                references: &refs[i],
+                subject: Some("same"),
+                reply_or_forward: i % 2 == 1,
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        for algorithm in [R, Refs] {
+            let mut out = Vec::new();
+            Threads::build(&msgs, algorithm).write(&mut out);
+            let text = String::from_utf8(out).unwrap();
+            let mut seen: Vec<u32> = text
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (1..=n as u32).collect::<Vec<_>>());
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
 }
