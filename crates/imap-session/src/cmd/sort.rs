@@ -21,7 +21,9 @@ mod decompose;
 mod keys;
 pub(crate) mod subject;
 
-pub(crate) use keys::{MAX_REFERENCES, SortKeys, Want};
+#[cfg(test)]
+pub(crate) use keys::MAX_REFERENCES;
+pub(crate) use keys::{SortKeys, Want};
 
 /// One message to order, with what its keys need.
 pub(crate) struct Row {

@@ -640,7 +640,9 @@ mod tests {
         let refs: Vec<Vec<String>> = (0..n)
             .map(|i| {
                 // Each list goes on from where the previous message's list ended.
-                (0..per).map(|k| format!("d{}@x", i * (per - 1) + k)).collect()
+                (0..per)
+                    .map(|k| format!("d{}@x", i * (per - 1) + k))
+                    .collect()
             })
             .collect();
         let msgs: Vec<ThreadMsg<'_>> = (0..n)
