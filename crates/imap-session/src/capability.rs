@@ -24,6 +24,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "MOVE",
             "CHILDREN",
             "LIST-EXTENDED",
+            "I18NLEVEL=1",
             "CONDSTORE",
             "QRESYNC",
             "ESEARCH",

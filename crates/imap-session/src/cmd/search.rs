@@ -218,10 +218,11 @@ fn day_number(d: &Date) -> i64 {
     days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day))
 }
 
-/// Case folding for substring matching: Unicode lower case, which covers what IMAP's
-/// i;ascii-casemap does for ASCII and behaves sensibly beyond it.
+/// Case folding for substring matching: i;unicode-casemap as Dovecot implements it (RFC 5255
+/// I18NLEVEL=1, RFC 5051) — titlecase, then one level of decomposition — the same mapping SORT
+/// and THREAD compare with; for ASCII it is i;ascii-casemap.
 fn fold(s: &str) -> String {
-    s.to_lowercase()
+    crate::cmd::sort::casemap(s)
 }
 
 impl Session {

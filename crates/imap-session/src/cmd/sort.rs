@@ -23,7 +23,7 @@ pub(crate) mod subject;
 
 #[cfg(test)]
 pub(crate) use keys::MAX_REFERENCES;
-pub(crate) use keys::{SortKeys, Want};
+pub(crate) use keys::{SortKeys, Want, casemap};
 
 /// One message to order, with what its keys need.
 pub(crate) struct Row {
