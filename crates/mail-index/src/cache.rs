@@ -115,15 +115,20 @@ impl MessageCache {
         self.uid_validity
     }
 
+    /// Drops the open file and everything known of it.
+    fn forget_file(&mut self) {
+        self.slots.clear();
+        self.garbage = 0;
+        self.end = HEADER_SIZE;
+        self.file = None;
+    }
+
     /// Replaces the file with an empty one; `why` empty means there simply was none.
     fn reset(&mut self, repairs: &mut Vec<CacheRepair>, why: &str) {
         if !why.is_empty() {
             repairs.push(self.repair(why.to_owned()));
         }
-        self.slots.clear();
-        self.garbage = 0;
-        self.end = HEADER_SIZE;
-        self.file = None;
+        self.forget_file();
         match write_fresh(&self.path, self.uid_validity, &[]) {
             Ok(f) => self.file = Some(f),
             Err(e) => repairs.push(self.repair(format!("cannot create: {e}; caching disabled"))),
@@ -210,10 +215,7 @@ impl MessageCache {
         if ours.ino() == theirs.ino() && ours.dev() == theirs.dev() {
             return;
         }
-        self.slots.clear();
-        self.garbage = 0;
-        self.end = HEADER_SIZE;
-        self.file = None;
+        self.forget_file();
         // Gone or unreadable: caching stops until the mailbox is opened again.
         if let Ok(mut f) = OpenOptions::new().read(true).write(true).open(&self.path) {
             match read_header(&mut f) {

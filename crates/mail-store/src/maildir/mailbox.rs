@@ -288,9 +288,15 @@ impl MaildirMailbox {
 
     /// A file the index names is gone: rescan (someone renamed or removed it).
     fn resync_after_miss(&self) -> Result<()> {
+        self.sync_and_notify(true)
+    }
+
+    /// Syncs with the disk and, when clients can see a change, wakes the listeners (after the
+    /// state lock is released).
+    fn sync_and_notify(&self, force: bool) -> Result<()> {
         let changed = {
             let mut st = self.lock();
-            self.sync(&mut st, true)?
+            self.sync(&mut st, force)?
         };
         if changed {
             self.notify();
@@ -496,14 +502,7 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn refresh(&self) -> Result<()> {
-        let changed = {
-            let mut st = self.lock();
-            self.sync(&mut st, false)?
-        };
-        if changed {
-            self.notify();
-        }
-        Ok(())
+        self.sync_and_notify(false)
     }
 
     fn snapshot(&self, claim_recent: bool) -> Result<Snapshot> {
