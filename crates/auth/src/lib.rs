@@ -8,11 +8,11 @@
 //! [`UserRecord`], which the server turns into a mail store.
 //!
 //! The shape is Dovecot's: a [`PassDb`] checks credentials (passwd-file, `/etc/shadow`, PAM,
-//! a checkpassword program), a [`UserDb`] says who the user is on the system (uid, gid, home:
-//! passwd-file, `getpwnam`, a static template), and an [`Authenticator`] joins the two, refuses
-//! uids outside the allowed range and runs SASL exchanges ([`Exchange`]). Every piece is a plain
-//! value without global state, so the same code can later run inside a separate, privileged
-//! auth process that answers an unprivileged login process.
+//! a checkpassword program, SQL), a [`UserDb`] says who the user is on the system (uid, gid,
+//! home: passwd-file, `getpwnam`, a static template, SQL), and an [`Authenticator`] joins the
+//! two, refuses uids outside the allowed range and runs SASL exchanges ([`Exchange`]). Every
+//! piece is a plain value without global state, so the same code can later run inside a
+//! separate, privileged auth process that answers an unprivileged login process.
 //!
 //! The types below are the interface other crates code against: keep their signatures stable.
 
@@ -27,6 +27,7 @@ pub mod sasl;
 pub mod scheme;
 pub mod scram;
 pub mod shadow;
+pub mod sql;
 pub mod system;
 pub mod userdb;
 
