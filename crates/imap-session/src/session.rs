@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use crate::capability;
 use crate::cmd::append::AppendInProgress;
 use crate::context::{BoxedStream, ConnectionInfo, SessionContext};
+use session_api::LoggedIn;
 
 /// Output is flushed once this much is buffered, so a large FETCH streams instead of piling up.
 pub(crate) const FLUSH_THRESHOLD: usize = 256 * 1024;
@@ -58,6 +59,8 @@ impl ChangeListener for Wakeup {
 pub(crate) enum Flow {
     Continue,
     Close,
+    /// The user logged in and the connection goes to the process serving their mail.
+    HandOff,
 }
 
 /// The tagged status response that ends a command.
@@ -137,44 +140,75 @@ pub(crate) struct Session {
     /// The selected mailbox's UIDVALIDITY changed: `* BYE` has been sent, no tagged reply
     /// follows it, and the connection ends.
     pub mailbox_lost: bool,
+    /// A login succeeded in a process that does not serve mail: the connection is handed over
+    /// after the login command instead of being answered here.
+    pub hand_off: Option<LoggedIn>,
 }
 
 /// Serves one connection until it ends.
 pub async fn serve(stream: BoxedStream, ctx: Arc<SessionContext>, info: ConnectionInfo) {
-    let mut session = Session {
-        decoder: Decoder::new(ctx.settings.limits.clone()),
-        tls: info.implicit_tls,
-        ctx,
-        info,
-        stream,
-        rbuf: Vec::with_capacity(4096),
-        out: Vec::with_capacity(4096),
-        state: State::NotAuthenticated,
-        bytes_in: 0,
-        bytes_out: 0,
-        bad_commands: 0,
-        auth_failures: 0,
-        condstore: false,
-        qresync: false,
-        logged_in_as: None,
-        append: None,
-        started: Instant::now(),
-        disconnect_reason: Cow::Borrowed("Connection closed"),
-        mailbox_lost: false,
-    };
+    let mut session = Session::new(stream, ctx, info);
+    let caps = capability::list(&session);
+    let greeting = response::status_line(
+        None,
+        Status::Ok,
+        Some(&Code::Capability(caps)),
+        "Columba ready.",
+    );
+    session.out.extend_from_slice(&greeting);
+    session.run().await;
+}
+
+/// Serves a connection whose user logged in in another process (privilege separation): opens
+/// the user's mail, answers the login command that is still waiting for its tagged response,
+/// and goes on as if the login had happened here (RFC 3501 6.2.2, 6.2.3).
+pub async fn serve_logged_in(
+    stream: BoxedStream,
+    ctx: Arc<SessionContext>,
+    info: ConnectionInfo,
+    login: LoggedIn,
+) {
+    let mut session = Session::new(stream, ctx, info);
+    session.tls = login.tls;
+    session.rbuf = login.pending_input;
+    let reply = session.finish_login(login.user, &login.method).await;
+    let tag = Tag(login.tag.unwrap_or_else(|| "*".to_owned()));
+    session.finish(&tag, reply, UpdatePolicy::None);
+    if !session.is_authenticated() {
+        session.disconnect_reason = Cow::Borrowed("Mail could not be opened");
+        session.end().await;
+        return;
+    }
     session.run().await;
 }
 
 impl Session {
+    fn new(stream: BoxedStream, ctx: Arc<SessionContext>, info: ConnectionInfo) -> Session {
+        Session {
+            decoder: Decoder::new(ctx.settings.limits.clone()),
+            tls: info.implicit_tls,
+            ctx,
+            info,
+            stream,
+            rbuf: Vec::with_capacity(4096),
+            out: Vec::with_capacity(4096),
+            state: State::NotAuthenticated,
+            bytes_in: 0,
+            bytes_out: 0,
+            bad_commands: 0,
+            auth_failures: 0,
+            condstore: false,
+            qresync: false,
+            logged_in_as: None,
+            append: None,
+            started: Instant::now(),
+            disconnect_reason: Cow::Borrowed("Connection closed"),
+            mailbox_lost: false,
+            hand_off: None,
+        }
+    }
+
     async fn run(&mut self) {
-        let caps = capability::list(self);
-        let greeting = response::status_line(
-            None,
-            Status::Ok,
-            Some(&Code::Capability(caps)),
-            "Columba ready.",
-        );
-        self.out.extend_from_slice(&greeting);
         loop {
             let item = self.decoder.decode(&mut self.rbuf);
             let flow = match item {
@@ -210,6 +244,10 @@ impl Session {
                     Flow::Close
                 }
             };
+            if flow == Flow::HandOff {
+                self.hand_over().await;
+                return;
+            }
             if flow == Flow::Close || self.mailbox_lost {
                 break;
             }
@@ -218,10 +256,33 @@ impl Session {
                 break;
             }
         }
+        self.end().await;
+    }
+
+    /// Flushes what is pending, closes the stream and logs the disconnect.
+    async fn end(&mut self) {
         // A failed flush on the way out changes nothing: the connection is ending either way.
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
         self.log_disconnect();
+    }
+
+    /// Gives the connection of a user who just logged in to the process that serves their mail
+    /// (see `UserBackend::login_hand_off`), with what the client sent after the login command.
+    async fn hand_over(&mut self) {
+        let Some(mut login) = self.hand_off.take() else {
+            return;
+        };
+        if self.flush().await.is_err() {
+            return;
+        }
+        login.pending_input = std::mem::take(&mut self.rbuf);
+        let stream = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
+        let info = self.info.clone();
+        let backend = self.ctx.backend.clone();
+        if let Some(hand_off) = backend.login_hand_off() {
+            hand_off.hand_off(stream, info, login).await;
+        }
     }
 
     fn log_disconnect(&self) {
@@ -438,6 +499,11 @@ impl Session {
             CommandBody::Copy { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, false),
             CommandBody::Move { uid, set, mailbox } => self.cmd_copy(uid, &set, &mailbox, true),
         };
+        if let Some(login) = &mut self.hand_off {
+            // The process serving the user's mail answers the login command.
+            login.tag = Some(tag.0);
+            return Flow::HandOff;
+        }
         self.finish(&tag, reply, policy);
         if self.mailbox_lost {
             return Flow::Close;

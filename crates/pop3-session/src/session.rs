@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mail_store::{StoreError, StoreErrorKind};
 use pop3_proto::response::{self, Code};
 use pop3_proto::{Command, Decoded, Decoder};
-use session_api::{BoxedStream, ConnectionInfo};
+use session_api::{BoxedStream, ConnectionInfo, LoggedIn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::context::SessionContext;
@@ -34,6 +34,8 @@ pub(crate) enum State {
 pub(crate) enum Flow {
     Continue,
     Close,
+    /// The user logged in and the connection goes to the process serving their mail.
+    HandOff,
 }
 
 /// What the disconnect log line of a logged-in session reports, in Dovecot's
@@ -70,34 +72,67 @@ pub(crate) struct Session {
     pub started: Instant,
     /// Why the connection ends, for the disconnect log line.
     pub disconnect_reason: Cow<'static, str>,
+    /// A login succeeded in a process that does not serve mail: the connection is handed over
+    /// after the login command instead of being answered here.
+    pub hand_off: Option<LoggedIn>,
 }
 
 /// Serves one connection until it ends.
 pub async fn serve(stream: BoxedStream, ctx: Arc<SessionContext>, info: ConnectionInfo) {
-    let mut session = Session {
-        decoder: Decoder::new(ctx.settings.max_line),
-        tls: info.implicit_tls,
-        ctx,
-        info,
-        stream,
-        out: Vec::with_capacity(1024),
-        state: State::Authorization { user: None },
-        bytes_in: 0,
-        bytes_out: 0,
-        bad_commands: 0,
-        auth_failures: 0,
-        logged_in_as: None,
-        stats: Stats::default(),
-        started: Instant::now(),
-        disconnect_reason: Cow::Borrowed("Connection closed"),
-    };
+    let mut session = Session::new(stream, ctx, info);
+    // No timestamp banner: APOP is not offered (RFC 1939 7).
+    response::ok(&mut session.out, "Columba ready.");
+    session.run().await;
+}
+
+/// Serves a connection whose user logged in in another process (privilege separation): takes
+/// the maildrop and answers the PASS or AUTH that is still waiting (RFC 1939 7, RFC 5034 4),
+/// then goes on in the TRANSACTION state. If the maildrop cannot be had, the `-ERR` ends the
+/// connection: there is no AUTHORIZATION state to return to in this process.
+pub async fn serve_logged_in(
+    stream: BoxedStream,
+    ctx: Arc<SessionContext>,
+    info: ConnectionInfo,
+    login: LoggedIn,
+) {
+    let mut session = Session::new(stream, ctx, info);
+    session.tls = login.tls;
+    session
+        .decoder
+        .buffer()
+        .extend_from_slice(&login.pending_input);
+    session.finish_login(login.user, &login.method).await;
+    if session.is_authorization() {
+        session.disconnect_reason = Cow::Borrowed("Mail could not be opened");
+        session.end().await;
+        return;
+    }
     session.run().await;
 }
 
 impl Session {
+    fn new(stream: BoxedStream, ctx: Arc<SessionContext>, info: ConnectionInfo) -> Session {
+        Session {
+            decoder: Decoder::new(ctx.settings.max_line),
+            tls: info.implicit_tls,
+            ctx,
+            info,
+            stream,
+            out: Vec::with_capacity(1024),
+            state: State::Authorization { user: None },
+            bytes_in: 0,
+            bytes_out: 0,
+            bad_commands: 0,
+            auth_failures: 0,
+            logged_in_as: None,
+            stats: Stats::default(),
+            started: Instant::now(),
+            disconnect_reason: Cow::Borrowed("Connection closed"),
+            hand_off: None,
+        }
+    }
+
     async fn run(&mut self) {
-        // No timestamp banner: APOP is not offered (RFC 1939 7).
-        response::ok(&mut self.out, "Columba ready.");
         loop {
             let flow = match self.decoder.decode() {
                 None => self.wait_for_input().await,
@@ -105,6 +140,10 @@ impl Session {
                 Some(Decoded::Error(e)) => self.bad_command(&format!("{e}.")),
                 Some(Decoded::TooLong) => self.bad_command("Line too long."),
             };
+            if flow == Flow::HandOff {
+                self.hand_over().await;
+                return;
+            }
             if flow == Flow::Close {
                 break;
             }
@@ -112,9 +151,32 @@ impl Session {
                 break;
             }
         }
+        self.end().await;
+    }
+
+    /// Flushes what is pending, closes the stream and logs the disconnect.
+    async fn end(&mut self) {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
         self.log_disconnect();
+    }
+
+    /// Gives the connection of a user who just logged in to the process that serves their mail
+    /// (see `UserBackend::login_hand_off`), with what the client sent after the login command.
+    async fn hand_over(&mut self) {
+        let Some(mut login) = self.hand_off.take() else {
+            return;
+        };
+        if self.flush().await.is_err() {
+            return;
+        }
+        login.pending_input = self.decoder.pending().to_vec();
+        let stream = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
+        let info = self.info.clone();
+        let backend = self.ctx.backend.clone();
+        if let Some(hand_off) = backend.login_hand_off() {
+            hand_off.hand_off(stream, info, login).await;
+        }
     }
 
     /// Runs one command and writes its response.
@@ -151,6 +213,9 @@ impl Session {
             Command::Dele(msg) => self.cmd_dele(msg),
             Command::Rset => self.cmd_rset(),
             Command::Uidl(msg) => self.cmd_uidl(msg),
+        }
+        if self.hand_off.is_some() {
+            return Flow::HandOff;
         }
         if self.is_authorization() && self.auth_failures >= self.ctx.settings.max_auth_attempts {
             self.disconnect_reason = Cow::Borrowed("Too many failed authentication attempts");

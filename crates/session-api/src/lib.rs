@@ -58,6 +58,43 @@ pub trait UserBackend: Send + Sync {
         let _ = mechanism;
         None
     }
+
+    /// Where a logged-in user's mail is served. `None` (the default): in this process, by the
+    /// same session, through [`UserBackend::open_store`]. `Some`: this process only logs users
+    /// in (the unprivileged login process of privilege separation); the session hands the
+    /// connection over instead of opening mail, and [`UserBackend::open_store`] is never called.
+    fn login_hand_off(&self) -> Option<&dyn LoginHandOff> {
+        None
+    }
+}
+
+/// A connection whose user has just proved who they are, on its way from the login process to
+/// the process that serves that user's mail. The receiving session resumes exactly where the
+/// login session stopped: it opens the mail, answers the login command, then reads
+/// `pending_input` before anything else from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub user: UserRecord,
+    /// The login method for the log line (`PLAIN`, `SCRAM-SHA-256`, ...).
+    pub method: String,
+    /// The IMAP tag of the LOGIN or AUTHENTICATE command, still unanswered. POP3: `None`.
+    pub tag: Option<String>,
+    /// Bytes the client sent after the login command (pipelined commands), not yet decoded.
+    pub pending_input: Vec<u8>,
+    /// The connection is encrypted (implicit TLS, STARTTLS or STLS).
+    pub tls: bool,
+}
+
+/// Hands a logged-in connection to the process that serves the user's mail (see
+/// [`UserBackend::login_hand_off`]). The returned future lives as long as the connection does
+/// from this side, e.g. while the login process relays its TLS stream.
+pub trait LoginHandOff: Send + Sync {
+    fn hand_off(
+        &self,
+        stream: BoxedStream,
+        info: ConnectionInfo,
+        login: LoggedIn,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
 /// Facts about one connection, for policy and for the log.

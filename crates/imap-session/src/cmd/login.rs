@@ -61,6 +61,18 @@ impl Session {
     /// Opens the mail of a user who proved who they are (by password or SASL mechanism) and
     /// enters the authenticated state.
     pub(crate) async fn finish_login(&mut self, record: UserRecord, method: &str) -> Reply {
+        if self.ctx.backend.login_hand_off().is_some() {
+            // A login process: the mail is served elsewhere, which answers the command.
+            self.ctx.penalty.record_success(self.info.remote.ip());
+            self.hand_off = Some(session_api::LoggedIn {
+                user: record,
+                method: method.to_owned(),
+                tag: None,
+                pending_input: Vec::new(),
+                tls: self.tls,
+            });
+            return Reply::ok("Logged in");
+        }
         let backend = self.ctx.backend.clone();
         let rec = record.clone();
         let auto_create = self.ctx.settings.auto_create.clone();

@@ -211,6 +211,17 @@ impl Session {
     /// password or SASL mechanism), entering the TRANSACTION state.
     pub(crate) async fn finish_login(&mut self, record: UserRecord, method: &str) {
         self.ctx.penalty.record_success(self.info.remote.ip());
+        if self.ctx.backend.login_hand_off().is_some() {
+            // A login process: the mail is served elsewhere, which answers the command.
+            self.hand_off = Some(session_api::LoggedIn {
+                user: record,
+                method: method.to_owned(),
+                tag: None,
+                pending_input: Vec::new(),
+                tls: self.tls,
+            });
+            return;
+        }
         // RFC 1939 8 / RFC 2449 8.1.1: one POP3 session per maildrop.
         let lock = if self.ctx.settings.lock_session {
             match self.ctx.locks.try_lock(&record.name) {
