@@ -10,7 +10,9 @@
 //! INTERFACE CONTRACT — backend implementation pending (see the helper task).
 
 pub mod error;
+mod indexed;
 pub mod maildir;
+pub mod mbox;
 pub mod view;
 
 pub use error::{StoreError, StoreErrorKind};

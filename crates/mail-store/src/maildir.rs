@@ -17,22 +17,22 @@
 //! its change history and `\Recent` ownership.
 
 mod copy;
-mod dotlock;
+pub(crate) mod dotlock;
 mod filename;
-mod io;
+pub(crate) mod io;
 mod keywords;
 mod list;
-mod mailbox;
+pub(crate) mod mailbox;
 mod names;
 mod persist;
 mod save;
 mod state;
 mod subscriptions;
-mod sync;
+pub(crate) mod sync;
 mod tmp_cleanup;
 mod uidl;
 mod uidlist;
-mod uidvalidity;
+pub(crate) mod uidvalidity;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -24,10 +24,10 @@ use super::state::{Dir, DirStamp, Location, State};
 use super::sync::{dir_mtime, index_error};
 use super::tmp_cleanup::TmpCleanup;
 use super::uidlist;
+use crate::indexed::{self, Listeners};
 use crate::{
     AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
     MailboxStatus, MessageInfo, MessageState, Result, SharedSnapshot, Snapshot, StoreError,
-    ViewMessage,
 };
 
 /// The cache file in each mailbox directory, beside Dovecot's `dovecot.index.cache`.
@@ -42,7 +42,7 @@ pub struct MaildirMailbox {
     pub(super) path: PathBuf,
     pub(super) me: Weak<MaildirMailbox>,
     pub(super) state: Mutex<State>,
-    listeners: Mutex<Vec<Weak<dyn ChangeListener>>>,
+    listeners: Listeners,
     deleted: AtomicBool,
     /// The cache file of derived values, opened on first use. Locked on its own, never while
     /// waiting for `state`, so FETCH and SEARCH do not hold up the mailbox's writers.
@@ -70,7 +70,7 @@ impl MaildirMailbox {
             path,
             me: me.clone(),
             state: Mutex::new(State::new()),
-            listeners: Mutex::new(Vec::new()),
+            listeners: Listeners::default(),
             deleted: AtomicBool::new(false),
             cache: Mutex::new(None),
             tmp_cleanup: TmpCleanup::default(),
@@ -127,14 +127,7 @@ impl MaildirMailbox {
 
     /// Wakes the listeners (IDLE sessions). Called after the state lock is released.
     pub(super) fn notify(&self) {
-        let alive: Vec<Arc<dyn ChangeListener>> = {
-            let mut list = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-            list.retain(|w| w.strong_count() > 0);
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
-        for l in alive {
-            l.mailbox_changed();
-        }
+        self.listeners.notify();
     }
 
     /// Runs `f` on the cache file, opening it first if needed (or again, under a new
@@ -387,7 +380,7 @@ enum RenameOutcome {
 }
 
 /// The flags after a STORE (RFC 3501 6.4.6).
-pub(super) fn apply_change(old: &Flags, change: &FlagChange) -> Flags {
+pub(crate) fn apply_change(old: &Flags, change: &FlagChange) -> Flags {
     match change {
         FlagChange::Replace(f) => f.clone(),
         FlagChange::Add(f) => {
@@ -450,7 +443,7 @@ impl OwnChange {
 }
 
 /// The size of `bytes` once every LF not preceded by CR is written as CRLF.
-pub(super) fn crlf_size(bytes: &[u8]) -> u64 {
+pub(crate) fn crlf_size(bytes: &[u8]) -> u64 {
     let mut size = bytes.len() as u64;
     let mut prev = 0u8;
     let mut start = 0;
@@ -466,7 +459,7 @@ pub(super) fn crlf_size(bytes: &[u8]) -> u64 {
 }
 
 /// The message as IMAP sends it: every LF not preceded by CR becomes CRLF (Dovecot stores LF).
-pub(super) fn to_crlf(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn to_crlf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 30 + 2);
     let mut start = 0;
     for i in memchr::memchr_iter(b'\n', bytes) {
@@ -513,24 +506,8 @@ impl Mailbox for MaildirMailbox {
         } else {
             st.index.unclaimed_recent()
         };
-        let messages = st
-            .index
-            .records()
-            .map(|r| MessageState {
-                uid: r.uid(),
-                flags: r.flags(),
-                modseq: r.modseq(),
-            })
-            .collect();
         self.reserve_modseqs(&mut st);
-        let header = st.index.header();
-        Ok(Snapshot {
-            messages,
-            recent,
-            cursor: ChangeCursor(st.index.cursor()),
-            uid_next: header.uid_next,
-            highest_modseq: header.highest_modseq,
-        })
+        Ok(indexed::snapshot(&st.index, recent))
     }
 
     fn shared_snapshot(&self, claim_recent: bool) -> Result<SharedSnapshot> {
@@ -542,66 +519,17 @@ impl Mailbox for MaildirMailbox {
             st.index.unclaimed_recent()
         };
         self.reserve_modseqs(&mut st);
-        let cursor = st.index.cursor();
-        let existing = st
-            .shared
-            .as_ref()
-            .filter(|(c, _)| *c == cursor)
-            .and_then(|(_, list)| list.upgrade());
-        let messages = match existing {
-            Some(list) => list,
-            None => {
-                let list: Arc<Vec<ViewMessage>> = Arc::new(
-                    st.index
-                        .records()
-                        .map(|r| ViewMessage {
-                            uid: r.uid(),
-                            flags: r.flags(),
-                            modseq: r.modseq(),
-                            recent: false,
-                            expunged: false,
-                        })
-                        .collect(),
-                );
-                st.shared = Some((cursor, Arc::downgrade(&list)));
-                list
-            }
-        };
-        let header = st.index.header();
-        Ok(SharedSnapshot {
-            messages,
-            recent,
-            cursor: ChangeCursor(cursor),
-            uid_next: header.uid_next,
-            highest_modseq: header.highest_modseq,
-        })
+        let State { index, shared, .. } = &mut *st;
+        Ok(indexed::shared_snapshot(index, shared, recent))
     }
 
     fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes> {
         self.check_not_deleted()?;
         let mut st = self.lock();
         let ch = st.index.changes_since(cursor.0);
-        let recent = if claim_recent {
-            self.claim(&mut st)
-        } else {
-            ch.recent
-        };
-        let convert = |m: mail_index::MessageSnapshot| MessageState {
-            uid: m.uid,
-            flags: m.flags,
-            modseq: m.modseq,
-        };
+        let recent = claim_recent.then(|| self.claim(&mut st));
         self.reserve_modseqs(&mut st);
-        let header = st.index.header();
-        Ok(Changes {
-            expunged: ch.expunged,
-            appended: ch.appended.into_iter().map(convert).collect(),
-            flags: ch.changed.into_iter().map(convert).collect(),
-            recent,
-            cursor: ChangeCursor(st.index.cursor()),
-            uid_next: Some(header.uid_next),
-            highest_modseq: Some(header.highest_modseq),
-        })
+        Ok(indexed::changes(&st.index, ch, recent))
     }
 
     fn status(&self) -> Result<MailboxStatus> {
@@ -609,32 +537,7 @@ impl Mailbox for MaildirMailbox {
         let (mut status, unknown) = {
             let mut st = self.lock();
             self.reserve_modseqs(&mut st);
-            let header = st.index.header();
-            let mut status = MailboxStatus {
-                messages: st.index.len() as u32,
-                recent: st.index.unclaimed_recent_count() as u32,
-                uid_next: header.uid_next,
-                uid_validity: header.uid_validity,
-                unseen: 0,
-                deleted: 0,
-                highest_modseq: header.highest_modseq,
-                size: 0,
-            };
-            let mut unknown = Vec::new();
-            for r in st.index.records() {
-                let system = r.system_flags();
-                if !system.contains(SystemFlags::SEEN) {
-                    status.unseen += 1;
-                }
-                if system.contains(SystemFlags::DELETED) {
-                    status.deleted += 1;
-                }
-                match r.size() {
-                    Some(s) => status.size += s,
-                    None => unknown.push(r.uid()),
-                }
-            }
-            (status, unknown)
+            indexed::status(&st.index)
         };
         for uid in unknown {
             match self.complete_info(uid) {
@@ -806,9 +709,7 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn watch(&self, listener: Weak<dyn ChangeListener>) {
-        let mut list = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        list.retain(|w| w.strong_count() > 0);
-        list.push(listener);
+        self.listeners.watch(listener);
     }
 
     fn cached(&self, uid: Uid, field: CacheField) -> Option<Arc<[u8]>> {

@@ -1,0 +1,972 @@
+//! One mbox mailbox: the [`Mailbox`] implementation over the shared index.
+//!
+//! The index holds, per message, its UID, flags and sizes and its place in the file (the
+//! offsets of `parse::RawMessage`, as the record's backend reference), so SELECT, FETCH and
+//! SEARCH never rescan the file. Before any use the file's stamp (inode, size, mtime) is
+//! compared with the one the index matches; when another program changed the file it is
+//! scanned again — only from the last known message on when it merely grew — and its messages
+//! are matched to the index by `X-UID`, so UIDs survive whatever rewrote the file.
+//!
+//! Every change is written to the file under the write locks: new UIDs (`X-UID` and the
+//! `X-IMAPbase` last UID, so that Dovecot and UW-IMAP keep the same UIDs), flags (`Status`,
+//! `X-Status`, `X-Keywords`) and expunges rewrite the file in place from the first message that
+//! changes, through the `journal`. Which messages no longer `\Recent` get `Status: O` is
+//! written lazily with the next change, as Dovecot does.
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use mail_index::{MailboxIndex, NewRecord, Op};
+use mail_types::{Flags, Keyword, MailboxName, SystemFlags, Uid, UidValidity};
+
+use super::lock::{Access, MboxLock};
+use super::parse::{self, RawMessage};
+use super::write::{self, BaseOut, MetaOut};
+use super::{MboxSettings, from_line, journal};
+use crate::indexed::{self, Listeners};
+use crate::maildir::io::{self as mio, FileStamp};
+use crate::maildir::mailbox::{apply_change, crlf_size, to_crlf};
+use crate::maildir::sync::index_error;
+use crate::{
+    AppendWriter, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox, MailboxStatus,
+    MessageInfo, MessageState, Result, SharedSnapshot, Snapshot, StoreError,
+};
+
+/// The journal's name in the mailbox's control directory.
+pub const JOURNAL_FILE: &str = "columba.mbox-journal";
+
+/// An mbox mailbox shared by every session of this process that has it open.
+pub struct MboxMailbox {
+    name: MailboxName,
+    /// The mbox file.
+    path: PathBuf,
+    /// Where the journal lives (Dovecot keeps its index files for the mailbox there too).
+    control: PathBuf,
+    /// Where the UIDVALIDITY counter lives (shared with Dovecot: `dovecot-uidvalidity`).
+    uidvalidity_dir: PathBuf,
+    settings: Arc<MboxSettings>,
+    me: Weak<MboxMailbox>,
+    state: Mutex<State>,
+    listeners: Listeners,
+    deleted: AtomicBool,
+}
+
+/// Everything behind the mailbox's mutex.
+struct State {
+    index: MailboxIndex,
+    initialized: bool,
+    /// The file as the index last matched it.
+    stamp: Option<FileStamp>,
+    /// The end of the pseudo-message, when the file starts with one.
+    pseudo_end: Option<u64>,
+    /// What the file's `X-IMAPbase` / `X-IMAP` says, if it has one.
+    base: Option<parse::Base>,
+    /// The absolute offset of the base's ten last-UID digits, when an append may update them in
+    /// place.
+    base_digits: Option<u64>,
+    /// Messages whose metadata in the file is behind the index (written with the next change).
+    dirty: BTreeSet<Uid>,
+    /// The file lacks something another reader needs (UIDs, the base): write at once.
+    must_write: bool,
+    shared: indexed::SharedList,
+}
+
+/// Where a message is in the file: `parse::RawMessage`'s offsets, as the index keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    from: u64,
+    header: u64,
+    body: u64,
+    end: u64,
+    next: u64,
+    verbatim: bool,
+}
+
+impl Place {
+    const LEN: usize = 41;
+
+    fn of(m: &RawMessage) -> Place {
+        Place {
+            from: m.from,
+            header: m.header,
+            body: m.body,
+            end: m.end,
+            next: m.next,
+            verbatim: m.verbatim,
+        }
+    }
+
+    fn encode(&self) -> [u8; Place::LEN] {
+        let mut out = [0u8; Place::LEN];
+        for (i, v) in [self.from, self.header, self.body, self.end, self.next]
+            .iter()
+            .enumerate()
+        {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        out[40] = u8::from(self.verbatim);
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Option<Place> {
+        if raw.len() != Place::LEN {
+            return None;
+        }
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        Some(Place {
+            from: word(0),
+            header: word(1),
+            body: word(2),
+            end: word(3),
+            next: word(4),
+            verbatim: raw[40] != 0,
+        })
+    }
+}
+
+impl std::fmt::Debug for MboxMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MboxMailbox")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl MboxMailbox {
+    /// Opens and indexes the mbox at `path`.
+    pub(super) fn open(
+        name: MailboxName,
+        path: PathBuf,
+        control: PathBuf,
+        uidvalidity_dir: PathBuf,
+        settings: Arc<MboxSettings>,
+    ) -> Result<Arc<Self>> {
+        let mailbox = Arc::new_cyclic(|me| MboxMailbox {
+            name,
+            path,
+            control,
+            uidvalidity_dir,
+            settings,
+            me: me.clone(),
+            state: Mutex::new(State {
+                index: MailboxIndex::new(UidValidity::MIN),
+                initialized: false,
+                stamp: None,
+                pseudo_end: None,
+                base: None,
+                base_digits: None,
+                dirty: BTreeSet::new(),
+                must_write: false,
+                shared: None,
+            }),
+            listeners: Listeners::default(),
+            deleted: AtomicBool::new(false),
+        });
+        {
+            let mut st = mailbox.lock();
+            mailbox.sync_locked(&mut st)?;
+        }
+        Ok(mailbox)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change is a single index op or a sync that starts over from the file.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.control.join(JOURNAL_FILE)
+    }
+
+    fn check_not_deleted(&self) -> Result<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(StoreError::NotFound(self.name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub(super) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        self.listeners.notify();
+    }
+
+    /// Takes the write locks and finishes whatever a crashed writer left in the journal.
+    fn write_lock(&self) -> Result<MboxLock> {
+        mio::create_dir(&self.control).or_else(|_| create_dir_all(&self.control))?;
+        let lock = MboxLock::acquire(&self.path, Access::Write, &self.settings.locks)?;
+        journal::recover(&self.journal_path(), &lock)?;
+        Ok(lock)
+    }
+
+    /// Brings the index up to date with the file if the file changed; cheap (one `stat`)
+    /// otherwise. Returns whether clients can see a change.
+    fn sync_locked(&self, st: &mut State) -> Result<bool> {
+        let now = mio::stamp(&self.path)?;
+        let journal_left = self.journal_path().exists();
+        if st.initialized && now == st.stamp && !st.must_write && !journal_left {
+            return Ok(false);
+        }
+        if now.is_none() {
+            return Err(StoreError::NotFound(self.name.to_string()));
+        }
+        let lock = self.write_lock()?;
+        let before = st.index.cursor();
+        self.sync_with(st, &lock)?;
+        if st.must_write {
+            self.rewrite(st, &lock, &[])?;
+        }
+        Ok(st.index.cursor() != before)
+    }
+
+    /// Reads what changed in the file into the index (under `lock`).
+    fn sync_with(&self, st: &mut State, lock: &MboxLock) -> Result<()> {
+        let meta = lock
+            .file()
+            .metadata()
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        let stamp = FileStamp::of(&meta);
+        if st.initialized && Some(stamp) == st.stamp {
+            return Ok(());
+        }
+        // Grown in place: rescan from the last known message, if it is still where it was.
+        if st.initialized
+            && let Some(old) = st.stamp
+            && old.ino == stamp.ino
+            && old.dev == stamp.dev
+            && stamp.size >= old.size
+        {
+            let start = match st.index.records().last() {
+                Some(r) => Place::decode(r.backend()).map(|p| p.from),
+                None => Some(st.pseudo_end.unwrap_or(0)),
+            };
+            if let Some(start) = start
+                && start <= stamp.size
+            {
+                let buf = read_range(lock, start, stamp.size)?;
+                if let Ok(parsed) = parse::scan(&buf, start) {
+                    let keep = st.index.len().saturating_sub(1);
+                    let last_matches = match (st.index.records().last(), parsed.first()) {
+                        (Some(r), Some(p)) => Place::decode(r.backend()).is_some_and(|old| {
+                            old.from == p.from && old.header == p.header && old.body == p.body
+                        }),
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    };
+                    if last_matches {
+                        self.reconcile(st, keep, &parsed, &buf, start)?;
+                        st.stamp = Some(stamp);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let buf = read_range(lock, 0, stamp.size)?;
+        let mut parsed = parse::scan(&buf, 0)
+            .map_err(|e| StoreError::Internal(format!("{}: {e}", self.path.display())))?;
+        let base = parsed.first().and_then(|m| m.meta.base.clone());
+        st.base_digits = parsed.first().and_then(|m| {
+            let digits = m.meta.base.as_ref()?.last_uid_digits?;
+            Some(m.header + digits)
+        });
+        st.pseudo_end = None;
+        if parsed.first().is_some_and(|m| m.meta.pseudo) {
+            st.pseudo_end = Some(parsed.remove(0).next);
+        }
+        match &base {
+            Some(b) if !st.initialized || b.uid_validity != st.index.uid_validity().get() => {
+                let uv = UidValidity::new(b.uid_validity).unwrap_or(UidValidity::MIN);
+                if st.initialized {
+                    st.index.reset(uv);
+                } else {
+                    st.index = MailboxIndex::new(uv);
+                }
+            }
+            Some(_) => {}
+            None if !st.initialized => {
+                st.index = MailboxIndex::new(super::next_uid_validity(&self.uidvalidity_dir));
+                st.must_write = !parsed.is_empty();
+            }
+            None => st.must_write = !parsed.is_empty() || st.index.header().uid_next.get() > 1,
+        }
+        st.base = base;
+        st.initialized = true;
+        self.reconcile(st, 0, &parsed, &buf, 0)?;
+        st.stamp = Some(stamp);
+        Ok(())
+    }
+
+    /// Matches the messages `parsed` (the file's messages from the index's record `keep` on;
+    /// `buf` holds the file from offset `buf_start`) with the index by `X-UID`: known ones get
+    /// their new place and the flags the file gives them, new ones are appended (with their
+    /// `X-UID` when it is usable, with a new UID otherwise), and records no message matched
+    /// are expunged.
+    fn reconcile(
+        &self,
+        st: &mut State,
+        keep: usize,
+        parsed: &[RawMessage],
+        buf: &[u8],
+        buf_start: u64,
+    ) -> Result<()> {
+        let known: Vec<Uid> = st.index.records().skip(keep).map(|r| r.uid()).collect();
+        let mut matched: BTreeSet<Uid> = BTreeSet::new();
+        let mut last = st
+            .index
+            .records()
+            .take(keep)
+            .last()
+            .map_or(0, |r| r.uid().get());
+        let floor = st
+            .base
+            .as_ref()
+            .filter(|b| b.uid_validity == st.index.uid_validity().get())
+            .map_or(0, |b| b.last_uid.saturating_add(1));
+        for m in parsed {
+            let offset = |o: u64| (o - buf_start) as usize;
+            let visible = parse::visible(
+                &buf[offset(m.header)..offset(m.end)],
+                (m.body - m.header) as usize,
+                m.verbatim,
+            );
+            let size = crlf_size(&visible);
+            let flags = Flags::new(m.meta.flags, m.meta.keywords.iter().cloned());
+            let place = Place::of(m).encode();
+            let uid_next = st.index.header().uid_next.get();
+            let existing = m
+                .meta
+                .uid
+                .filter(|&u| u > last && known.binary_search_by_key(&u, |k| k.get()).is_ok())
+                .and_then(Uid::new);
+            if let Some(uid) = existing {
+                st.index
+                    .apply(Op::SetBackend {
+                        uid,
+                        backend: &place,
+                    })
+                    .map_err(index_error)?;
+                st.index
+                    .apply(Op::SetInfo {
+                        uid,
+                        internal_date: Some(m.date),
+                        size: Some(size),
+                    })
+                    .map_err(index_error)?;
+                // Flags another program wrote win over ours, unless ours are not written yet.
+                if !st.dirty.contains(&uid) {
+                    st.index
+                        .apply(Op::SetFlags { uid, flags: &flags })
+                        .map_err(index_error)?;
+                }
+                if m.meta.old {
+                    st.index.apply(Op::DropRecent(uid)).map_err(index_error)?;
+                }
+                matched.insert(uid);
+                last = uid.get();
+                continue;
+            }
+            let from_file = m.meta.uid.filter(|&u| u > last && u >= uid_next);
+            // A new UID also stays above every UID the base says was handed out.
+            let uid_value = from_file.unwrap_or(uid_next.max(last + 1).max(floor));
+            let uid = Uid::new(uid_value)
+                .ok_or_else(|| StoreError::Internal("UIDs exhausted".to_owned()))?;
+            if from_file.is_none() {
+                st.dirty.insert(uid);
+                st.must_write = true;
+            }
+            st.index
+                .apply(Op::Append(NewRecord {
+                    uid,
+                    flags: &flags,
+                    internal_date: Some(m.date),
+                    size: Some(size),
+                    recent: !m.meta.old,
+                    backend: &place,
+                }))
+                .map_err(index_error)?;
+            last = uid.get();
+        }
+        let gone: Vec<Uid> = known.into_iter().filter(|u| !matched.contains(u)).collect();
+        if !gone.is_empty() {
+            st.index.apply(Op::Expunge(&gone)).map_err(index_error)?;
+            for u in &gone {
+                st.dirty.remove(u);
+            }
+        }
+        if let Some(next) = Uid::new(floor) {
+            st.index
+                .apply(Op::RaiseUidNext(next))
+                .map_err(index_error)?;
+        }
+        // The base must cover every UID handed out, or a restart could reuse one.
+        let last_uid = st.index.header().uid_next.get().saturating_sub(1);
+        let base_behind = match &st.base {
+            Some(b) => {
+                b.last_uid < last_uid
+                    || b.uid_validity != st.index.uid_validity().get()
+                    || st
+                        .index
+                        .keywords()
+                        .iter()
+                        .any(|k| !b.keywords.iter().any(|bk| bk.eq_ignore_case(k)))
+            }
+            None => !st.index.is_empty(),
+        };
+        if base_behind && !st.index.is_empty() {
+            st.must_write = true;
+        }
+        Ok(())
+    }
+
+    /// Writes the index's state into the file: drops the messages in `expunge`, rewrites the
+    /// metadata of the dirty ones and the base, from the first message that changes on.
+    fn rewrite(&self, st: &mut State, lock: &MboxLock, expunge: &[Uid]) -> Result<()> {
+        let size = lock
+            .file()
+            .metadata()
+            .map_err(|e| StoreError::io(&self.path, e))?
+            .len();
+        let records: Vec<(Uid, Place)> = st
+            .index
+            .records()
+            .filter_map(|r| Some((r.uid(), Place::decode(r.backend())?)))
+            .collect();
+        let gone = |u: &Uid| expunge.binary_search(u).is_ok();
+        let survivors = records.iter().filter(|(u, _)| !gone(u)).count();
+        let last_uid = st.index.header().uid_next.get().saturating_sub(1);
+        let keywords: Vec<Keyword> = st.index.keywords().to_vec();
+        let base_ok = st.base.as_ref().is_some_and(|b| {
+            b.uid_validity == st.index.uid_validity().get()
+                && b.last_uid >= last_uid
+                && keywords
+                    .iter()
+                    .all(|k| b.keywords.iter().any(|bk| bk.eq_ignore_case(k)))
+        });
+        // Where the base goes: the pseudo-message if there is one (or nothing else is left to
+        // carry it), otherwise the first message.
+        let use_pseudo = st.pseudo_end.is_some() || survivors == 0;
+        let first_survivor = records.iter().position(|(u, _)| !gone(u));
+        let first_changed = records
+            .iter()
+            .enumerate()
+            .find(|(i, (u, _))| {
+                gone(u)
+                    || st.dirty.contains(u)
+                    || (!use_pseudo && Some(*i) == first_survivor && (!base_ok || *i != 0))
+            })
+            .map(|(_, (_, p))| p.from);
+        let mut start = first_changed.unwrap_or(size);
+        if !base_ok {
+            start = 0;
+        }
+        if use_pseudo && (!base_ok || st.pseudo_end.is_none()) {
+            start = 0;
+        }
+        if start >= size && first_changed.is_none() && base_ok {
+            st.must_write = false;
+            return Ok(());
+        }
+        let buf = read_range(lock, start, size)?;
+        let rel = |o: u64| (o - start) as usize;
+        let mut tail = Vec::with_capacity(buf.len() + 256);
+        let base = BaseOut {
+            uid_validity: st.index.uid_validity().get(),
+            last_uid,
+            keywords: &keywords,
+        };
+        if use_pseudo && start == 0 {
+            pseudo_message(&mut tail, &base);
+        }
+        let mut kept: Vec<Uid> = Vec::with_capacity(survivors);
+        for (i, (uid, place)) in records.iter().enumerate() {
+            if place.from < start {
+                kept.push(*uid);
+                continue;
+            }
+            if gone(uid) {
+                continue;
+            }
+            let raw = &buf[rel(place.from)..rel(place.next.min(size))];
+            let carries_base = !use_pseudo && Some(i) == first_survivor;
+            if st.dirty.contains(uid) || carries_base {
+                let Some(rec) = st.index.get(*uid) else {
+                    continue;
+                };
+                let flags = rec.flags();
+                let meta = MetaOut {
+                    uid: uid.get(),
+                    flags: &flags,
+                    old: !rec.recent_unclaimed(),
+                    base: carries_base.then_some(base),
+                };
+                let at = |o: u64| (o - place.from) as usize;
+                write::rewrite(
+                    &mut tail,
+                    raw,
+                    at(place.header),
+                    at(place.body),
+                    at(place.end),
+                    &meta,
+                );
+            } else {
+                tail.extend_from_slice(raw);
+            }
+            kept.push(*uid);
+        }
+        journal::rewrite(&self.journal_path(), lock, start, &tail)?;
+        // The new places, from what was just written.
+        let mut parsed = parse::scan(&tail, start)
+            .map_err(|e| StoreError::Internal(format!("rewritten mbox does not parse: {e}")))?;
+        if start == 0 {
+            // The base was written at the start: the pseudo-message's or the first message's.
+            let first = parsed.first();
+            st.base = first.and_then(|m| m.meta.base.clone());
+            st.base_digits = first.and_then(|m| {
+                let digits = m.meta.base.as_ref()?.last_uid_digits?;
+                Some(m.header + digits)
+            });
+            st.pseudo_end = None;
+            if use_pseudo && !parsed.is_empty() {
+                st.pseudo_end = Some(parsed.remove(0).next);
+            }
+        }
+        let rewritten: Vec<Uid> = kept
+            .iter()
+            .copied()
+            .filter(|u| records.iter().any(|(r, p)| r == u && p.from >= start))
+            .collect();
+        if rewritten.len() != parsed.len() {
+            return Err(StoreError::Internal(format!(
+                "rewritten mbox has {} messages where {} were written",
+                parsed.len(),
+                rewritten.len()
+            )));
+        }
+        if !expunge.is_empty() {
+            st.index.apply(Op::Expunge(expunge)).map_err(index_error)?;
+        }
+        for (uid, m) in rewritten.iter().zip(&parsed) {
+            let place = Place::of(m).encode();
+            st.index
+                .apply(Op::SetBackend {
+                    uid: *uid,
+                    backend: &place,
+                })
+                .map_err(index_error)?;
+        }
+        let meta_now = lock
+            .file()
+            .metadata()
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        st.dirty.clear();
+        st.must_write = false;
+        st.stamp = Some(FileStamp::of(&meta_now));
+        Ok(())
+    }
+
+    /// The message bytes as stored (LF), with the metadata headers hidden.
+    fn read_visible(&self, st: &State, lock: &MboxLock, uid: Uid) -> Result<Vec<u8>> {
+        let rec = st.index.get(uid).ok_or(StoreError::Expunged)?;
+        let place = Place::decode(rec.backend())
+            .ok_or_else(|| StoreError::Internal(format!("UID {uid}: bad backend reference")))?;
+        let bytes = read_range(lock, place.header, place.end)?;
+        Ok(parse::visible(
+            &bytes,
+            (place.body - place.header) as usize,
+            place.verbatim,
+        ))
+    }
+
+    /// Syncs under the mutex and wakes the listeners when clients can see a change.
+    fn sync_and_notify(&self) -> Result<()> {
+        let changed = {
+            let mut st = self.lock();
+            self.sync_locked(&mut st)?
+        };
+        if changed {
+            self.notify();
+        }
+        Ok(())
+    }
+
+    /// Appends one message (LF line endings) and returns its UID.
+    fn append_message(&self, message: &[u8], flags: &Flags, internal_date: i64) -> Result<Uid> {
+        let uid = {
+            let mut st = self.lock();
+            self.check_not_deleted()?;
+            let lock = self.write_lock()?;
+            self.sync_with(&mut st, &lock)?;
+            if st.must_write {
+                self.rewrite(&mut st, &lock, &[])?;
+            }
+            let uid = st.index.header().uid_next;
+            let size = lock
+                .file()
+                .metadata()
+                .map_err(|e| StoreError::io(&self.path, e))?
+                .len();
+            let mut bytes = Vec::with_capacity(message.len() + 256);
+            // The message before needs its newline and the empty separator line.
+            if size > 0 {
+                let tail = read_range(&lock, size.saturating_sub(2), size)?;
+                if !tail.ends_with(b"\n") {
+                    bytes.extend_from_slice(b"\n\n");
+                } else if !tail.ends_with(b"\n\n") && size >= 2 {
+                    bytes.push(b'\n');
+                }
+            }
+            let first = st.index.is_empty() && st.pseudo_end.is_none();
+            let keywords: Vec<Keyword> = {
+                let mut k = st.index.keywords().to_vec();
+                for kw in flags.keywords() {
+                    if !k.iter().any(|o| o.eq_ignore_case(kw)) {
+                        k.push(kw.clone());
+                    }
+                }
+                k
+            };
+            let base = BaseOut {
+                uid_validity: st.index.uid_validity().get(),
+                last_uid: uid.get(),
+                keywords: &keywords,
+            };
+            let new_keyword = keywords.len() != st.index.keywords().len();
+            write::new_message(
+                &mut bytes,
+                &from_line::format("MAILER-DAEMON", internal_date),
+                message,
+                self.settings.quoting,
+                &MetaOut {
+                    uid: uid.get(),
+                    flags,
+                    old: false,
+                    base: first.then_some(base),
+                },
+            );
+            let digits = st.base_digits.filter(|_| !first && !new_keyword);
+            journal::append(&self.journal_path(), &lock, &bytes, |file| {
+                if let Some(at) = digits {
+                    file.write_all_at(format!("{:010}", uid.get()).as_bytes(), at)
+                        .and_then(|()| file.sync_data())
+                        .map_err(|e| mio::error(&self.path, e))?;
+                }
+                Ok(())
+            })?;
+            if let (Some(_), Some(b)) = (digits, st.base.as_mut()) {
+                b.last_uid = uid.get();
+            }
+            self.sync_with(&mut st, &lock)?;
+            if st.index.get(uid).is_none() {
+                return Err(StoreError::Internal(format!(
+                    "{}: the appended message did not read back",
+                    self.path.display()
+                )));
+            }
+            // A base that could not be updated in place is rewritten now (a new keyword, or
+            // a base written by a program that does not pad the last UID).
+            if st.must_write || first {
+                st.must_write = st.must_write || !first;
+                if st.must_write {
+                    self.rewrite(&mut st, &lock, &[])?;
+                }
+            }
+            uid
+        };
+        self.notify();
+        Ok(uid)
+    }
+}
+
+/// UW-IMAP's pseudo-message, which holds the base when no message can.
+fn pseudo_message(out: &mut Vec<u8>, base: &BaseOut<'_>) {
+    let now = mio::unix_secs(std::time::SystemTime::now());
+    out.extend_from_slice(from_line::format("MAILER-DAEMON", now).as_bytes());
+    out.extend_from_slice(b"\nDate: ");
+    out.extend_from_slice(mail_types::date::utc_timestamp(now).as_bytes());
+    out.extend_from_slice(
+        b"\nFrom: Mail System Internal Data <MAILER-DAEMON@localhost>\n\
+Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n",
+    );
+    out.extend_from_slice(
+        format!("X-IMAP: {} {:010}", base.uid_validity, base.last_uid).as_bytes(),
+    );
+    for k in base.keywords {
+        out.push(b' ');
+        out.extend_from_slice(k.as_str().as_bytes());
+    }
+    out.extend_from_slice(
+        b"\nStatus: RO\n\n\
+This text is part of the internal format of your mail folder, and is not\n\
+a real message.  It is created automatically by the mail system software.\n\
+If deleted, important folder data will be lost, and it will be re-created\n\
+with the data reset to initial values.\n\n",
+    );
+}
+
+fn create_dir_all(path: &Path) -> Result<bool> {
+    fs::create_dir_all(path).map_err(|e| StoreError::io(path, e))?;
+    Ok(true)
+}
+
+/// The bytes `start..end` of the locked file.
+fn read_range(lock: &MboxLock, start: u64, end: u64) -> Result<Vec<u8>> {
+    let len = usize::try_from(end.saturating_sub(start))
+        .map_err(|_| StoreError::Internal("mbox too large".to_owned()))?;
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match lock.file().read_at(&mut buf[done..], start + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::io(lock.path(), e)),
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
+
+impl Mailbox for MboxMailbox {
+    fn name(&self) -> MailboxName {
+        self.name.clone()
+    }
+
+    fn uid_validity(&self) -> UidValidity {
+        self.lock().index.uid_validity()
+    }
+
+    fn refresh(&self) -> Result<()> {
+        self.check_not_deleted()?;
+        self.sync_and_notify()
+    }
+
+    fn snapshot(&self, claim_recent: bool) -> Result<Snapshot> {
+        self.check_not_deleted()?;
+        let mut st = self.lock();
+        let recent = recent_for(&mut st, claim_recent);
+        Ok(indexed::snapshot(&st.index, recent))
+    }
+
+    fn shared_snapshot(&self, claim_recent: bool) -> Result<SharedSnapshot> {
+        self.check_not_deleted()?;
+        let mut st = self.lock();
+        let recent = recent_for(&mut st, claim_recent);
+        let State { index, shared, .. } = &mut *st;
+        Ok(indexed::shared_snapshot(index, shared, recent))
+    }
+
+    fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes> {
+        self.check_not_deleted()?;
+        let mut st = self.lock();
+        let ch = st.index.changes_since(cursor.0);
+        let recent = claim_recent.then(|| claim(&mut st));
+        Ok(indexed::changes(&st.index, ch, recent))
+    }
+
+    fn status(&self) -> Result<MailboxStatus> {
+        self.refresh()?;
+        // Every size is known: the scan measures each message.
+        Ok(indexed::status(&self.lock().index).0)
+    }
+
+    fn message_info(&self, uid: Uid) -> Result<MessageInfo> {
+        self.check_not_deleted()?;
+        let st = self.lock();
+        let rec = st.index.get(uid).ok_or(StoreError::Expunged)?;
+        Ok(MessageInfo {
+            internal_date: rec.internal_date().unwrap_or(0),
+            size: rec.size().unwrap_or(0),
+        })
+    }
+
+    fn read_message(&self, uid: Uid) -> Result<Vec<u8>> {
+        self.check_not_deleted()?;
+        let mut st = self.lock();
+        // Nobody may rewrite the file between the check of its stamp and the read.
+        let lock = MboxLock::acquire(&self.path, Access::Read, &self.settings.locks)?;
+        let stamp = lock
+            .file()
+            .metadata()
+            .map(|m| FileStamp::of(&m))
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        if Some(stamp) != st.stamp || self.journal_path().exists() {
+            drop(lock);
+            self.sync_locked(&mut st)?;
+            let lock = MboxLock::acquire(&self.path, Access::Read, &self.settings.locks)?;
+            return Ok(to_crlf(&self.read_visible(&st, &lock, uid)?));
+        }
+        Ok(to_crlf(&self.read_visible(&st, &lock, uid)?))
+    }
+
+    fn store_flags(&self, uids: &[Uid], change: &FlagChange) -> Result<Vec<MessageState>> {
+        self.check_not_deleted()?;
+        let mut out = Vec::new();
+        {
+            let mut st = self.lock();
+            let lock = self.write_lock()?;
+            self.sync_with(&mut st, &lock)?;
+            for &uid in uids {
+                let Some(rec) = st.index.get(uid) else {
+                    continue;
+                };
+                let new = apply_change(&rec.flags(), change);
+                if let Some(modseq) = st
+                    .index
+                    .apply(Op::SetFlags { uid, flags: &new })
+                    .map_err(index_error)?
+                {
+                    st.dirty.insert(uid);
+                    out.push(MessageState {
+                        uid,
+                        flags: new,
+                        modseq,
+                    });
+                }
+            }
+            if !out.is_empty() || st.must_write {
+                self.rewrite(&mut st, &lock, &[])?;
+            }
+        }
+        if !out.is_empty() {
+            self.notify();
+        }
+        Ok(out)
+    }
+
+    fn expunge(&self, only: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        self.check_not_deleted()?;
+        let done = {
+            let mut st = self.lock();
+            let lock = self.write_lock()?;
+            self.sync_with(&mut st, &lock)?;
+            let mut only: Option<Vec<Uid>> = only.map(<[Uid]>::to_vec);
+            if let Some(o) = only.as_mut() {
+                o.sort_unstable();
+            }
+            let done: Vec<Uid> = st
+                .index
+                .records()
+                .filter(|r| r.system_flags().contains(SystemFlags::DELETED))
+                .map(|r| r.uid())
+                .filter(|u| only.as_ref().is_none_or(|o| o.binary_search(u).is_ok()))
+                .collect();
+            if !done.is_empty() || st.must_write {
+                self.rewrite(&mut st, &lock, &done)?;
+            }
+            done
+        };
+        if !done.is_empty() {
+            self.notify();
+        }
+        Ok(done)
+    }
+
+    fn begin_append(&self) -> Result<Box<dyn AppendWriter>> {
+        self.check_not_deleted()?;
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| StoreError::Internal("mailbox is closing".to_owned()))?;
+        Ok(Box::new(MboxAppend {
+            mailbox: me,
+            message: Vec::new(),
+        }))
+    }
+
+    fn copy_to(&self, uids: &[Uid], dest: &dyn Mailbox) -> Result<Vec<(Uid, Uid)>> {
+        self.check_not_deleted()?;
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            let (message, flags, date) = {
+                let message = match self.read_message(uid) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == crate::StoreErrorKind::Expunged => continue,
+                    Err(e) => return Err(e),
+                };
+                let st = self.lock();
+                let Some(rec) = st.index.get(uid) else {
+                    continue;
+                };
+                (message, rec.flags(), rec.internal_date())
+            };
+            let mut writer = dest.begin_append()?;
+            writer.write(&message)?;
+            out.push((uid, writer.commit(flags, date)?));
+        }
+        Ok(out)
+    }
+
+    fn watch(&self, listener: Weak<dyn ChangeListener>) {
+        self.listeners.watch(listener);
+    }
+
+    fn keywords(&self) -> Option<Vec<Keyword>> {
+        Some(self.lock().index.keywords().to_vec())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The caller's `\Recent` messages: those it claims now, or those nobody claimed yet.
+fn recent_for(st: &mut State, claim_recent: bool) -> Vec<Uid> {
+    if claim_recent {
+        claim(st)
+    } else {
+        st.index.unclaimed_recent()
+    }
+}
+
+/// Claims the unclaimed `\Recent` messages; their `Status: O` is written with the next change.
+fn claim(st: &mut State) -> Vec<Uid> {
+    let uids = st.index.claim_recent();
+    st.dirty.extend(uids.iter().copied());
+    uids
+}
+
+/// An APPEND in progress: the message is kept in memory until `commit`, which writes it
+/// under the mailbox's locks in one piece.
+struct MboxAppend {
+    mailbox: Arc<MboxMailbox>,
+    message: Vec<u8>,
+}
+
+impl AppendWriter for MboxAppend {
+    fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.message.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>, flags: Flags, internal_date: Option<i64>) -> Result<Uid> {
+        let date = internal_date.unwrap_or_else(|| mio::unix_secs(std::time::SystemTime::now()));
+        // Stored with LF line endings, as every mbox program expects.
+        let mut lf = Vec::with_capacity(self.message.len());
+        let mut start = 0;
+        for i in memchr::memmem::find_iter(&self.message, b"\r\n") {
+            lf.extend_from_slice(&self.message[start..i]);
+            lf.push(b'\n');
+            start = i + 2;
+        }
+        lf.extend_from_slice(&self.message[start..]);
+        self.mailbox.append_message(&lf, &flags, date)
+    }
+}
