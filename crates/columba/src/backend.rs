@@ -12,6 +12,7 @@ use auth::pam::PamPassDb;
 use auth::passwd_file::PasswdFile;
 use auth::sasl::Mechanism;
 use auth::shadow::ShadowPassDb;
+use auth::sql::{SqlDb, SqlDriver, SqlSettings};
 use auth::system::PasswdUserDb;
 use auth::userdb::StaticUserDb;
 use auth::{
@@ -22,7 +23,7 @@ use mail_store::{MailStore, StoreError};
 use session_api::{SaslExchange, UserBackend};
 
 use crate::config::expand_location;
-use crate::config::{Config, PassdbKind, UserdbKind};
+use crate::config::{Config, PassdbKind, SqlDriverKind, UserdbKind};
 
 pub struct AuthBackend {
     auth: Arc<Authenticator>,
@@ -128,7 +129,39 @@ fn passdb(config: &Config) -> anyhow::Result<Box<dyn PassDb>> {
                 Duration::from_secs(c.timeout_secs.max(1)),
             )?)
         }
+        PassdbKind::Sql => Box::new(sql_db(config, SqlRole::Passdb)?),
     })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SqlRole {
+    Passdb,
+    Userdb,
+}
+
+/// The database of `[auth.sql]` with the query its role needs. Passdb and userdb each get
+/// their own connection: a lookup of one never waits for the other.
+fn sql_db(config: &Config, role: SqlRole) -> anyhow::Result<SqlDb> {
+    let c = &config.auth.sql;
+    let connect = c
+        .connect
+        .clone()
+        .context("passdb or userdb \"sql\" needs [auth.sql] connect")?;
+    let driver = match c.driver {
+        SqlDriverKind::Sqlite => SqlDriver::Sqlite(PathBuf::from(connect)),
+        SqlDriverKind::Postgresql => SqlDriver::Postgresql(connect),
+    };
+    let (password_query, user_query) = match role {
+        SqlRole::Passdb => (Some(c.password_query.clone()), None),
+        SqlRole::Userdb => (None, Some(c.user_query.clone())),
+    };
+    SqlDb::open(SqlSettings {
+        driver,
+        password_query,
+        user_query,
+        default_pass_scheme: c.default_pass_scheme.clone(),
+    })
+    .context("[auth.sql]")
 }
 
 /// The configured userdb; `None` for "prefetch" (the passdb's record is used).
@@ -148,6 +181,7 @@ fn userdb(config: &Config) -> anyhow::Result<Option<Box<dyn UserDb>>> {
             )?))
         }
         UserdbKind::Prefetch => None,
+        UserdbKind::Sql => Some(Box::new(sql_db(config, SqlRole::Userdb)?)),
     })
 }
 

@@ -90,6 +90,8 @@ pub enum PassdbKind {
     Pam,
     /// A qmail/Dovecot checkpassword program (`[auth.checkpassword]`).
     Checkpassword,
+    /// An SQL database's `password_query` (`[auth.sql]`).
+    Sql,
 }
 
 /// Where a logged-in user's uid, gid and home come from (Dovecot's userdb drivers).
@@ -102,8 +104,11 @@ pub enum UserdbKind {
     Passwd,
     /// The same uid and gid for everyone and a home template (`[auth.static]`).
     Static,
-    /// Whatever the passdb returned (a checkpassword program's `userdb_*` fields).
+    /// Whatever the passdb returned (a checkpassword program's or SQL `password_query`'s
+    /// `userdb_*` fields).
     Prefetch,
+    /// An SQL database's `user_query` (`[auth.sql]`).
+    Sql,
 }
 
 /// A uid or gid as a number or a name.
@@ -126,11 +131,11 @@ impl IdSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Which database checks passwords: "passwd-file" (default), "shadow", "pam" or
-    /// "checkpassword".
+    /// Which database checks passwords: "passwd-file" (default), "shadow", "pam",
+    /// "checkpassword" or "sql".
     pub passdb: PassdbKind,
-    /// Which database gives uid, gid and home: "passwd-file" (default), "passwd", "static" or
-    /// "prefetch".
+    /// Which database gives uid, gid and home: "passwd-file" (default), "passwd", "static",
+    /// "prefetch" or "sql".
     pub userdb: UserdbKind,
     /// Dovecot-format passwd-file; default `<data_dir>/users`.
     pub passwd_file: Option<PathBuf>,
@@ -158,6 +163,7 @@ pub struct AuthConfig {
     pub shadow: ShadowConfig,
     pub pam: PamConfig,
     pub checkpassword: CheckpasswordConfig,
+    pub sql: SqlConfig,
     #[serde(rename = "static")]
     pub static_userdb: StaticConfig,
 }
@@ -186,6 +192,31 @@ pub struct CheckpasswordConfig {
     pub reply: Option<PathBuf>,
     /// Seconds the program may take.
     pub timeout_secs: u64,
+}
+
+/// The SQL database of passdb and userdb "sql" (Dovecot's `dovecot-sql.conf.ext`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlConfig {
+    /// "sqlite" or "postgresql".
+    pub driver: SqlDriverKind,
+    /// SQLite: the database file. PostgreSQL: a connection string (`host=127.0.0.1 port=5432
+    /// dbname=mail user=columba password=...`, or a `postgresql://` URL).
+    pub connect: Option<String>,
+    /// Returns `password` (and optionally `user` and `userdb_*` columns) for one user; `%u` is
+    /// the user name, `%n` its part before `@`, `%d` after. Values are bound as parameters.
+    pub password_query: String,
+    /// Returns `uid`, `gid`, `home` and optionally `mail` for one user.
+    pub user_query: String,
+    /// The scheme of stored passwords without a `{SCHEME}` prefix (default: crypt(3) strings).
+    pub default_pass_scheme: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SqlDriverKind {
+    Sqlite,
+    Postgresql,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -287,6 +318,7 @@ impl Default for AuthConfig {
             shadow: ShadowConfig::default(),
             pam: PamConfig::default(),
             checkpassword: CheckpasswordConfig::default(),
+            sql: SqlConfig::default(),
             static_userdb: StaticConfig::default(),
         }
     }
@@ -314,6 +346,18 @@ impl Default for CheckpasswordConfig {
             program: None,
             reply: None,
             timeout_secs: auth::checkpassword::DEFAULT_TIMEOUT.as_secs(),
+        }
+    }
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        SqlConfig {
+            driver: SqlDriverKind::Sqlite,
+            connect: None,
+            password_query: auth::sql::DEFAULT_PASSWORD_QUERY.to_owned(),
+            user_query: auth::sql::DEFAULT_USER_QUERY.to_owned(),
+            default_pass_scheme: None,
         }
     }
 }
@@ -485,6 +529,8 @@ mod tests {
             "[auth.pam]",
             "service = \"columba\"",
             "[auth.checkpassword]",
+            "[auth.sql]",
+            "driver = \"sqlite\"",
             "[auth.static]",
         ] {
             assert!(text.contains(needle), "{needle} missing in:\n{text}");
@@ -517,8 +563,19 @@ mod tests {
         let text = c.effective().to_toml().unwrap();
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back.auth.static_userdb.gid, Some(IdSpec::Number(5000)));
+        let c: Config = toml::from_str(
+            "[auth]\npassdb = \"sql\"\nuserdb = \"prefetch\"\n[auth.sql]\n\
+             driver = \"postgresql\"\nconnect = \"host=127.0.0.1 dbname=mail\"\n\
+             password_query = \"SELECT password FROM u WHERE name = '%u'\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.passdb, PassdbKind::Sql);
+        assert_eq!(c.auth.sql.driver, SqlDriverKind::Postgresql);
+        assert_eq!(c.auth.sql.user_query, auth::sql::DEFAULT_USER_QUERY);
+        assert_eq!(c.mail_location(), "%h/Maildir");
         for bad in [
             "[auth]\npassdb = \"ldap\"\n",
+            "[auth.sql]\ndriver = \"mysql\"\n",
             "[auth]\nuserdb = \"shadow\"\n",
             "[auth.pam]\nservise = \"x\"\n",
         ] {

@@ -10,6 +10,7 @@
 //!   matching, the client end of an in-memory connection, a two-user backend over Maildir.
 //! - [`sasl`]: a backend over the real authenticator offering chosen SASL mechanisms, and the
 //!   client side of CRAM-MD5 and SCRAM.
+//! - [`postgres`]: a throwaway PostgreSQL cluster on 127.0.0.1 for the SQL passdb tests.
 //!
 //! Only ever a dev-dependency (`test-support = { path = "../test-support" }` under
 //! `[dev-dependencies]`): nothing here is meant for production code.
@@ -26,6 +27,7 @@
 
 pub mod dovecot;
 pub mod imap_client;
+pub mod postgres;
 pub mod sasl;
 pub mod transcript;
 
