@@ -44,6 +44,7 @@ pub struct DovecotBuilder {
     mail_plugins: Vec<String>,
     inbox_separator: Option<char>,
     mail_fsync: String,
+    mail_location: String,
 }
 
 /// The directory, configuration-to-be and users file of a Dovecot that has not started yet
@@ -74,6 +75,7 @@ impl Dovecot {
             mail_plugins: Vec::new(),
             inbox_separator: None,
             mail_fsync: "never".to_owned(),
+            mail_location: "maildir:~/Maildir".to_owned(),
         }
     }
 
@@ -140,6 +142,13 @@ impl DovecotBuilder {
     /// Dovecot's `mail_fsync`: `never` by default (fast), `optimized` is Dovecot's own default.
     pub fn mail_fsync(mut self, value: &str) -> Self {
         self.mail_fsync = value.to_owned();
+        self
+    }
+
+    /// Dovecot's `mail_location` (`maildir:~/Maildir` by default), e.g.
+    /// `mbox:~/mail:INBOX=~/mail/inbox` for mbox tests.
+    pub fn mail_location(mut self, value: &str) -> Self {
+        self.mail_location = value.to_owned();
         self
     }
 
@@ -302,6 +311,7 @@ impl DovecotHome {
         let users = self.dir().join("users");
         let users = users.display();
         let fsync = &self.options.mail_fsync;
+        let location = &self.options.mail_location;
         // Without root Dovecot can neither switch users nor chroot.
         let login_chroot = if self.running_as_root {
             ""
@@ -316,7 +326,7 @@ protocols = imap
 disable_plaintext_auth = no
 ssl = no
 auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
+mail_location = {location}
 mail_fsync = {fsync}
 log_path = {root}/dovecot.log
 passdb {{
