@@ -8,8 +8,10 @@
 
 use std::sync::Arc;
 
+use crate::oauth2::{TokenStatus, TokenValidator};
 use crate::passwd_file::validate_user_name;
-use crate::sasl::{Mechanism, SaslError, SaslServer, SaslStep};
+use crate::sasl::oauth::TokenMessage;
+use crate::sasl::{Mechanism, SaslError, SaslServer, SaslStep, TokenVerdict};
 use crate::scram::{DEFAULT_ITERATIONS, ScramHash, ScramKeys};
 use crate::{AuthError, AuthOutcome, CredentialLookup, PassDb, Secret, UserDb, UserRecord};
 
@@ -93,6 +95,8 @@ pub struct Authenticator {
     /// `None`: the passdb's record is the user's record (Dovecot's `prefetch` userdb).
     userdb: Option<Box<dyn UserDb>>,
     settings: AuthSettings,
+    /// Checks the bearer tokens of OAUTHBEARER and XOAUTH2.
+    token_validator: Option<Box<dyn TokenValidator>>,
     /// Keys the made-up SCRAM salts of unknown users, so that they are the same each time,
     /// as a real user's are.
     fake_salt_key: [u8; 32],
@@ -112,7 +116,28 @@ impl Authenticator {
     pub fn new(
         passdb: Box<dyn PassDb>,
         userdb: Option<Box<dyn UserDb>>,
+        settings: AuthSettings,
+    ) -> Result<Authenticator, AuthError> {
+        Authenticator::build(passdb, userdb, settings, None)
+    }
+
+    /// [`Authenticator::new`] with a validator for the bearer tokens of OAUTHBEARER and
+    /// XOAUTH2. A user a valid token names needs no passdb entry: the userdb (or, with
+    /// `prefetch`, nothing) says who they are.
+    pub fn with_token_validator(
+        passdb: Box<dyn PassDb>,
+        userdb: Option<Box<dyn UserDb>>,
+        settings: AuthSettings,
+        validator: Box<dyn TokenValidator>,
+    ) -> Result<Authenticator, AuthError> {
+        Authenticator::build(passdb, userdb, settings, Some(validator))
+    }
+
+    fn build(
+        passdb: Box<dyn PassDb>,
+        userdb: Option<Box<dyn UserDb>>,
         mut settings: AuthSettings,
+        token_validator: Option<Box<dyn TokenValidator>>,
     ) -> Result<Authenticator, AuthError> {
         let mut seen = Vec::new();
         settings.mechanisms.retain(|m| {
@@ -133,6 +158,13 @@ impl Authenticator {
                  cannot provide (use passdb passwd-file, or offer PLAIN and LOGIN only)"
             )));
         }
+        if token_validator.is_none()
+            && let Some(m) = settings.mechanisms.iter().find(|m| m.needs_token())
+        {
+            return Err(AuthError::Config(format!(
+                "mechanism {m} needs a token introspection endpoint ([auth.oauth2])"
+            )));
+        }
         let mut fake_salt_key = [0u8; 32];
         getrandom::getrandom(&mut fake_salt_key)
             .map_err(|e| AuthError::Config(format!("no random numbers: {e}")))?;
@@ -140,6 +172,7 @@ impl Authenticator {
             passdb,
             userdb,
             settings,
+            token_validator,
             fake_salt_key,
         })
     }
@@ -259,9 +292,11 @@ impl Authenticator {
 #[derive(Debug, Clone)]
 enum Found {
     Unknown,
-    /// Known, but nothing stored can serve the mechanism.
+    /// Known, but nothing stored can serve the mechanism (or the token was refused).
     Unusable,
     User(UserRecord),
+    /// A backend (the token validator) could not answer: a temporary failure.
+    Failed(String),
 }
 
 /// One SASL exchange against an [`Authenticator`]: the mechanism's step machine plus the
@@ -339,6 +374,7 @@ impl Exchange {
                         Err(e) => return self.fail(FailureKind::Internal(e.to_string())),
                     }
                 }
+                SaslStep::NeedToken(message) => self.check_token(message),
                 SaslStep::Verified { .. } => {
                     return match std::mem::replace(&mut self.found, Found::Unknown) {
                         Found::User(record) => {
@@ -348,18 +384,68 @@ impl Exchange {
                         // Made-up keys match no proof; should one ever, it is no login.
                         Found::Unknown => self.fail(FailureKind::UnknownUser),
                         Found::Unusable => self.fail(FailureKind::WrongPassword),
+                        Found::Failed(e) => self.fail(FailureKind::Internal(e)),
                     };
                 }
                 SaslStep::Failed(SaslError::WrongProof | SaslError::NoSecret) => {
-                    let kind = match self.found {
+                    let kind = match &self.found {
                         Found::Unknown => FailureKind::UnknownUser,
                         Found::Unusable | Found::User(_) => FailureKind::WrongPassword,
+                        Found::Failed(e) => FailureKind::Internal(e.clone()),
                     };
                     return self.fail(kind);
                 }
                 SaslStep::Failed(e) => return self.fail(FailureKind::Malformed(e)),
             }
         }
+    }
+
+    /// Asks the validator about the token and hands the machine its verdict. A token is good
+    /// only for the user it names; a client that names someone else gets the error status.
+    fn check_token(&mut self, message: TokenMessage) -> SaslStep {
+        self.user = message.user.clone().unwrap_or_default();
+        self.found = Found::Unusable;
+        let Some(validator) = &self.auth.token_validator else {
+            return SaslStep::Failed(SaslError::NoSecret);
+        };
+        let rejected = || TokenVerdict::Rejected {
+            scope: validator.scope().map(str::to_owned),
+        };
+        let verdict = match validator.validate(&message.token) {
+            Err(e) => {
+                self.found = Found::Failed(e.to_string());
+                return SaslStep::Failed(SaslError::NoSecret);
+            }
+            Ok(TokenStatus::Inactive { reason }) => {
+                tracing::info!(user = %self.user, "bearer token refused: {reason}");
+                rejected()
+            }
+            Ok(TokenStatus::Active { username }) => {
+                let owner = self.auth.user_name(&username);
+                let claimed = message.user.as_deref().map(|u| self.auth.user_name(u));
+                let accepted = match (owner, claimed) {
+                    (Some(owner), None) => Some(owner),
+                    (Some(owner), Some(Some(claimed))) if owner == claimed => Some(owner),
+                    _ => None,
+                };
+                match accepted {
+                    Some(owner) => {
+                        self.user = owner.clone();
+                        self.found = Found::User(UserRecord::named(owner.clone()));
+                        TokenVerdict::Valid { user: owner }
+                    }
+                    None => {
+                        tracing::info!(
+                            user = %self.user,
+                            token_user = %username,
+                            "bearer token of another user, or of an unusable user name"
+                        );
+                        rejected()
+                    }
+                }
+            }
+        };
+        self.sasl.token_checked(verdict)
     }
 
     fn outcome(&self, outcome: Result<AuthOutcome, AuthError>) -> ExchangeStep {

@@ -20,6 +20,8 @@ mod authenticator;
 mod cache;
 pub mod checkpassword;
 pub mod crypt;
+mod http;
+pub mod oauth2;
 pub mod pam;
 pub mod passwd_file;
 mod penalty;

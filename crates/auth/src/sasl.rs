@@ -30,9 +30,12 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 use zeroize::Zeroizing;
 
+pub mod oauth;
+
 use crate::Secret;
 use crate::scheme::ct_eq;
 use crate::scram::{DEFAULT_ITERATIONS, ScramHash, ScramKeys};
+use oauth::TokenMessage;
 
 /// The largest client response accepted, in decoded bytes. RFC 4616 section 2 requires at least
 /// 255 octets per field; anything near this limit is abuse.
@@ -51,16 +54,32 @@ pub enum Mechanism {
     ScramSha1,
     /// SCRAM-SHA-256, RFC 7677 (without channel binding).
     ScramSha256,
+    /// OAUTHBEARER, RFC 7628: an OAuth 2.0 bearer token, checked by a token validator.
+    OAuthBearer,
+    /// XOAUTH2, Google's older form of OAUTHBEARER, which many clients still send.
+    XOAuth2,
 }
 
 impl Mechanism {
-    /// Every supported mechanism.
+    /// Every mechanism a passdb serves on its own (the token mechanisms also need a token
+    /// validator: see [`Mechanism::KNOWN`]).
     pub const ALL: [Mechanism; 5] = [
         Mechanism::Plain,
         Mechanism::Login,
         Mechanism::CramMd5,
         Mechanism::ScramSha1,
         Mechanism::ScramSha256,
+    ];
+
+    /// Every supported mechanism.
+    pub const KNOWN: [Mechanism; 7] = [
+        Mechanism::Plain,
+        Mechanism::Login,
+        Mechanism::CramMd5,
+        Mechanism::ScramSha1,
+        Mechanism::ScramSha256,
+        Mechanism::OAuthBearer,
+        Mechanism::XOAuth2,
     ];
 
     /// The mechanisms any passdb can serve, in the order servers usually advertise them.
@@ -70,7 +89,7 @@ impl Mechanism {
     /// mechanism names are upper-case, but matching is customarily case-insensitive, e.g.
     /// RFC 9051 section 6.2.2).
     pub fn from_name(name: &str) -> Option<Mechanism> {
-        Mechanism::ALL
+        Mechanism::KNOWN
             .into_iter()
             .find(|m| m.name().eq_ignore_ascii_case(name))
     }
@@ -83,19 +102,33 @@ impl Mechanism {
             Mechanism::CramMd5 => "CRAM-MD5",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::XOAuth2 => "XOAUTH2",
         }
     }
 
-    /// Whether the client sends the password itself: such mechanisms are offered only where a
-    /// plaintext password may travel (TLS, loopback, or configured so; RFC 3501 6.2.3).
+    /// Whether the client sends the password itself, or a bearer token that is as good as
+    /// one (RFC 7628 section 5): such mechanisms are offered only where a plaintext password
+    /// may travel (TLS, loopback, or configured so; RFC 3501 6.2.3).
     pub fn is_plaintext(self) -> bool {
-        matches!(self, Mechanism::Plain | Mechanism::Login)
+        matches!(
+            self,
+            Mechanism::Plain | Mechanism::Login | Mechanism::OAuthBearer | Mechanism::XOAuth2
+        )
     }
 
     /// Whether the server needs the user's stored secret (plaintext or SCRAM keys), which only
     /// some passdbs can provide.
     pub fn needs_secret(self) -> bool {
-        !self.is_plaintext()
+        matches!(
+            self,
+            Mechanism::CramMd5 | Mechanism::ScramSha1 | Mechanism::ScramSha256
+        )
+    }
+
+    /// Whether the client sends an OAuth 2.0 bearer token, which a token validator checks.
+    pub fn needs_token(self) -> bool {
+        matches!(self, Mechanism::OAuthBearer | Mechanism::XOAuth2)
     }
 
     /// The hash of a SCRAM mechanism.
@@ -169,6 +202,16 @@ pub enum SaslError {
     OutOfTurn,
 }
 
+/// What the token validator said about the token of a [`SaslStep::NeedToken`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenVerdict {
+    /// The token is active and belongs to `user` (who is the user the client named, if any).
+    Valid { user: String },
+    /// Inactive, expired, unknown, or another user's: the client gets the error status, with
+    /// the scope it should ask for when one is configured.
+    Rejected { scope: Option<String> },
+}
+
 /// The outcome of one [`SaslServer::step`] or [`SaslServer::secret`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaslStep {
@@ -180,8 +223,11 @@ pub enum SaslStep {
     /// when there is none: the exchange then fails, for SCRAM only after the client's proof,
     /// so that it cannot tell unknown users from wrong passwords).
     NeedSecret { authcid: String },
-    /// CRAM-MD5 or SCRAM is complete and the proof matched the secret: `authcid` is
-    /// authenticated (its user record is still to be looked up).
+    /// OAUTHBEARER or XOAUTH2: check this token (and that it belongs to the user the client
+    /// named, if it named one) and pass the verdict to [`SaslServer::token_checked`].
+    NeedToken(TokenMessage),
+    /// CRAM-MD5, SCRAM or a token mechanism is complete and the proof matched the secret (the
+    /// token was valid): `authcid` is authenticated (its user record is still to be looked up).
     Verified { authcid: String },
     /// The exchange failed; further steps fail with [`SaslError::Finished`].
     Failed(SaslError),
@@ -236,6 +282,13 @@ enum State {
     ScramAwaitFinal(Box<ScramSent>),
     /// SCRAM: sent the server-final message (`v=`), awaiting the client's empty response.
     ScramAwaitAck { authcid: String },
+    /// OAUTHBEARER/XOAUTH2: sent an empty challenge, awaiting the client's message.
+    TokenAwaitMessage,
+    /// OAUTHBEARER/XOAUTH2: awaiting the verdict on the token.
+    TokenAwaitVerdict,
+    /// OAUTHBEARER/XOAUTH2: sent the error status, awaiting the client's dummy response
+    /// (RFC 7628 section 3.2.3), after which the exchange fails.
+    TokenAwaitErrorAck,
     /// Done or failed.
     Finished,
 }
@@ -304,9 +357,16 @@ impl SaslServer {
         let state = std::mem::replace(&mut self.state, State::Finished);
         match (state, response) {
             (State::Finished, _) => SaslStep::Failed(SaslError::Finished),
-            (State::CramAwaitSecret { .. } | State::ScramAwaitSecret(_), _) => {
-                self.fail(SaslError::OutOfTurn)
-            }
+            (
+                State::CramAwaitSecret { .. }
+                | State::ScramAwaitSecret(_)
+                | State::TokenAwaitVerdict,
+                _,
+            ) => self.fail(SaslError::OutOfTurn),
+            (State::TokenAwaitMessage, Some(message)) => self.token_message(message),
+            // RFC 7628 section 3.2.3: the client answers the error status with a kvsep (XOAUTH2
+            // clients with an empty response); whatever it sends, the exchange has failed.
+            (State::TokenAwaitErrorAck, Some(_)) => self.fail(SaslError::WrongProof),
             (State::Start, response) => self.start(response),
             (State::PlainAwaitMessage, Some(message)) => self.finish(parse_plain(message)),
             // An initial response to LOGIN is the user name (as Dovecot accepts it).
@@ -404,6 +464,47 @@ impl SaslServer {
             (Mechanism::ScramSha1 | Mechanism::ScramSha256, Some(message)) => {
                 self.scram_first(message)
             }
+            // RFC 7628 section 3: client-first, as PLAIN.
+            (Mechanism::OAuthBearer | Mechanism::XOAuth2, None) => {
+                self.state = State::TokenAwaitMessage;
+                SaslStep::Challenge(Vec::new())
+            }
+            (Mechanism::OAuthBearer | Mechanism::XOAuth2, Some(message)) => {
+                self.token_message(message)
+            }
+        }
+    }
+
+    /// Hands the machine the verdict on the token it asked about with [`SaslStep::NeedToken`].
+    pub fn token_checked(&mut self, verdict: TokenVerdict) -> SaslStep {
+        let state = std::mem::replace(&mut self.state, State::Finished);
+        match (state, verdict) {
+            (State::TokenAwaitVerdict, TokenVerdict::Valid { user }) => {
+                SaslStep::Verified { authcid: user }
+            }
+            (State::TokenAwaitVerdict, TokenVerdict::Rejected { scope }) => {
+                self.state = State::TokenAwaitErrorAck;
+                SaslStep::Challenge(oauth::error_challenge(
+                    self.mechanism == Mechanism::XOAuth2,
+                    scope.as_deref(),
+                ))
+            }
+            (State::Finished, _) => SaslStep::Failed(SaslError::Finished),
+            _ => SaslStep::Failed(SaslError::OutOfTurn),
+        }
+    }
+
+    fn token_message(&mut self, message: &[u8]) -> SaslStep {
+        let parsed = match self.mechanism {
+            Mechanism::XOAuth2 => oauth::parse_xoauth2(message),
+            _ => oauth::parse_oauthbearer(message),
+        };
+        match parsed {
+            Ok(message) => {
+                self.state = State::TokenAwaitVerdict;
+                SaslStep::NeedToken(message)
+            }
+            Err(e) => self.fail(e),
         }
     }
 

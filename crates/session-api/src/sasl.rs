@@ -109,8 +109,8 @@ impl SaslExchange for PasswordExchange {
                 }
             }
             SaslStep::Failed(e) => fail(&self.user, FailureKind::Malformed(e)),
-            // PLAIN and LOGIN never ask for a stored secret.
-            SaslStep::NeedSecret { .. } | SaslStep::Verified { .. } => fail(
+            // PLAIN and LOGIN never ask for a stored secret or a token check.
+            SaslStep::NeedSecret { .. } | SaslStep::NeedToken(_) | SaslStep::Verified { .. } => fail(
                 &self.user,
                 FailureKind::Internal("password mechanism asked for a secret".to_owned()),
             ),
