@@ -141,6 +141,20 @@ pub trait MailStore: Send + Sync {
     fn set_subscribed(&self, name: &MailboxName, subscribed: bool) -> Result<()>;
     /// Opens a mailbox. Every opener in this process gets a handle on the same shared state.
     fn open(&self, name: &MailboxName) -> Result<Arc<dyn Mailbox>>;
+    /// Creates a mailbox carrying special-use attributes (`\Junk`, RFC 6154 3), all or
+    /// nothing: when they cannot be kept, no mailbox is left behind. Backends that keep no
+    /// attributes refuse with `NotPossible`.
+    fn create_special_use(&self, name: &MailboxName, uses: &[String]) -> Result<()> {
+        let _ = uses;
+        Err(StoreError::NotPossible(format!(
+            "{name}: special-use attributes are not kept by this mailbox format"
+        )))
+    }
+    /// The special-use attributes given to a mailbox at its creation (none by default).
+    fn special_use(&self, name: &MailboxName) -> Vec<String> {
+        let _ = name;
+        Vec::new()
+    }
 }
 
 /// One mailbox, shared by every session that has it open.
@@ -209,8 +223,54 @@ pub trait Mailbox: Send + Sync {
     fn keywords(&self) -> Option<Vec<Keyword>> {
         None
     }
+    /// Commits the messages of one APPEND together (MULTIAPPEND, RFC 3502 3: "all or none"):
+    /// either every message gets a UID, in order, or none stays in the mailbox. This default
+    /// commits one message at a time and, when one fails, expunges those already committed;
+    /// backends that can commit several files under one lock override it so that no other
+    /// session ever sees part of the batch.
+    fn commit_appends(&self, batch: Vec<PendingAppend>) -> Result<Vec<Uid>> {
+        commit_appends_one_by_one(self, batch)
+    }
     /// For backends that can do a native copy between two of their own mailboxes.
     fn as_any(&self) -> &dyn Any;
+}
+
+/// One streamed APPEND message waiting for the end of its command (see
+/// [`Mailbox::commit_appends`]).
+pub struct PendingAppend {
+    pub writer: Box<dyn AppendWriter>,
+    pub flags: Flags,
+    /// INTERNALDATE, seconds since the epoch; `None` for now.
+    pub internal_date: Option<i64>,
+}
+
+/// [`Mailbox::commit_appends`] for backends without a batch commit: commit in order, and on a
+/// failure remove what was already committed, so the caller's "none" holds.
+pub fn commit_appends_one_by_one<M: Mailbox + ?Sized>(
+    mailbox: &M,
+    batch: Vec<PendingAppend>,
+) -> Result<Vec<Uid>> {
+    let mut committed = Vec::with_capacity(batch.len());
+    for pending in batch {
+        match pending.writer.commit(pending.flags, pending.internal_date) {
+            Ok(uid) => committed.push(uid),
+            Err(e) => {
+                if !committed.is_empty() {
+                    let deleted = Flags::new(mail_types::SystemFlags::DELETED, []);
+                    let undone = mailbox
+                        .store_flags(&committed, &FlagChange::Add(deleted))
+                        .and_then(|_| mailbox.expunge(Some(&committed)));
+                    if let Err(undo) = undone {
+                        return Err(StoreError::Internal(format!(
+                            "{e}; and the messages committed before it could not be removed: {undo}"
+                        )));
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(committed)
 }
 
 /// Derived per-message values worth caching (the index issue stores them on disk).
@@ -246,4 +306,9 @@ pub trait AppendWriter: Send {
     /// Makes the message durable (written, fsynced, linked into the mailbox) and returns its UID.
     /// `internal_date` defaults to now.
     fn commit(self: Box<Self>, flags: Flags, internal_date: Option<i64>) -> Result<Uid>;
+    /// The writer as `Any`, so that a backend's [`Mailbox::commit_appends`] can recognise its
+    /// own writers and commit them as one batch; `None` keeps the one-by-one default.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }

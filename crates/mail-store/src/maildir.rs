@@ -26,6 +26,7 @@ pub(crate) mod mailbox;
 mod names;
 mod persist;
 mod save;
+mod special_use;
 mod state;
 mod subscriptions;
 pub(crate) mod sync;
@@ -130,6 +131,14 @@ impl MailStore for MaildirStore {
     fn open(&self, name: &MailboxName) -> Result<Arc<dyn Mailbox>> {
         let mailbox: Arc<dyn Mailbox> = self.open_maildir(name)?;
         Ok(mailbox)
+    }
+
+    fn create_special_use(&self, name: &MailboxName, uses: &[String]) -> Result<()> {
+        special_use::create(self, name, uses)
+    }
+
+    fn special_use(&self, name: &MailboxName) -> Vec<String> {
+        special_use::read(self, name)
     }
 }
 

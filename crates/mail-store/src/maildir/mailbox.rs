@@ -703,6 +703,10 @@ impl Mailbox for MaildirMailbox {
         Ok(Box::new(super::save::MaildirAppend::new(me)?))
     }
 
+    fn commit_appends(&self, batch: Vec<crate::PendingAppend>) -> Result<Vec<Uid>> {
+        super::save::commit_batch(self, batch)
+    }
+
     fn copy_to(&self, uids: &[Uid], dest: &dyn Mailbox) -> Result<Vec<(Uid, Uid)>> {
         self.check_not_deleted()?;
         super::copy::copy(self, uids, dest)

@@ -10,6 +10,7 @@
 //! which the next sync numbers like any delivery, and perhaps a torn last line in the uidlist,
 //! whose UID is never used again.
 
+use std::any::Any;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ use super::mailbox::{MaildirMailbox, OwnChange};
 use super::state::{self, Dir, Exact, State};
 use super::sync::{extras_of, index_error};
 use super::uidlist::{self, Record as UidRecord, Uidlist};
-use crate::{AppendWriter, Result, StoreError};
+use crate::{AppendWriter, PendingAppend, Result, StoreError};
 
 /// A file in `tmp/` waiting to be committed.
 #[derive(Debug, Clone)]
@@ -157,6 +158,47 @@ impl AppendWriter for MaildirAppend {
             .next()
             .ok_or_else(|| StoreError::Internal("no UID assigned".to_owned()))
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        Some(self)
+    }
+}
+
+/// The messages of one APPEND (MULTIAPPEND, RFC 3502 3: all or none), committed by one
+/// [`MaildirMailbox::commit_files`]: every file is finished in `tmp/` first, then all are moved
+/// in and numbered under one uidlist lock, and a failure at any step removes what was placed.
+/// Writers of another mailbox or backend fall back to the one-by-one default.
+pub(super) fn commit_batch(
+    mailbox: &MaildirMailbox,
+    mut batch: Vec<PendingAppend>,
+) -> Result<Vec<Uid>> {
+    fn ours(writer: &mut Box<dyn AppendWriter>) -> Option<&mut MaildirAppend> {
+        writer.as_any_mut()?.downcast_mut::<MaildirAppend>()
+    }
+    let all_ours = batch.iter_mut().all(|p| {
+        ours(&mut p.writer).is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w.mailbox), mailbox))
+    });
+    if !all_ours {
+        return crate::commit_appends_one_by_one(mailbox, batch);
+    }
+    let mut staged = Vec::with_capacity(batch.len());
+    for p in &mut batch {
+        let Some(w) = ours(&mut p.writer) else {
+            return Err(StoreError::Internal(
+                "append writer changed type".to_owned(),
+            ));
+        };
+        // The writer keeps its tmp file until the batch is in, so dropping it cleans up.
+        staged.push(w.stage_file(p.flags.clone(), p.internal_date)?);
+    }
+    let uids = mailbox.commit_files(staged)?;
+    for p in &mut batch {
+        if let Some(w) = ours(&mut p.writer) {
+            // Moved out of tmp/: nothing left to clean up.
+            w.tmp_path = PathBuf::new();
+        }
+    }
+    Ok(uids)
 }
 
 impl MaildirAppend {
