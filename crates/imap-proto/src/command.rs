@@ -81,8 +81,11 @@ pub enum CommandBody {
         mailbox: MailboxArg,
         params: SelectParams,
     },
+    /// `uses`: the special-use attributes of RFC 6154 3 `(USE (...))`, as written (`\\Sent`);
+    /// empty without the parameter.
     Create {
         mailbox: MailboxArg,
+        uses: Vec<String>,
     },
     Delete {
         mailbox: MailboxArg,
@@ -133,7 +136,7 @@ pub enum CommandBody {
     Unselect,
     Expunge,
     /// RFC 4315 2.1
-    UidExpunge(SeqSet),
+    UidExpunge(MessageSet),
     Search {
         uid: bool,
         /// RFC 4731 `RETURN (...)`: `None` asks for a classic `* SEARCH`; `Some` (even empty,
@@ -164,7 +167,7 @@ pub enum CommandBody {
     },
     Fetch {
         uid: bool,
-        set: SeqSet,
+        set: MessageSet,
         items: Vec<FetchAttr>,
         /// RFC 7162 3.1.4.1 `(CHANGEDSINCE n)`: only messages whose mod-sequence is above n.
         changed_since: Option<u64>,
@@ -173,7 +176,7 @@ pub enum CommandBody {
     },
     Store {
         uid: bool,
-        set: SeqSet,
+        set: MessageSet,
         action: StoreAction,
         silent: bool,
         flags: Vec<Flag>,
@@ -182,15 +185,32 @@ pub enum CommandBody {
     },
     Copy {
         uid: bool,
-        set: SeqSet,
+        set: MessageSet,
         mailbox: MailboxArg,
     },
     /// RFC 6851
     Move {
         uid: bool,
-        set: SeqSet,
+        set: MessageSet,
         mailbox: MailboxArg,
     },
+}
+
+/// The messages a FETCH, STORE, COPY, MOVE or UID EXPUNGE works on: numbers, or `$`, the
+/// result the last `SEARCH RETURN (SAVE)` kept (RFC 5182 2.1, `seq-last-command`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageSet {
+    Numbers(SeqSet),
+    SavedResult,
+}
+
+impl std::fmt::Display for MessageSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MessageSet::Numbers(set) => set.fmt(f),
+            MessageSet::SavedResult => f.write_str("$"),
+        }
+    }
 }
 
 /// Parameters of SELECT/EXAMINE (RFC 4466 2.1); empty for plain RFC 3501 clients.
@@ -229,6 +249,8 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// RFC 5182 2.1: keep the result for `$`.
+    Save,
 }
 
 /// One `sort-criterion` (RFC 5256 3): a key, optionally reversed.
@@ -316,6 +338,8 @@ pub enum StatusItem {
     HighestModSeq,
     /// RFC 8438
     Size,
+    /// RFC 7889 3.1
+    AppendLimit,
     /// RFC 9051 6.3.11
     Deleted,
 }
@@ -428,4 +452,10 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// RFC 7162 3.1.5 `MODSEQ`
     ModSeq(u64),
+    /// RFC 5182 `$` (and `UID $`): the messages the last `SEARCH RETURN (SAVE)` kept.
+    SavedResult,
+    /// RFC 5032 `OLDER n`: INTERNALDATE at least n seconds ago.
+    Older(u32),
+    /// RFC 5032 `YOUNGER n`: INTERNALDATE at most n seconds ago.
+    Younger(u32),
 }

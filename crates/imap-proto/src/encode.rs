@@ -135,7 +135,12 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
                 push(out, &format!(" ({})", opts.join(" ")));
             }
         }
-        CommandBody::Create { mailbox } => mailbox_cmd(out, "CREATE ", mailbox),
+        CommandBody::Create { mailbox, uses } => {
+            mailbox_cmd(out, "CREATE ", mailbox);
+            if !uses.is_empty() {
+                push(out, &format!(" (USE ({}))", uses.join(" ")));
+            }
+        }
         CommandBody::Delete { mailbox } => mailbox_cmd(out, "DELETE ", mailbox),
         CommandBody::Subscribe { mailbox } => mailbox_cmd(out, "SUBSCRIBE ", mailbox),
         CommandBody::Unsubscribe { mailbox } => mailbox_cmd(out, "UNSUBSCRIBE ", mailbox),
@@ -362,6 +367,7 @@ fn write_returns(out: &mut Vec<u8>, returns: Option<&[SearchReturn]>) {
                 SearchReturn::Max => "MAX",
                 SearchReturn::All => "ALL",
                 SearchReturn::Count => "COUNT",
+                SearchReturn::Save => "SAVE",
             },
         );
     }
@@ -497,6 +503,9 @@ fn write_key(out: &mut Vec<u8>, key: &SearchKey) {
         K::Larger(n) => push(out, &format!("LARGER {n}")),
         K::Smaller(n) => push(out, &format!("SMALLER {n}")),
         K::ModSeq(n) => push(out, &format!("MODSEQ {n}")),
+        K::SavedResult => push(out, "$"),
+        K::Older(n) => push(out, &format!("OLDER {n}")),
+        K::Younger(n) => push(out, &format!("YOUNGER {n}")),
         K::Uid(set) => push(out, &format!("UID {set}")),
         K::SequenceSet(set) => push(out, &set.to_string()),
         K::Not(k) => {
@@ -601,6 +610,7 @@ fn write_status_items(out: &mut Vec<u8>, items: &[StatusItem]) {
                 StatusItem::HighestModSeq => "HIGHESTMODSEQ",
                 StatusItem::Size => "SIZE",
                 StatusItem::Deleted => "DELETED",
+                StatusItem::AppendLimit => "APPENDLIMIT",
             },
         );
     }

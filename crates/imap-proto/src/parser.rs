@@ -288,6 +288,14 @@ impl<'a> Cursor<'a> {
         SeqSet::new(ranges).ok_or_else(invalid)
     }
 
+    /// `sequence-set` extended with `$` (RFC 5182 3).
+    fn message_set(&mut self) -> R<MessageSet> {
+        if self.eat(b'$') {
+            return Ok(MessageSet::SavedResult);
+        }
+        self.seq_set().map(MessageSet::Numbers)
+    }
+
     fn seq_number(&mut self) -> R<SeqBound> {
         if self.eat(b'*') {
             return Ok(SeqBound::Star);
@@ -691,7 +699,10 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
             c.sp()?;
             let mailbox = c.mailbox()?;
             match name {
-                "CREATE" => CommandBody::Create { mailbox },
+                "CREATE" => CommandBody::Create {
+                    mailbox,
+                    uses: create_params(c)?,
+                },
                 "DELETE" => CommandBody::Delete { mailbox },
                 "SUBSCRIBE" => CommandBody::Subscribe { mailbox },
                 _ => CommandBody::Unsubscribe { mailbox },
@@ -753,7 +764,7 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
                 // RFC 4315 2.1
                 "EXPUNGE" => {
                     c.sp()?;
-                    CommandBody::UidExpunge(c.seq_set()?)
+                    CommandBody::UidExpunge(c.message_set()?)
                 }
                 _ => return Err(fail("Unknown command.")),
             }
@@ -993,6 +1004,7 @@ fn status_items(c: &mut Cursor<'_>) -> R<Vec<StatusItem>> {
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "SIZE" => StatusItem::Size,
             "DELETED" => StatusItem::Deleted,
+            "APPENDLIMIT" => StatusItem::AppendLimit,
             _ => return Err(invalid()),
         });
         if c.eat(b')') {
@@ -1002,9 +1014,39 @@ fn status_items(c: &mut Cursor<'_>) -> R<Vec<StatusItem>> {
     }
 }
 
+/// CREATE's parameters (RFC 4466 2.2): only `USE (attr ...)` of RFC 6154 3 is known.
+fn create_params(c: &mut Cursor<'_>) -> R<Vec<String>> {
+    let mut uses = Vec::new();
+    if !c.eat(b' ') {
+        return Ok(uses);
+    }
+    c.expect(b'(')?;
+    loop {
+        if c.word()? != "USE" {
+            return Err(fail("Unknown CREATE parameter."));
+        }
+        c.sp()?;
+        c.expect(b'(')?;
+        let mut first = true;
+        while !c.eat(b')') {
+            if !first {
+                c.sp()?;
+            }
+            first = false;
+            c.expect(b'\\')?;
+            let attr = c.atom()?;
+            uses.push(format!("\\{}", String::from_utf8_lossy(attr)));
+        }
+        if c.eat(b')') {
+            return Ok(uses);
+        }
+        c.sp()?;
+    }
+}
+
 fn copy_move(c: &mut Cursor<'_>, uid: bool, is_move: bool) -> R<CommandBody> {
     c.sp()?;
-    let set = c.seq_set()?;
+    let set = c.message_set()?;
     c.sp()?;
     let mailbox = c.mailbox()?;
     Ok(if is_move {
@@ -1018,7 +1060,7 @@ fn copy_move(c: &mut Cursor<'_>, uid: bool, is_move: bool) -> R<CommandBody> {
 /// (flag-list / (flag *(SP flag)))`.
 fn store(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     c.sp()?;
-    let set = c.seq_set()?;
+    let set = c.message_set()?;
     c.sp()?;
     // RFC 4466 2.5 store-modifiers; RFC 7162 3.1.3 defines UNCHANGEDSINCE, the only one known.
     let mut unchanged_since = None;
@@ -1073,7 +1115,7 @@ fn store(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
 /// `fetch` (RFC 3501 6.4.5 and 9): a macro, one item, or a parenthesized list of items.
 fn fetch(c: &mut Cursor<'_>, uid: bool) -> R<CommandBody> {
     c.sp()?;
-    let set = c.seq_set()?;
+    let set = c.message_set()?;
     c.sp()?;
     let items = if c.eat(b'(') {
         let mut items = Vec::new();
@@ -1366,6 +1408,7 @@ fn search_returns(c: &mut Cursor<'_>) -> R<Option<Vec<SearchReturn>>> {
                     "MAX" => SearchReturn::Max,
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
                     _ => return Err(invalid()),
                 };
                 if !opts.contains(&opt) {
@@ -1402,6 +1445,10 @@ fn search_keys(c: &mut Cursor<'_>) -> R<SearchKey> {
                 continue;
             }
             Some(b) if b.is_ascii_digit() || b == b'*' => SearchKey::SequenceSet(c.seq_set()?),
+            Some(b'$') => {
+                c.pos += 1;
+                SearchKey::SavedResult
+            }
             _ => {
                 let start = c.pos;
                 let name = c.word()?;
@@ -1521,7 +1568,19 @@ fn simple_key(c: &mut Cursor<'_>, name: &str) -> R<Option<SearchKey>> {
         }
         "UID" => {
             c.sp()?;
-            K::Uid(c.seq_set()?)
+            match c.message_set()? {
+                MessageSet::Numbers(set) => K::Uid(set),
+                MessageSet::SavedResult => K::SavedResult,
+            }
+        }
+        // RFC 5032 3
+        "OLDER" => {
+            c.sp()?;
+            K::Older(c.nz_number()?.get())
+        }
+        "YOUNGER" => {
+            c.sp()?;
+            K::Younger(c.nz_number()?.get())
         }
         // RFC 7162 3.1.5: MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer.
         // The entry name only narrows which flag's modseq is meant; Columba keeps one per

@@ -80,6 +80,8 @@ pub enum Code {
     HighestModSeq(u64),
     NoModSeq,
     Modified(SeqSet),
+    /// RFC 6154 3: the special use asked for cannot be given.
+    UseAttr,
 }
 
 impl Code {
@@ -110,6 +112,7 @@ impl Code {
             Code::Closed => "CLOSED",
             Code::TooBig => "TOOBIG",
             Code::NoModSeq => "NOMODSEQ",
+            Code::UseAttr => "USEATTR",
             _ => "",
         };
         if !simple.is_empty() {

@@ -24,6 +24,10 @@ fn bound(s: &str) -> SeqBound {
     }
 }
 
+fn nums(s: &str) -> MessageSet {
+    MessageSet::Numbers(set(s))
+}
+
 fn set(s: &str) -> SeqSet {
     SeqSet::new(
         s.split(',')
@@ -74,7 +78,7 @@ fn search(charset: Option<&str>, criteria: SearchKey) -> CommandBody {
 fn fetch(s: &str, items: Vec<FetchAttr>) -> CommandBody {
     CommandBody::Fetch {
         uid: false,
-        set: set(s),
+        set: nums(s),
         items,
         changed_since: None,
         vanished: false,
@@ -318,6 +322,7 @@ fn mailbox_commands() {
         "a CREATE foo/bar",
         Create {
             mailbox: mb("foo/bar"),
+            uses: vec![],
         },
     );
     ok("a DELETE \"\"", Delete { mailbox: mb("") });
@@ -420,7 +425,7 @@ fn sequence_sets_and_copy_move_expunge() {
         "a COPY 2:4 MEETING",
         Copy {
             uid: false,
-            set: set("2:4"),
+            set: nums("2:4"),
             mailbox: mb("MEETING"),
         },
     );
@@ -428,7 +433,7 @@ fn sequence_sets_and_copy_move_expunge() {
         "a UID copy 1,3:*,*:7,4294967295 x",
         Copy {
             uid: true,
-            set: set("1,3:*,*:7,4294967295"),
+            set: nums("1,3:*,*:7,4294967295"),
             mailbox: mb("x"),
         },
     );
@@ -436,7 +441,7 @@ fn sequence_sets_and_copy_move_expunge() {
         "a MOVE * Trash",
         Move {
             uid: false,
-            set: set("*"),
+            set: nums("*"),
             mailbox: mb("Trash"),
         },
     );
@@ -444,11 +449,11 @@ fn sequence_sets_and_copy_move_expunge() {
         "a uid move 1:2 Trash",
         Move {
             uid: true,
-            set: set("1:2"),
+            set: nums("1:2"),
             mailbox: mb("Trash"),
         },
     );
-    ok("a UID EXPUNGE 3000:3002", UidExpunge(set("3000:3002")));
+    ok("a UID EXPUNGE 3000:3002", UidExpunge(nums("3000:3002")));
     let msgset = |w: &str, name: &str| {
         bad(
             w,
@@ -462,7 +467,7 @@ fn sequence_sets_and_copy_move_expunge() {
     msgset("a UID EXPUNGE 1:", "UID EXPUNGE");
     msgset("a COPY 4294967296 x", "COPY");
     msgset("a COPY 99999999999999999999999 x", "COPY");
-    msgset("a COPY $ x", "COPY");
+    msgset("a COPY # x", "COPY");
     invalid("a COPY 1;2 x", "COPY");
     invalid("a COPY 1", "COPY");
     invalid("a EXPUNGE 1", "EXPUNGE");
@@ -473,7 +478,7 @@ fn sequence_sets_and_copy_move_expunge() {
 fn store() {
     let store = |action, silent, flags: Vec<Flag>| CommandBody::Store {
         uid: false,
-        set: set("2:4"),
+        set: nums("2:4"),
         action,
         silent,
         flags,
@@ -510,7 +515,7 @@ fn store() {
         "a UID STORE 1 +FLAGS Junk",
         CommandBody::Store {
             uid: true,
-            set: set("1"),
+            set: nums("1"),
             action: StoreAction::Add,
             silent: false,
             flags: vec![kw("Junk")],
@@ -632,7 +637,7 @@ fn fetch_items() {
         "a UID FETCH 1:* (FLAGS)",
         CommandBody::Fetch {
             uid: true,
-            set: set("1:*"),
+            set: nums("1:*"),
             items: vec![Flags],
             changed_since: None,
             vanished: false,
@@ -837,7 +842,7 @@ fn condstore_and_qresync_modifiers() {
         "a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
         CommandBody::Fetch {
             uid: true,
-            set: set("1:*"),
+            set: nums("1:*"),
             items: vec![FetchAttr::Flags],
             changed_since: Some(12345),
             vanished: true,
@@ -847,7 +852,7 @@ fn condstore_and_qresync_modifiers() {
         "a STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Seen)",
         CommandBody::Store {
             uid: false,
-            set: set("1:3"),
+            set: nums("1:3"),
             action: StoreAction::Add,
             silent: true,
             flags: vec![Flag::Seen],
@@ -898,7 +903,7 @@ fn search_return_options() {
             criteria: SearchKey::All,
         },
     );
-    invalid("a SEARCH RETURN (SAVE) ALL", "SEARCH");
+    invalid("a SEARCH RETURN (SAVED) ALL", "SEARCH");
     invalid("a SEARCH RETURN (MIN ALL", "SEARCH");
     invalid("a SEARCH RETURN MIN ALL", "SEARCH");
 }
@@ -974,7 +979,17 @@ fn sort_commands() {
         "Error in IMAP command SORT: Unknown sort argument: REVERSE",
     );
     invalid("a SORT (DATE  SUBJECT) UTF-8 ALL", "SORT");
-    invalid("a SORT RETURN (SAVE) (DATE) UTF-8 ALL", "SORT");
+    // RFC 5182 SAVE works with ESORT's RETURN too.
+    ok(
+        "a SORT RETURN (SAVE) (DATE) UTF-8 ALL",
+        CommandBody::Sort {
+            uid: false,
+            returns: Some(vec![SearchReturn::Save]),
+            criteria: vec![crit(false, SortKey::Date)],
+            charset: "UTF-8".to_owned(),
+            search: SearchKey::All,
+        },
+    );
     let many = format!("a SORT ({}) UTF-8 ALL", vec!["DATE"; 40].join(" "));
     bad(
         &many,
@@ -1057,5 +1072,140 @@ fn line_ends_and_empty_lines() {
             tag: Some(Tag("a".into())),
             message: "Error in IMAP command NOOP: Invalid arguments.".into()
         }
+    );
+}
+
+/// RFC 5182 SEARCHRES: the SAVE return option, and `$` wherever a sequence set goes (a whole
+/// set on its own, never mixed with numbers) and as a search key, also after UID.
+#[test]
+fn searchres_saved_result() {
+    use CommandBody::*;
+    ok(
+        "a SEARCH RETURN (SAVE MIN) FLAGGED",
+        Search {
+            uid: false,
+            returns: Some(vec![SearchReturn::Save, SearchReturn::Min]),
+            charset: None,
+            criteria: SearchKey::Flagged,
+        },
+    );
+    ok(
+        "a UID SEARCH UID $ SMALLER 4096",
+        Search {
+            uid: true,
+            returns: None,
+            charset: None,
+            criteria: SearchKey::And(vec![SearchKey::SavedResult, SearchKey::Smaller(4096)]),
+        },
+    );
+    ok(
+        "a SEARCH (OR $ 1,3) SEEN",
+        Search {
+            uid: false,
+            returns: None,
+            charset: None,
+            criteria: SearchKey::And(vec![
+                SearchKey::And(vec![SearchKey::Or(
+                    Box::new(SearchKey::SavedResult),
+                    Box::new(SearchKey::SequenceSet(set("1,3"))),
+                )]),
+                SearchKey::Seen,
+            ]),
+        },
+    );
+    ok(
+        "a FETCH $ (FLAGS)",
+        Fetch {
+            uid: false,
+            set: MessageSet::SavedResult,
+            items: vec![FetchAttr::Flags],
+            changed_since: None,
+            vanished: false,
+        },
+    );
+    ok(
+        "a UID STORE $ +FLAGS.SILENT (\\Deleted)",
+        Store {
+            uid: true,
+            set: MessageSet::SavedResult,
+            action: StoreAction::Add,
+            silent: true,
+            flags: vec![Flag::Deleted],
+            unchanged_since: None,
+        },
+    );
+    ok(
+        "a MOVE $ Junk",
+        Move {
+            uid: false,
+            set: MessageSet::SavedResult,
+            mailbox: mb("Junk"),
+        },
+    );
+    ok("a UID EXPUNGE $", UidExpunge(MessageSet::SavedResult));
+    invalid("a FETCH $,1 (FLAGS)", "FETCH");
+    bad(
+        "a FETCH 1,$ (FLAGS)",
+        Some("a"),
+        "Error in IMAP command FETCH: Invalid messageset",
+    );
+    invalid("a COPY $$ Junk", "COPY");
+}
+
+/// RFC 5032 WITHIN: OLDER and YOUNGER take a non-zero number of seconds.
+#[test]
+fn within_keys() {
+    ok(
+        "a SEARCH OLDER 3600 YOUNGER 4294967295",
+        CommandBody::Search {
+            uid: false,
+            returns: None,
+            charset: None,
+            criteria: SearchKey::And(vec![SearchKey::Older(3600), SearchKey::Younger(u32::MAX)]),
+        },
+    );
+    invalid("a SEARCH OLDER 0", "SEARCH");
+    invalid("a SEARCH YOUNGER", "SEARCH");
+    invalid("a SEARCH YOUNGER -5", "SEARCH");
+}
+
+/// RFC 6154 3 CREATE-SPECIAL-USE: `CREATE name (USE (attrs))`; RFC 7889 STATUS APPENDLIMIT.
+#[test]
+fn create_special_use_and_appendlimit() {
+    ok(
+        "a CREATE Spam (USE (\\Junk))",
+        CommandBody::Create {
+            mailbox: mb("Spam"),
+            uses: vec!["\\Junk".to_owned()],
+        },
+    );
+    ok(
+        "a CREATE \"Old mail\" (USE (\\Archive \\Flagged))",
+        CommandBody::Create {
+            mailbox: mb("Old mail"),
+            uses: vec!["\\Archive".to_owned(), "\\Flagged".to_owned()],
+        },
+    );
+    ok(
+        "a CREATE x (USE ())",
+        CommandBody::Create {
+            mailbox: mb("x"),
+            uses: vec![],
+        },
+    );
+    invalid("a CREATE x (USE (Junk))", "CREATE");
+    invalid("a CREATE x (USE (\\Junk)", "CREATE");
+    invalid("a CREATE x USE (\\Junk)", "CREATE");
+    bad(
+        "a CREATE x (COLOR (red))",
+        Some("a"),
+        "Error in IMAP command CREATE: Unknown CREATE parameter.",
+    );
+    ok(
+        "a STATUS INBOX (APPENDLIMIT MESSAGES)",
+        CommandBody::Status {
+            mailbox: mb("INBOX"),
+            items: vec![StatusItem::AppendLimit, StatusItem::Messages],
+        },
     );
 }

@@ -3,7 +3,8 @@
 
 use crate::session::Session;
 
-/// Capabilities in the order Dovecot lists them, so clients and operators see a familiar line.
+/// Capabilities in the order Dovecot lists them, so clients and operators see a familiar line;
+/// after login, the extensions Dovecot does not advertise by default come last.
 pub(crate) fn list(s: &Session) -> Vec<String> {
     let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE"];
     if s.is_authenticated() {
@@ -13,27 +14,28 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "THREAD=REFERENCES",
             "THREAD=REFS",
             "THREAD=ORDEREDSUBJECT",
-        ]);
-    }
-    caps.push("LITERAL+");
-    if s.is_authenticated() {
-        caps.extend([
-            "NAMESPACE",
+            "MULTIAPPEND",
             "UNSELECT",
-            "UIDPLUS",
-            "MOVE",
             "CHILDREN",
+            "NAMESPACE",
+            "UIDPLUS",
             "LIST-EXTENDED",
             "I18NLEVEL=1",
             "CONDSTORE",
             "QRESYNC",
             "ESEARCH",
             "ESORT",
+            "SEARCHRES",
+            "WITHIN",
             "LIST-STATUS",
-            "SPECIAL-USE",
+            "MOVE",
             "STATUS=SIZE",
+            "LITERAL+",
+            "SPECIAL-USE",
+            "CREATE-SPECIAL-USE",
         ]);
     } else {
+        caps.push("LITERAL+");
         if !s.tls && s.ctx.starttls.is_some() {
             caps.push("STARTTLS");
         }
@@ -42,6 +44,10 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
         }
     }
     let mut caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();
+    if s.is_authenticated() {
+        // RFC 7889 2 (a): one limit for every mailbox, the one APPEND enforces with TOOBIG.
+        caps.push(format!("APPENDLIMIT={}", s.ctx.settings.limits.max_append));
+    }
     if !s.is_authenticated() {
         // The backend's mechanisms; those that send the password itself only where a
         // plaintext password is allowed (RFC 3501 6.2.3; Dovecot's disable_plaintext_auth).

@@ -131,6 +131,9 @@ pub(crate) struct Session {
     pub condstore: bool,
     /// RFC 7162 QRESYNC is enabled (ENABLE QRESYNC, 3.2.3): expunges are told as VANISHED.
     pub qresync: bool,
+    /// What `$` stands for (RFC 5182 2.1): the UIDs the last `SEARCH RETURN (SAVE)` kept in the
+    /// selected mailbox, ascending; emptied by SELECT and EXAMINE.
+    pub saved_result: Vec<mail_types::Uid>,
     /// Who logged in, kept after LOGOUT for the disconnect log line.
     pub logged_in_as: Option<String>,
     pub append: Option<AppendInProgress>,
@@ -199,6 +202,7 @@ impl Session {
             auth_failures: 0,
             condstore: false,
             qresync: false,
+            saved_result: Vec::new(),
             logged_in_as: None,
             append: None,
             started: Instant::now(),
@@ -232,7 +236,11 @@ impl Session {
                     self.finish(&tag, reply, UpdatePolicy::All);
                     Flow::Continue
                 }
-                Some(Decoded::Bad { tag, message }) => self.bad_command(tag.as_ref(), &message),
+                Some(Decoded::Bad { tag, message }) => {
+                    // A MULTIAPPEND found bad after some of its messages keeps none of them.
+                    self.append = None;
+                    self.bad_command(tag.as_ref(), &message)
+                }
                 Some(Decoded::Fatal { message }) => {
                     self.out.extend_from_slice(&response::status_line(
                         None,
@@ -436,7 +444,7 @@ impl Session {
             CommandBody::Login { username, password } => self.cmd_login(&username, &password).await,
             CommandBody::Select { mailbox, params } => self.cmd_select(&mailbox, params, false),
             CommandBody::Examine { mailbox, params } => self.cmd_select(&mailbox, params, true),
-            CommandBody::Create { mailbox } => self.cmd_create(&mailbox),
+            CommandBody::Create { mailbox, uses } => self.cmd_create(&mailbox, &uses),
             CommandBody::Delete { mailbox } => self.cmd_delete(&mailbox),
             CommandBody::Rename { from, to } => self.cmd_rename(&from, &to),
             CommandBody::Subscribe { mailbox } => self.cmd_subscribe(&mailbox, true),
@@ -604,14 +612,6 @@ impl Session {
             Err(e) => {
                 tracing::warn!(session = %self.info.session_id, "mailbox sync failed: {e}");
             }
-        }
-    }
-
-    /// The user and the selected view, when selected.
-    pub(crate) fn selected_mut(&mut self) -> Option<(&User, &mut Selected)> {
-        match &mut self.state {
-            State::Selected(user, selected) => Some((user, selected)),
-            _ => None,
         }
     }
 

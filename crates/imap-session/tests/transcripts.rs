@@ -10,6 +10,9 @@
 //!   of characters; everything else must match exactly.
 //! - `D: text` — a data line of the preceding `C:` literal, sent with CRLF; `T: text` — the
 //!   same without CRLF (a literal that does not end a line, like a search string).
+//! - `L: text` — the command line goes on after the preceding literal (a MULTIAPPEND's next
+//!   message): no CRLF is sent after that literal's data, and `text` (with its own `{#}` and
+//!   `D:` lines) follows it directly.
 //! - `X: deliver USER` followed by `D:` lines — drops a message into USER's Maildir `new/`
 //!   directly, as another program would.
 //! - `X: rebuild-uidlist USER UIDVALIDITY` — replaces USER's INBOX `dovecot-uidlist` with an
@@ -115,8 +118,14 @@ async fn run_transcript(path: &Path) {
             }
             i += 1;
         }
+        // The command goes on after this literal: its data is not followed by CRLF.
+        let line_end: &[u8] = if lines.get(i).is_some_and(|l| l.starts_with("L:")) {
+            b""
+        } else {
+            b"\r\n"
+        };
         match kind {
-            'C' => {
+            'C' | 'L' => {
                 let sent = body.replace("{#}", &format!("{{{}}}", data.len()));
                 let sent = sent.replace("{#+}", &format!("{{{}+}}", data.len()));
                 let mut bytes = sent.into_bytes();
@@ -126,12 +135,12 @@ async fn run_transcript(path: &Path) {
                     runner.conns.send(n, &bytes).await;
                     runner.conns.expect(n, "+ OK", line_no).await;
                     let mut tail = data.clone();
-                    tail.extend_from_slice(b"\r\n");
+                    tail.extend_from_slice(line_end);
                     runner.conns.send(n, &tail).await;
                 } else {
                     if !data.is_empty() {
                         bytes.extend_from_slice(&data);
-                        bytes.extend_from_slice(b"\r\n");
+                        bytes.extend_from_slice(line_end);
                     }
                     runner.conns.send(n, &bytes).await;
                 }

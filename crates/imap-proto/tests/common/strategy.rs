@@ -117,7 +117,7 @@ fn search_leaf(codec_safe: bool) -> BoxedStrategy<SearchKey> {
     } else {
         any::<u64>().boxed()
     };
-    prop_oneof![
+    let leaves = prop_oneof![
         Just(K::All),
         Just(K::Answered),
         Just(K::Deleted),
@@ -153,6 +153,27 @@ fn search_leaf(codec_safe: bool) -> BoxedStrategy<SearchKey> {
         seq_set().prop_map(K::Uid),
         seq_set().prop_map(K::SequenceSet),
         modseq.prop_map(K::ModSeq),
+    ];
+    if codec_safe {
+        return leaves.boxed();
+    }
+    // RFC 5182 `$` and RFC 5032 OLDER/YOUNGER, which imap-codec does not read.
+    let extensions = prop_oneof![
+        Just(K::SavedResult),
+        (1..=u32::MAX).prop_map(K::Older),
+        (1..=u32::MAX).prop_map(K::Younger),
+    ];
+    prop_oneof![6 => leaves, 1 => extensions].boxed()
+}
+
+/// A message set; `$` (RFC 5182) only outside `codec_safe`.
+fn message_set(codec_safe: bool) -> BoxedStrategy<MessageSet> {
+    if codec_safe {
+        return seq_set().prop_map(MessageSet::Numbers).boxed();
+    }
+    prop_oneof![
+        4 => seq_set().prop_map(MessageSet::Numbers),
+        1 => Just(MessageSet::SavedResult),
     ]
     .boxed()
 }
@@ -232,6 +253,7 @@ fn status_item(codec_safe: bool) -> BoxedStrategy<StatusItem> {
     ];
     if !codec_safe {
         items.push(S::Size);
+        items.push(S::AppendLimit);
     }
     proptest::sample::select(items).boxed()
 }
@@ -282,8 +304,9 @@ fn search_returns(codec_safe: bool) -> BoxedStrategy<Option<Vec<SearchReturn>>> 
             SearchReturn::Max,
             SearchReturn::All,
             SearchReturn::Count,
+            SearchReturn::Save,
         ],
-        0..=4,
+        0..=5,
     ))
     .boxed()
 }
@@ -348,19 +371,26 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
     } else {
         proptest::option::of(any::<u64>()).boxed()
     };
-    let mailbox_ops =
-        (0u8..7, mb(), mb(), any::<bool>(), qresync).prop_map(|(op, a, b, condstore, qresync)| {
+    // RFC 6154 3 `USE (...)`, which imap-codec does not read.
+    let uses = if codec_safe {
+        Just(Vec::new()).boxed()
+    } else {
+        vec(atom().prop_map(|a| format!("\\{a}")), 0..3).boxed()
+    };
+    let mailbox_ops = (0u8..7, mb(), mb(), any::<bool>(), qresync, uses).prop_map(
+        |(op, a, b, condstore, qresync, uses)| {
             let params = SelectParams { condstore, qresync };
             match op {
                 0 => C::Select { mailbox: a, params },
                 1 => C::Examine { mailbox: a, params },
-                2 => C::Create { mailbox: a },
+                2 => C::Create { mailbox: a, uses },
                 3 => C::Delete { mailbox: a },
                 4 => C::Subscribe { mailbox: a },
                 5 => C::Unsubscribe { mailbox: a },
                 _ => C::Rename { from: a, to: b },
             }
-        });
+        },
+    );
     let lists = (any::<bool>(), pat(), pat()).prop_map(|(list, reference, pattern)| {
         if list {
             C::List { reference, pattern }
@@ -461,7 +491,7 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
         });
     let fetch = (
         any::<bool>(),
-        seq_set(),
+        message_set(codec_safe),
         vec(fetch_attr(codec_safe), 1..5),
         changed_since,
     )
@@ -475,7 +505,7 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
         });
     let store = (
         any::<bool>(),
-        seq_set(),
+        message_set(codec_safe),
         0u8..3,
         any::<bool>(),
         vec(flag(), 0..4),
@@ -495,12 +525,13 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
                 unchanged_since,
             },
         );
-    let copy_move =
-        (0u8..5, any::<bool>(), seq_set(), mb()).prop_map(|(op, uid, set, mailbox)| match op {
+    let copy_move = (0u8..5, any::<bool>(), message_set(codec_safe), mb()).prop_map(
+        |(op, uid, set, mailbox)| match op {
             0 | 1 => C::Copy { uid, set, mailbox },
             2 | 3 => C::Move { uid, set, mailbox },
             _ => C::UidExpunge(set),
-        });
+        },
+    );
     prop_oneof![
         1 => simple,
         1 => auth,

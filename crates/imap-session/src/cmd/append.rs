@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use imap_proto::response::{Code, continuation, status_line};
 use imap_proto::{AppendHeader, Tag};
-use mail_store::{AppendWriter, Mailbox};
+use mail_store::{AppendWriter, Mailbox, PendingAppend};
 use mail_types::{Flags, SeqSet};
 
 use crate::names::mailbox_name;
@@ -16,7 +16,7 @@ type AppendTarget = (Arc<dyn Mailbox>, Box<dyn AppendWriter>);
 /// MULTIAPPEND, RFC 3502). Nothing becomes visible until the whole command has arrived.
 pub(crate) struct AppendInProgress {
     mailbox: Option<Arc<dyn Mailbox>>,
-    pending: Vec<(Box<dyn AppendWriter>, Flags, Option<i64>)>,
+    pending: Vec<PendingAppend>,
     /// Set when the command already failed; the rest of its literals are read and dropped.
     failed: Option<Reply>,
 }
@@ -54,11 +54,12 @@ impl Session {
                         }
                         Ok(Some(reply)) => progress.failed = Some(reply),
                         Ok(None) => {
-                            if let Some(w) = writer {
-                                let flags = Flags::from_flags(header.flags.iter());
-                                progress
-                                    .pending
-                                    .push((w, flags, header.date.map(|d| d.unix)));
+                            if let Some(writer) = writer {
+                                progress.pending.push(PendingAppend {
+                                    writer,
+                                    flags: Flags::from_flags(header.flags.iter()),
+                                    internal_date: header.date.map(|d| d.unix),
+                                });
                             }
                         }
                     }
@@ -163,8 +164,8 @@ impl Session {
         Ok(failure)
     }
 
-    /// The APPEND command is complete: commit every message (in order) and report their UIDs
-    /// with APPENDUID (RFC 4315 3).
+    /// The APPEND command is complete: commit every message, in order and all or none
+    /// (MULTIAPPEND, RFC 3502 3), and report their UIDs with APPENDUID (RFC 4315 3).
     pub(crate) fn append_done(&mut self) -> Reply {
         let Some(progress) = self.append.take() else {
             return Reply::bad("APPEND without a message.");
@@ -175,14 +176,11 @@ impl Session {
         let Some(mailbox) = progress.mailbox else {
             return Reply::no("APPEND failed.");
         };
-        let mut uids = Vec::with_capacity(progress.pending.len());
-        for (writer, flags, date) in progress.pending {
-            match writer.commit(flags, date) {
-                Ok(uid) => uids.push(uid.get()),
-                Err(e) => return self.store_error(e),
-            }
-        }
-        match SeqSet::from_values(uids) {
+        let uids = match mailbox.commit_appends(progress.pending) {
+            Ok(uids) => uids,
+            Err(e) => return self.store_error(e),
+        };
+        match SeqSet::from_values(uids.iter().map(|u| u.get())) {
             Some(set) => Reply::ok("Append completed.").with_code(Code::AppendUid {
                 uid_validity: mailbox.uid_validity().get(),
                 uids: set,

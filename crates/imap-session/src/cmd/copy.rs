@@ -1,8 +1,9 @@
-use imap_proto::MailboxArg;
 use imap_proto::response::{Code, Status, status_line};
+use imap_proto::{MailboxArg, MessageSet};
 use mail_store::{FlagChange, StoreErrorKind};
 use mail_types::{Flags, SeqSet, SystemFlags};
 
+use crate::cmd::searchres;
 use crate::names::mailbox_name;
 use crate::session::{Reply, Session, State};
 
@@ -13,7 +14,7 @@ impl Session {
     pub(crate) fn cmd_copy(
         &mut self,
         uid_command: bool,
-        set: &SeqSet,
+        set: &MessageSet,
         dest: &MailboxArg,
         is_move: bool,
     ) -> Reply {
@@ -28,7 +29,8 @@ impl Session {
         if is_move && selected.view.read_only() {
             return Reply::no("Mailbox is read-only.").with_code(Code::ReadOnly);
         }
-        let targets = match selected.view.resolve(set, uid_command) {
+        let resolved = searchres::resolve(&selected.view, &self.saved_result, set, uid_command);
+        let targets = match resolved {
             Ok(t) => t,
             Err(e) => return Reply::bad(format!("Error in IMAP command {verb}: {e}.")),
         };
@@ -77,12 +79,14 @@ impl Session {
                 .extend_from_slice(&status_line(None, Status::Ok, Some(c), "Moved UIDs."));
         }
         let moved: Vec<_> = pairs.iter().map(|(s, _)| *s).collect();
-        let deleted = Flags::new(SystemFlags::DELETED, []);
-        let expunged = source
-            .store_flags(&moved, &FlagChange::Add(deleted))
-            .and_then(|_| source.expunge(Some(&moved)));
-        if let Err(e) = expunged {
-            return self.store_error(e);
+        if !moved.is_empty() {
+            let deleted = Flags::new(SystemFlags::DELETED, []);
+            let expunged = source
+                .store_flags(&moved, &FlagChange::Add(deleted))
+                .and_then(|_| source.expunge(Some(&moved)));
+            if let Err(e) = expunged {
+                return self.store_error(e);
+            }
         }
         // The EXPUNGE responses for the moved messages are sent right away (RFC 6851 3.3), even
         // for MOVE by sequence number.

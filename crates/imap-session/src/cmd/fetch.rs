@@ -2,11 +2,12 @@ use std::sync::Arc;
 
 use imap_proto::DateTime;
 use imap_proto::response::{write_astring, write_date_time, write_flag_list, write_literal};
-use imap_proto::{FetchAttr, Section, SectionText};
+use imap_proto::{FetchAttr, MessageSet, Section, SectionText};
 use mail_parse::{ParsedMessage, SectionSpec};
 use mail_store::{CacheField, FlagChange, Mailbox, MessageInfo, StoreErrorKind, ViewMessage};
 use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
 
+use crate::cmd::searchres;
 use crate::fetch::structure::{write_body_structure, write_envelope};
 use crate::session::{FLUSH_THRESHOLD, Reply, Session, State};
 
@@ -88,7 +89,7 @@ impl Session {
     pub(crate) async fn cmd_fetch(
         &mut self,
         uid_command: bool,
-        set: &SeqSet,
+        set: &MessageSet,
         items: &[FetchAttr],
         changed_since: Option<u64>,
         vanished: bool,
@@ -104,7 +105,8 @@ impl Session {
         let State::Selected(_, selected) = &mut self.state else {
             return Reply::bad("No mailbox selected.");
         };
-        let mut targets = match selected.view.resolve(set, uid_command) {
+        let resolved = searchres::resolve(&selected.view, &self.saved_result, set, uid_command);
+        let mut targets = match resolved {
             Ok(t) => t,
             Err(e) => return Reply::bad(format!("Error in IMAP command FETCH: {e}.")),
         };
@@ -118,11 +120,9 @@ impl Session {
                     .changes_since(mail_store::ChangeCursor(since), false)
                 {
                     Ok(changes) => {
-                        let gone = changes
-                            .expunged
-                            .iter()
-                            .map(|u| u.get())
-                            .filter(|u| set.contains(*u, max_uid));
+                        let gone = changes.expunged.iter().map(|u| u.get()).filter(|u| {
+                            searchres::contains_uid(set, &self.saved_result, *u, max_uid)
+                        });
                         if let Some(gone) = SeqSet::from_values(gone) {
                             self.out.extend_from_slice(
                                 format!("* VANISHED (EARLIER) {gone}\r\n").as_bytes(),

@@ -76,7 +76,7 @@ impl Session {
                     child_info
                 }
             } else if select.special_use {
-                special.is_some()
+                !special.is_empty()
             } else {
                 info.exists
             };
@@ -99,9 +99,7 @@ impl Session {
             if show_subscribed && info.subscribed {
                 attrs.push("\\Subscribed");
             }
-            if let Some(attr) = special {
-                attrs.push(attr);
-            }
+            attrs.extend(special);
             shown.push((name.clone(), attrs, child_info));
         }
         // INBOX first, then the rest in name order, as Dovecot lists them.
@@ -195,24 +193,35 @@ impl Session {
         Ok(names)
     }
 
-    /// The special-use attribute configured for `name` (RFC 6154 2), if any.
-    fn special_use(&self, name: &MailboxName) -> Option<&'static str> {
-        self.ctx
+    /// The special-use attributes of `name` (RFC 6154 2): the one configured for its name and
+    /// those it was created with (CREATE-SPECIAL-USE, RFC 6154 3), each once.
+    fn special_use(&self, name: &MailboxName) -> Vec<&'static str> {
+        let configured = self
+            .ctx
             .settings
             .special_use
             .iter()
-            .find(|(n, _)| n == name.as_str())
-            .and_then(|(_, attr)| {
-                SPECIAL_USE
-                    .iter()
-                    .copied()
-                    .find(|a| a.eq_ignore_ascii_case(attr))
-            })
+            .filter(|(n, _)| n == name.as_str())
+            .map(|(_, attr)| attr.clone());
+        let created = self
+            .user()
+            .map(|u| u.store.special_use(name))
+            .unwrap_or_default();
+        let mut attrs: Vec<&'static str> = Vec::new();
+        for attr in configured.chain(created) {
+            let known = SPECIAL_USE.iter().find(|a| a.eq_ignore_ascii_case(&attr));
+            if let Some(&a) = known
+                && !attrs.contains(&a)
+            {
+                attrs.push(a);
+            }
+        }
+        attrs
     }
 }
 
 /// The attributes of RFC 6154 2.
-const SPECIAL_USE: [&str; 7] = [
+pub(crate) const SPECIAL_USE: [&str; 7] = [
     "\\All",
     "\\Archive",
     "\\Drafts",

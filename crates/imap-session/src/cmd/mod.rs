@@ -22,6 +22,7 @@ pub(crate) mod namespace;
 pub(crate) mod noop;
 pub(crate) mod rename;
 pub(crate) mod search;
+pub(crate) mod searchres;
 pub(crate) mod select;
 pub(crate) mod sort;
 pub(crate) mod starttls;

@@ -2,7 +2,7 @@ use imap_proto::response::{Code, days_from_civil};
 use imap_proto::{Date, SearchKey, SearchReturn, Tag};
 use mail_parse::ParsedMessage;
 use mail_store::{CacheField, Mailbox, MailboxView, MessageInfo, ViewMessage};
-use mail_types::{Flag, Keyword, SystemFlags};
+use mail_types::{Flag, Keyword, SystemFlags, Uid};
 
 use crate::session::{Reply, Session, State};
 
@@ -24,10 +24,13 @@ struct Candidate<'a> {
     headers: Option<Option<SearchHeaders>>,
 }
 
-/// What `*` means in sequence-set keys.
-struct Bounds {
+/// What the mailbox-wide keys compare with: `*` of sequence-set keys, `$` (RFC 5182), and the
+/// moment OLDER and YOUNGER count back from (RFC 5032 2).
+struct Bounds<'a> {
     max_seq: u32,
     max_uid: u32,
+    saved: &'a [Uid],
+    now: i64,
 }
 
 impl<'a> Candidate<'a> {
@@ -169,6 +172,14 @@ impl<'a> Candidate<'a> {
             Uid(set) => set.contains(self.msg.uid.get(), bounds.max_uid),
             SequenceSet(set) => set.contains(self.seq, bounds.max_seq),
             ModSeq(n) => self.msg.modseq.get() >= *n,
+            SavedResult => bounds.saved.binary_search(&self.msg.uid).is_ok(),
+            // RFC 5032 2: OLDER matches at or before the target time, YOUNGER at or after it.
+            Older(secs) => self
+                .info()
+                .is_some_and(|i| i.internal_date <= bounds.now - i64::from(*secs)),
+            Younger(secs) => self
+                .info()
+                .is_some_and(|i| i.internal_date >= bounds.now - i64::from(*secs)),
             Not(inner) => !self.matches(inner, bounds),
             Or(a, b) => self.matches(a, bounds) || self.matches(b, bounds),
             And(keys) => keys.iter().all(|k| self.matches(k, bounds)),
@@ -180,7 +191,7 @@ impl<'a> Candidate<'a> {
 fn cost(key: &SearchKey) -> u8 {
     use SearchKey::*;
     match key {
-        Larger(_) | Smaller(_) | Before(_) | On(_) | Since(_) => 1,
+        Larger(_) | Smaller(_) | Before(_) | On(_) | Since(_) | Older(_) | Younger(_) => 1,
         From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | Header(..) | SentBefore(_) | SentOn(_)
         | SentSince(_) => 2,
         Body(_) | Text(_) => 3,
@@ -240,7 +251,8 @@ impl Session {
         let State::Selected(_, selected) = &self.state else {
             return Err(Reply::bad("No mailbox selected."));
         };
-        Ok((&selected.view, matching(&selected.view, criteria)))
+        let found = matching(&selected.view, &self.saved_result, criteria);
+        Ok((&selected.view, found))
     }
 }
 
@@ -258,12 +270,21 @@ fn charset_error(charset: Option<&str>) -> Option<Reply> {
 /// order: what SEARCH, SORT and THREAD all start from. Within each AND, keys run cheapest first
 /// (flags and UIDs from the view, then dates and sizes, then headers, then bodies), and a
 /// message file is read only when a key that needs it is reached.
-fn matching<'v>(view: &'v MailboxView, criteria: &SearchKey) -> Vec<(u32, &'v ViewMessage)> {
+fn matching<'v>(
+    view: &'v MailboxView,
+    saved: &[Uid],
+    criteria: &SearchKey,
+) -> Vec<(u32, &'v ViewMessage)> {
     let criteria = &cheapest_first(criteria.clone());
     let mailbox = view.mailbox().as_ref();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let bounds = Bounds {
         max_seq: view.exists(),
         max_uid: view.messages().last().map_or(0, |m| m.uid.get()),
+        saved,
+        now,
     };
     let mut hits = Vec::new();
     for (i, msg) in view.messages().iter().enumerate() {
@@ -309,8 +330,12 @@ impl Session {
     ) -> Reply {
         let found = match self.matching(charset, criteria) {
             Ok((_, found)) => found,
-            Err(reply) => return reply,
+            Err(reply) => {
+                self.save_search_result(returns, None);
+                return reply;
+            }
         };
+        let found_uids: Vec<Uid> = found.iter().map(|(_, m)| m.uid).collect();
         let hits: Vec<u32> = found
             .iter()
             .map(|(seq, msg)| if uid_command { msg.uid.get() } else { *seq })
@@ -335,13 +360,14 @@ impl Session {
                 self.out.extend_from_slice(line.as_bytes());
             }
         }
+        self.save_search_result(returns, Some(&found_uids));
         Reply::ok("Search completed.")
     }
 }
 
 /// `* ESEARCH (TAG "t") [UID] ...` (RFC 4731 3.1, RFC 5267 4.2): the options asked for, in the
 /// RFC's order; `RETURN ()` means ALL. MIN, MAX and ALL are left out when nothing matched;
-/// COUNT never is.
+/// COUNT never is. SAVE alone (RFC 5182) returns nothing: the line is empty.
 ///
 /// `hits` are in result order: ascending for SEARCH, the sort order for SORT. MIN and MAX are
 /// the first and last of them (for ESORT the first and last in sort order, as Dovecot answers),
@@ -353,6 +379,9 @@ pub(crate) fn esearch_line(
     hits: &[u32],
     modseq: Option<u64>,
 ) -> String {
+    if crate::cmd::searchres::only_saves(options) {
+        return String::new();
+    }
     let all = options.is_empty() || options.contains(&SearchReturn::All);
     let mut line = format!("* ESEARCH (TAG \"{}\")", tag.0);
     if uid {

@@ -25,6 +25,8 @@ impl Session {
         if params.qresync.is_some() && !self.qresync {
             return Reply::bad("QRESYNC parameter without ENABLE QRESYNC.");
         }
+        // RFC 5182 2.1: `$` starts empty in every newly selected mailbox.
+        self.saved_result.clear();
         let user = match std::mem::replace(&mut self.state, State::Logout) {
             State::Authenticated(u) | State::Selected(u, _) => u,
             other => {

@@ -219,15 +219,22 @@ impl Session {
     ) -> Reply {
         let (view, found) = match self.matching(Some(charset), search) {
             Ok(m) => m,
-            Err(reply) => return reply,
+            Err(reply) => {
+                self.save_search_result(returns, None);
+                return reply;
+            }
         };
         let modseq = reported_modseq(search, &found);
         let rows = load_rows(view.mailbox().as_ref(), &found, Needs::of(criteria));
-        let numbers: Vec<u32> = sort_order(&rows, criteria)
+        let sorted: Vec<&Row> = sort_order(&rows, criteria)
             .into_iter()
             .filter_map(|i| rows.get(i))
+            .collect();
+        let numbers: Vec<u32> = sorted
+            .iter()
             .map(|r| if uid_command { r.uid } else { r.seq })
             .collect();
+        let sorted_uids: Vec<Uid> = sorted.iter().filter_map(|r| Uid::new(r.uid)).collect();
         match returns {
             None => {
                 let mut line = String::with_capacity(8 + numbers.len() * 7);
@@ -248,6 +255,7 @@ impl Session {
                 self.out.extend_from_slice(line.as_bytes());
             }
         }
+        self.save_search_result(returns, Some(&sorted_uids));
         Reply::ok("Sort completed.")
     }
 }

@@ -47,6 +47,10 @@ impl Session {
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
                 StatusItem::Size => format!("SIZE {}", status.size),
                 StatusItem::Deleted => format!("DELETED {}", status.deleted),
+                // RFC 7889 3.1: one limit for every mailbox, the one CAPABILITY announces.
+                StatusItem::AppendLimit => {
+                    format!("APPENDLIMIT {}", self.ctx.settings.limits.max_append)
+                }
             });
         }
         self.out.extend_from_slice(b"* STATUS ");

@@ -1,10 +1,11 @@
 use std::collections::HashSet;
 
-use imap_proto::StoreAction;
 use imap_proto::response::{Code, write_flag_list};
+use imap_proto::{MessageSet, StoreAction};
 use mail_store::FlagChange;
 use mail_types::{Flag, Flags, SeqSet, Uid};
 
+use crate::cmd::searchres;
 use crate::session::{Reply, Session, State};
 
 impl Session {
@@ -19,7 +20,7 @@ impl Session {
     pub(crate) fn cmd_store(
         &mut self,
         uid_command: bool,
-        set: &SeqSet,
+        set: &MessageSet,
         action: StoreAction,
         silent: bool,
         flags: &[Flag],
@@ -32,7 +33,8 @@ impl Session {
         if selected.view.read_only() {
             return Reply::no("Mailbox is read-only.").with_code(Code::ReadOnly);
         }
-        let targets = match selected.view.resolve(set, uid_command) {
+        let resolved = searchres::resolve(&selected.view, &self.saved_result, set, uid_command);
+        let targets = match resolved {
             Ok(t) => t,
             Err(e) => return Reply::bad(format!("Error in IMAP command STORE: {e}.")),
         };
