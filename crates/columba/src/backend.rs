@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::checkpassword::CheckPassword;
+use auth::oauth2::{Introspection, IntrospectionSettings, TokenValidator, read_secret_file};
 use auth::pam::PamPassDb;
 use auth::passwd_file::PasswdFile;
 use auth::sasl::Mechanism;
@@ -45,8 +46,16 @@ impl AuthBackend {
             },
             lowercase_usernames: config.auth.lowercase_usernames,
         };
-        let auth = Authenticator::new(passdb(config)?, userdb(config)?, settings)
-            .context("[auth] mechanisms")?;
+        let auth = match token_validator(config)? {
+            Some(validator) => Authenticator::with_token_validator(
+                passdb(config)?,
+                userdb(config)?,
+                settings,
+                validator,
+            ),
+            None => Authenticator::new(passdb(config)?, userdb(config)?, settings),
+        }
+        .context("[auth] mechanisms")?;
         Ok(AuthBackend {
             auth: Arc::new(auth),
             location: config.mail_location(),
@@ -93,7 +102,7 @@ fn mechanisms(config: &Config) -> anyhow::Result<Vec<Mechanism>> {
             Mechanism::from_name(name).with_context(|| {
                 format!(
                     "[auth] mechanisms: unknown mechanism {name:?} (known: {})",
-                    Mechanism::ALL.map(Mechanism::name).join(", ")
+                    Mechanism::KNOWN.map(Mechanism::name).join(", ")
                 )
             })
         })
@@ -162,6 +171,31 @@ fn sql_db(config: &Config, role: SqlRole) -> anyhow::Result<SqlDb> {
         default_pass_scheme: c.default_pass_scheme.clone(),
     })
     .context("[auth.sql]")
+}
+
+/// The token introspection of `[auth.oauth2]`, when an endpoint is configured.
+fn token_validator(config: &Config) -> anyhow::Result<Option<Box<dyn TokenValidator>>> {
+    let c = &config.auth.oauth2;
+    let Some(url) = &c.introspection_url else {
+        return Ok(None);
+    };
+    let client_secret = c
+        .client_secret_file
+        .as_deref()
+        .map(read_secret_file)
+        .transpose()
+        .context("[auth.oauth2] client_secret_file")?;
+    let introspection = Introspection::new(IntrospectionSettings {
+        url: url.clone(),
+        username_field: c.username_field.clone(),
+        client_id: c.client_id.clone(),
+        client_secret,
+        required_scope: c.scope.clone(),
+        timeout: Duration::from_secs(c.timeout_secs.max(1)),
+        ca_file: c.ca_file.clone(),
+    })
+    .context("[auth.oauth2]")?;
+    Ok(Some(Box::new(introspection)))
 }
 
 /// The configured userdb; `None` for "prefetch" (the passdb's record is used).

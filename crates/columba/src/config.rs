@@ -139,8 +139,10 @@ pub struct AuthConfig {
     pub userdb: UserdbKind,
     /// Dovecot-format passwd-file; default `<data_dir>/users`.
     pub passwd_file: Option<PathBuf>,
-    /// SASL mechanisms to offer: PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256. CRAM-MD5
-    /// and SCRAM need a passwd-file holding `{PLAIN}` passwords or `{SCRAM-SHA-*}` keys.
+    /// SASL mechanisms to offer: PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256,
+    /// OAUTHBEARER, XOAUTH2. CRAM-MD5 and SCRAM need a passwd-file or SQL passdb holding
+    /// `{PLAIN}` passwords or `{SCRAM-SHA-*}` keys; OAUTHBEARER and XOAUTH2 need
+    /// `[auth.oauth2] introspection_url`.
     pub mechanisms: Vec<String>,
     /// Lowest uid that may own mail (Dovecot's `first_valid_uid`); uid 0 never may.
     pub first_valid_uid: u32,
@@ -164,6 +166,7 @@ pub struct AuthConfig {
     pub pam: PamConfig,
     pub checkpassword: CheckpasswordConfig,
     pub sql: SqlConfig,
+    pub oauth2: OAuth2Config,
     #[serde(rename = "static")]
     pub static_userdb: StaticConfig,
 }
@@ -210,6 +213,27 @@ pub struct SqlConfig {
     pub user_query: String,
     /// The scheme of stored passwords without a `{SCHEME}` prefix (default: crypt(3) strings).
     pub default_pass_scheme: Option<String>,
+}
+
+/// How OAUTHBEARER and XOAUTH2 tokens are checked: RFC 7662 token introspection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// The introspection endpoint (`http://` or `https://`); required for OAUTHBEARER and
+    /// XOAUTH2.
+    pub introspection_url: Option<String>,
+    /// The field of the endpoint's answer that holds the user name: `username`, `email`...
+    pub username_field: String,
+    /// This server's client id at the authorization server (sent as HTTP Basic).
+    pub client_id: Option<String>,
+    /// A file holding the client secret (kept out of this file, which `columba config` shows).
+    pub client_secret_file: Option<PathBuf>,
+    /// A scope tokens must carry; also named to clients whose token is refused.
+    pub scope: Option<String>,
+    /// Seconds the endpoint may take to answer.
+    pub timeout_secs: u64,
+    /// PEM certificate authorities trusted for an `https://` endpoint; default the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +343,7 @@ impl Default for AuthConfig {
             pam: PamConfig::default(),
             checkpassword: CheckpasswordConfig::default(),
             sql: SqlConfig::default(),
+            oauth2: OAuth2Config::default(),
             static_userdb: StaticConfig::default(),
         }
     }
@@ -358,6 +383,20 @@ impl Default for SqlConfig {
             password_query: auth::sql::DEFAULT_PASSWORD_QUERY.to_owned(),
             user_query: auth::sql::DEFAULT_USER_QUERY.to_owned(),
             default_pass_scheme: None,
+        }
+    }
+}
+
+impl Default for OAuth2Config {
+    fn default() -> Self {
+        OAuth2Config {
+            introspection_url: None,
+            username_field: "username".to_owned(),
+            client_id: None,
+            client_secret_file: None,
+            scope: None,
+            timeout_secs: 5,
+            ca_file: None,
         }
     }
 }
@@ -531,6 +570,8 @@ mod tests {
             "[auth.checkpassword]",
             "[auth.sql]",
             "driver = \"sqlite\"",
+            "[auth.oauth2]",
+            "username_field = \"username\"",
             "[auth.static]",
         ] {
             assert!(text.contains(needle), "{needle} missing in:\n{text}");
