@@ -379,6 +379,8 @@ pub enum FetchAttr {
     },
     /// RFC 7162 3.1.4.1
     ModSeq,
+    /// RFC 8514 4.2
+    SaveDate,
 }
 
 /// `<origin.octets>` of a partial fetch.
@@ -458,4 +460,10 @@ pub enum SearchKey {
     Older(u32),
     /// RFC 5032 `YOUNGER n`: INTERNALDATE at most n seconds ago.
     Younger(u32),
+    /// RFC 8514 4.3: the save date's day, like BEFORE/ON/SINCE for INTERNALDATE.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    /// RFC 8514 4.3: every message where the mailbox keeps save dates, none elsewhere.
+    SaveDateSupported,
 }

@@ -486,7 +486,10 @@ fn write_key(out: &mut Vec<u8>, key: &SearchKey) {
         | K::Since(d)
         | K::SentBefore(d)
         | K::SentOn(d)
-        | K::SentSince(d) => {
+        | K::SentSince(d)
+        | K::SavedBefore(d)
+        | K::SavedOn(d)
+        | K::SavedSince(d) => {
             push(
                 out,
                 match key {
@@ -495,6 +498,9 @@ fn write_key(out: &mut Vec<u8>, key: &SearchKey) {
                     K::Since(_) => "SINCE ",
                     K::SentBefore(_) => "SENTBEFORE ",
                     K::SentOn(_) => "SENTON ",
+                    K::SavedBefore(_) => "SAVEDBEFORE ",
+                    K::SavedOn(_) => "SAVEDON ",
+                    K::SavedSince(_) => "SAVEDSINCE ",
                     _ => "SENTSINCE ",
                 },
             );
@@ -506,6 +512,7 @@ fn write_key(out: &mut Vec<u8>, key: &SearchKey) {
         K::SavedResult => push(out, "$"),
         K::Older(n) => push(out, &format!("OLDER {n}")),
         K::Younger(n) => push(out, &format!("YOUNGER {n}")),
+        K::SaveDateSupported => push(out, "SAVEDATESUPPORTED"),
         K::Uid(set) => push(out, &format!("UID {set}")),
         K::SequenceSet(set) => push(out, &set.to_string()),
         K::Not(k) => {
@@ -544,6 +551,7 @@ fn write_fetch_attr(out: &mut Vec<u8>, attr: &FetchAttr) {
         FetchAttr::BodyStructure => push(out, "BODYSTRUCTURE"),
         FetchAttr::Uid => push(out, "UID"),
         FetchAttr::ModSeq => push(out, "MODSEQ"),
+        FetchAttr::SaveDate => push(out, "SAVEDATE"),
         FetchAttr::BodySection {
             peek,
             section,

@@ -1205,6 +1205,7 @@ fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
         "BODYSTRUCTURE" => FetchAttr::BodyStructure,
         "UID" => FetchAttr::Uid,
         "MODSEQ" => FetchAttr::ModSeq,
+        "SAVEDATE" => FetchAttr::SaveDate,
         "BODY" if c.peek() != Some(b'[') => FetchAttr::Body,
         "BODY" | "BODY.PEEK" => {
             let section = section(c)?;
@@ -1556,6 +1557,11 @@ fn simple_key(c: &mut Cursor<'_>, name: &str) -> R<Option<SearchKey>> {
         "SENTBEFORE" => K::SentBefore(date(c)?),
         "SENTON" => K::SentOn(date(c)?),
         "SENTSINCE" => K::SentSince(date(c)?),
+        // RFC 8514 4.3
+        "SAVEDBEFORE" => K::SavedBefore(date(c)?),
+        "SAVEDON" => K::SavedOn(date(c)?),
+        "SAVEDSINCE" => K::SavedSince(date(c)?),
+        "SAVEDATESUPPORTED" => K::SaveDateSupported,
         "KEYWORD" => K::Keyword(keyword_arg(c)?),
         "UNKEYWORD" => K::Unkeyword(keyword_arg(c)?),
         "LARGER" => {

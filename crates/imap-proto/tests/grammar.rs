@@ -1209,3 +1209,39 @@ fn create_special_use_and_appendlimit() {
         },
     );
 }
+
+/// RFC 8514 SAVEDATE: the FETCH item and the four search keys.
+#[test]
+fn savedate_item_and_keys() {
+    ok(
+        "a FETCH 1 (SAVEDATE UID)",
+        CommandBody::Fetch {
+            uid: false,
+            set: nums("1"),
+            items: vec![FetchAttr::SaveDate, FetchAttr::Uid],
+            changed_since: None,
+            vanished: false,
+        },
+    );
+    let day = Date {
+        year: 2014,
+        month: 12,
+        day: 28,
+    };
+    ok(
+        "a SEARCH SAVEDON 28-Dec-2014 SAVEDBEFORE 28-Dec-2014 SAVEDSINCE 28-Dec-2014 SAVEDATESUPPORTED",
+        CommandBody::Search {
+            uid: false,
+            returns: None,
+            charset: None,
+            criteria: SearchKey::And(vec![
+                SearchKey::SavedOn(day),
+                SearchKey::SavedBefore(day),
+                SearchKey::SavedSince(day),
+                SearchKey::SaveDateSupported,
+            ]),
+        },
+    );
+    invalid("a SEARCH SAVEDON", "SEARCH");
+    invalid("a SEARCH SAVEDSINCE 32-Dec-2014", "SEARCH");
+}

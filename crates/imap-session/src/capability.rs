@@ -30,6 +30,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "LIST-STATUS",
             "MOVE",
             "STATUS=SIZE",
+            "SAVEDATE",
             "LITERAL+",
             "SPECIAL-USE",
             "CREATE-SPECIAL-USE",

@@ -211,6 +211,18 @@ pub trait Mailbox: Send + Sync {
     fn cache(&self, uid: Uid, field: CacheField, value: &[u8]) {
         let _ = (uid, field, value);
     }
+    /// The save date of a message (RFC 8514 3): when it entered this mailbox (by APPEND, COPY,
+    /// MOVE or delivery), seconds since the epoch, never changing while it stays there. `None`
+    /// where the backend keeps none (see [`Mailbox::has_save_dates`]) or the message is gone.
+    fn save_date(&self, uid: Uid) -> Option<i64> {
+        let _ = uid;
+        None
+    }
+    /// Whether [`Mailbox::save_date`] answers for this mailbox (RFC 8514 4.3
+    /// SAVEDATESUPPORTED); without it SAVEDATE is NIL and the SAVED* keys use INTERNALDATE.
+    fn has_save_dates(&self) -> bool {
+        false
+    }
     /// The POP3 UIDL a migration stored for a message (Dovecot keeps it as the `P` field of
     /// `dovecot-uidlist`); POP3 shows it instead of the UIDL its format would make, so clients
     /// moved from another server do not download everything again. `None` for most messages.
@@ -284,6 +296,9 @@ pub enum CacheField {
     /// What SORT and THREAD compare: base subject, sent date, first addresses and display
     /// names, Message-ID and the ids a message refers to.
     SortKeys,
+    /// When the message entered its mailbox (RFC 8514 save date), seconds since the epoch as
+    /// 8 big-endian bytes.
+    SaveDate,
 }
 
 impl CacheField {
@@ -295,6 +310,7 @@ impl CacheField {
             CacheField::Body => 3,
             CacheField::SearchHeaders => 4,
             CacheField::SortKeys => 5,
+            CacheField::SaveDate => 6,
         }
     }
 }

@@ -157,11 +157,15 @@ fn search_leaf(codec_safe: bool) -> BoxedStrategy<SearchKey> {
     if codec_safe {
         return leaves.boxed();
     }
-    // RFC 5182 `$` and RFC 5032 OLDER/YOUNGER, which imap-codec does not read.
+    // RFC 5182 `$`, RFC 5032 OLDER/YOUNGER and RFC 8514's keys, which imap-codec does not read.
     let extensions = prop_oneof![
         Just(K::SavedResult),
         (1..=u32::MAX).prop_map(K::Older),
         (1..=u32::MAX).prop_map(K::Younger),
+        date().prop_map(K::SavedBefore),
+        date().prop_map(K::SavedOn),
+        date().prop_map(K::SavedSince),
+        Just(K::SaveDateSupported),
     ];
     prop_oneof![6 => leaves, 1 => extensions].boxed()
 }
@@ -213,9 +217,9 @@ fn section(codec_safe: bool) -> impl Strategy<Value = Section> {
         })
 }
 
-fn fetch_attr(codec_safe: bool) -> impl Strategy<Value = FetchAttr> {
+fn fetch_attr(codec_safe: bool) -> BoxedStrategy<FetchAttr> {
     use FetchAttr as F;
-    prop_oneof![
+    let items = prop_oneof![
         Just(F::Envelope),
         Just(F::Flags),
         Just(F::InternalDate),
@@ -237,7 +241,12 @@ fn fetch_attr(codec_safe: bool) -> impl Strategy<Value = FetchAttr> {
                 section,
                 partial: partial.map(|(origin, length)| Partial { origin, length }),
             }),
-    ]
+    ];
+    if codec_safe {
+        return items.boxed();
+    }
+    // RFC 8514 SAVEDATE, which imap-codec does not read.
+    prop_oneof![12 => items, 1 => Just(F::SaveDate)].boxed()
 }
 
 fn status_item(codec_safe: bool) -> BoxedStrategy<StatusItem> {

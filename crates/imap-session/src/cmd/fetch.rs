@@ -294,6 +294,20 @@ fn write_fetch_response(
             FetchAttr::ModSeq => {
                 out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes())
             }
+            // RFC 8514 4.2: NIL where the mailbox keeps no save dates.
+            FetchAttr::SaveDate => {
+                out.extend_from_slice(b"SAVEDATE ");
+                match mailbox.save_date(entry.uid) {
+                    Some(unix) => write_date_time(
+                        out,
+                        DateTime {
+                            unix,
+                            offset_minutes: 0,
+                        },
+                    ),
+                    None => out.extend_from_slice(b"NIL"),
+                }
+            }
             FetchAttr::Envelope | FetchAttr::Body | FetchAttr::BodyStructure => {
                 let (label, field) = match item {
                     FetchAttr::Envelope => ("ENVELOPE ", CacheField::Envelope),

@@ -124,6 +124,17 @@ impl<'a> Candidate<'a> {
         self.info().map(|i| i.internal_date.div_euclid(86_400))
     }
 
+    /// Days since the epoch of the save date (UTC); INTERNALDATE's where the mailbox keeps no
+    /// save dates (RFC 8514 4.3).
+    fn saved_day(&mut self) -> Option<i64> {
+        if !self.mailbox.has_save_dates() {
+            return self.internal_day();
+        }
+        self.mailbox
+            .save_date(self.msg.uid)
+            .map(|d| d.div_euclid(86_400))
+    }
+
     /// Days since the epoch of the Date header in its own zone ("disregarding time and
     /// timezone", RFC 3501 6.4.4); INTERNALDATE when the header is missing or unreadable, as
     /// Dovecot does.
@@ -161,6 +172,10 @@ impl<'a> Candidate<'a> {
             SentBefore(d) => self.sent_day().is_some_and(|day| day < day_number(d)),
             SentOn(d) => self.sent_day().is_some_and(|day| day == day_number(d)),
             SentSince(d) => self.sent_day().is_some_and(|day| day >= day_number(d)),
+            SavedBefore(d) => self.saved_day().is_some_and(|day| day < day_number(d)),
+            SavedOn(d) => self.saved_day().is_some_and(|day| day == day_number(d)),
+            SavedSince(d) => self.saved_day().is_some_and(|day| day >= day_number(d)),
+            SaveDateSupported => self.mailbox.has_save_dates(),
             From(s) => self.header_contains("From", s),
             To(s) => self.header_contains("To", s),
             Cc(s) => self.header_contains("Cc", s),
@@ -191,7 +206,8 @@ impl<'a> Candidate<'a> {
 fn cost(key: &SearchKey) -> u8 {
     use SearchKey::*;
     match key {
-        Larger(_) | Smaller(_) | Before(_) | On(_) | Since(_) | Older(_) | Younger(_) => 1,
+        Larger(_) | Smaller(_) | Before(_) | On(_) | Since(_) | Older(_) | Younger(_)
+        | SavedBefore(_) | SavedOn(_) | SavedSince(_) => 1,
         From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | Header(..) | SentBefore(_) | SentOn(_)
         | SentSince(_) => 2,
         Body(_) | Text(_) => 3,

@@ -731,6 +731,36 @@ impl Mailbox for MaildirMailbox {
         self.with_cache(|c| c.put(uid, field.id(), value));
     }
 
+    /// The save date recorded when the message was committed here; for a message that came in
+    /// otherwise (another program's delivery, or saved before save dates were kept) the ctime
+    /// of its file when first asked, recorded then so that it never changes afterwards, as
+    /// Dovecot takes it from the file and caches it. A flag change renames the file and moves
+    /// its ctime, hence the recording.
+    fn save_date(&self, uid: Uid) -> Option<i64> {
+        if let Some(value) = self.cached(uid, CacheField::SaveDate)
+            && let Ok(bytes) = <[u8; 8]>::try_from(&value[..])
+        {
+            return Some(i64::from_be_bytes(bytes));
+        }
+        // The file may be renamed between locating and reading it: look again once.
+        for _ in 0..2 {
+            let path = {
+                let st = self.lock();
+                self.locate(&st, uid).ok()?
+            };
+            if let Ok(meta) = fs::metadata(&path) {
+                let ctime = std::os::unix::fs::MetadataExt::ctime(&meta);
+                self.cache(uid, CacheField::SaveDate, &ctime.to_be_bytes());
+                return Some(ctime);
+            }
+        }
+        None
+    }
+
+    fn has_save_dates(&self) -> bool {
+        true
+    }
+
     fn stored_uidl(&self, uid: Uid) -> Option<String> {
         self.uidlist_pop3_uidl(uid)
     }

@@ -27,7 +27,7 @@ use super::mailbox::{MaildirMailbox, OwnChange};
 use super::state::{self, Dir, Exact, State};
 use super::sync::{extras_of, index_error};
 use super::uidlist::{self, Record as UidRecord, Uidlist};
-use crate::{AppendWriter, PendingAppend, Result, StoreError};
+use crate::{AppendWriter, CacheField, Mailbox, PendingAppend, Result, StoreError};
 
 /// A file in `tmp/` waiting to be committed.
 #[derive(Debug, Clone)]
@@ -409,6 +409,11 @@ impl MaildirMailbox {
             own.finish(self, &mut st);
             uids
         };
+        // RFC 8514 3: the save date is the moment of entering this mailbox, also for copies.
+        let saved_at = mio::unix_secs(SystemTime::now()).to_be_bytes();
+        for &uid in &uids {
+            self.cache(uid, CacheField::SaveDate, &saved_at);
+        }
         self.notify();
         Ok(uids)
     }
