@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{PASSWORD, RawClient, Server, USER, have, run};
+use common::{PASSWORD, RawClient, Server, USER, have, run, run_imaplib_script};
 
 fn login(c: &mut RawClient) {
     let r = c.command("l", &format!("LOGIN {USER} {PASSWORD}"));
@@ -27,13 +27,9 @@ fn python_imaplib_full_session() {
         return;
     }
     let server = Server::start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/imaplib_session.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .args(["--port", &server.imap.port().to_string()])
-        .args(["--tls-port", &server.imaps.port().to_string()])
-        .args(["--user", USER, "--password", PASSWORD]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imaplib session OK"));
+    let tls_port = server.imaps.port().to_string();
+    let out = run_imaplib_script(&server, "imaplib_session.py", &["--tls-port", &tls_port]);
+    assert!(out.contains("imaplib session OK"), "{out}");
 }
 
 #[test]

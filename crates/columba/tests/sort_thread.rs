@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{PASSWORD, Server, USER, have, run};
+use common::{Server, have, run_imaplib_script};
 
 #[test]
 fn python_imaplib_sort_and_thread() {
@@ -14,10 +11,6 @@ fn python_imaplib_sort_and_thread() {
         return;
     }
     let server = Server::start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/imaplib_sort_thread.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .args(["--port", &server.imap.port().to_string()])
-        .args(["--user", USER, "--password", PASSWORD]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imaplib sort/thread OK"));
+    let out = run_imaplib_script(&server, "imaplib_sort_thread.py", &[]);
+    assert!(out.contains("imaplib sort/thread OK"), "{out}");
 }

@@ -11,21 +11,10 @@ import email
 import imaplib
 import re
 import ssl
-import sys
 import threading
 import time
 
-
-def check(cond, what):
-    if not cond:
-        print("FAIL: " + what, file=sys.stderr)
-        sys.exit(1)
-
-
-def ok(result, what):
-    typ, data = result
-    check(typ == "OK", "%s: %s %r" % (what, typ, data))
-    return data
+from imaptest import check, ok
 
 
 def tls_context():

@@ -6,21 +6,9 @@ Covers: the capabilities after login, SORT by date, subject (base subjects), fro
 REVERSE and several keys, UID SORT, SORT with search criteria, THREAD REFERENCES, REFS and
 ORDEREDSUBJECT, UID THREAD, and SORT/THREAD that find nothing.
 """
-import argparse
 import imaplib
-import sys
 
-
-def check(cond, what):
-    if not cond:
-        print("FAIL: " + what, file=sys.stderr)
-        sys.exit(1)
-
-
-def ok(result, what):
-    typ, data = result
-    check(typ == "OK", "%s: %s %r" % (what, typ, data))
-    return data
+from imaptest import arguments, check, numbers, ok
 
 
 def message(n, subject, date, sender, msgid, refs=None, body=b"hello"):
@@ -51,16 +39,8 @@ MESSAGES = [
 ]
 
 
-def numbers(data):
-    return [int(x) for x in data[0].split()] if data and data[0] else []
-
-
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--user", required=True)
-    p.add_argument("--password", required=True)
-    args = p.parse_args()
+    args = arguments()
 
     m = imaplib.IMAP4("127.0.0.1", args.port)
     ok(m.login(args.user, args.password), "LOGIN")

@@ -235,6 +235,21 @@ pub fn have(program: &str) -> bool {
     found
 }
 
+/// Runs `tests/clients/<script>` (a Python imaplib client) against the server's cleartext
+/// IMAP port as the test user, with `extra` arguments; its standard output, or a panic with
+/// its output when it fails.
+pub fn run_imaplib_script(server: &Server, script: &str, extra: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = run(Command::new("python3")
+        .arg(path)
+        .args(["--port", &server.imap.port().to_string()])
+        .args(["--user", USER, "--password", PASSWORD])
+        .args(extra));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A minimal line-based IMAP client for tests that need exact control over the bytes sent.
 pub struct RawClient {
     pub stream: TcpStream,
