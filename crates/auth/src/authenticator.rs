@@ -215,14 +215,24 @@ impl Authenticator {
         Ok(AuthOutcome::Success(record))
     }
 
-    /// Starts a SASL exchange; `None` when `mechanism` is not offered.
+    /// Starts a SASL exchange; `None` when `mechanism` is not offered. EXTERNAL started here
+    /// has no external identity and fails: see [`Authenticator::start_external`].
     pub fn start(self: &Arc<Self>, mechanism: Mechanism) -> Option<Exchange> {
         self.mechanisms().contains(&mechanism).then(|| Exchange {
             auth: Arc::clone(self),
             sasl: SaslServer::new(mechanism),
             user: String::new(),
             found: Found::Unknown,
+            external: None,
         })
+    }
+
+    /// Starts an EXTERNAL exchange (RFC 4422 Appendix A) for a connection whose TLS client
+    /// certificate was verified and names `identity`; `None` when EXTERNAL is not offered.
+    pub fn start_external(self: &Arc<Self>, identity: &str) -> Option<Exchange> {
+        let mut exchange = self.start(Mechanism::External)?;
+        exchange.external = Some(identity.to_owned());
+        Some(exchange)
     }
 
     /// A valid user name, lower-cased if so configured; `None` for names no database could
@@ -307,6 +317,8 @@ pub struct Exchange {
     /// The user name the client gave, once known (for the log).
     user: String,
     found: Found,
+    /// EXTERNAL: the user the verified TLS client certificate names.
+    external: Option<String>,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -375,6 +387,7 @@ impl Exchange {
                     }
                 }
                 SaslStep::NeedToken(message) => self.check_token(message),
+                SaslStep::External { authzid } => return self.external(authzid),
                 SaslStep::Verified { .. } => {
                     return match std::mem::replace(&mut self.found, Found::Unknown) {
                         Found::User(record) => {
@@ -398,6 +411,31 @@ impl Exchange {
                 SaslStep::Failed(e) => return self.fail(FailureKind::Malformed(e)),
             }
         }
+    }
+
+    /// EXTERNAL: the certificate's user, if the client asks for nothing else. No proxy
+    /// authorization: an authzid other than that user fails (RFC 4422 Appendix A.1 leaves
+    /// the policy to the server).
+    fn external(&mut self, authzid: Option<String>) -> ExchangeStep {
+        self.user = authzid.clone().unwrap_or_default();
+        let Some(identity) = self.external.as_deref() else {
+            tracing::info!("EXTERNAL without a verified client certificate");
+            return self.fail(FailureKind::WrongPassword);
+        };
+        let Some(owner) = self.auth.user_name(identity) else {
+            tracing::info!(identity, "client certificate names an unusable user name");
+            return self.fail(FailureKind::UnknownUser);
+        };
+        self.user = owner.clone();
+        if let Some(authzid) = authzid
+            && self.auth.user_name(&authzid).as_deref() != Some(owner.as_str())
+        {
+            tracing::info!(user = %owner, authzid, "EXTERNAL: authzid is not the certificate's user");
+            self.user = authzid;
+            return self.fail(FailureKind::Malformed(SaslError::AuthzidNotPermitted));
+        }
+        let outcome = self.auth.complete(UserRecord::named(owner));
+        self.outcome(outcome)
     }
 
     /// Asks the validator about the token and hands the machine its verdict. A token is good

@@ -18,6 +18,7 @@
 
 mod authenticator;
 mod cache;
+pub mod cert;
 pub mod checkpassword;
 pub mod crypt;
 mod http;

@@ -58,6 +58,9 @@ pub enum Mechanism {
     OAuthBearer,
     /// XOAUTH2, Google's older form of OAUTHBEARER, which many clients still send.
     XOAuth2,
+    /// EXTERNAL, RFC 4422 Appendix A: the identity established outside SASL, here by a
+    /// verified TLS client certificate.
+    External,
 }
 
 impl Mechanism {
@@ -72,7 +75,7 @@ impl Mechanism {
     ];
 
     /// Every supported mechanism.
-    pub const KNOWN: [Mechanism; 7] = [
+    pub const KNOWN: [Mechanism; 8] = [
         Mechanism::Plain,
         Mechanism::Login,
         Mechanism::CramMd5,
@@ -80,6 +83,7 @@ impl Mechanism {
         Mechanism::ScramSha256,
         Mechanism::OAuthBearer,
         Mechanism::XOAuth2,
+        Mechanism::External,
     ];
 
     /// The mechanisms any passdb can serve, in the order servers usually advertise them.
@@ -104,6 +108,7 @@ impl Mechanism {
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::OAuthBearer => "OAUTHBEARER",
             Mechanism::XOAuth2 => "XOAUTH2",
+            Mechanism::External => "EXTERNAL",
         }
     }
 
@@ -223,6 +228,9 @@ pub enum SaslStep {
     /// when there is none: the exchange then fails, for SCRAM only after the client's proof,
     /// so that it cannot tell unknown users from wrong passwords).
     NeedSecret { authcid: String },
+    /// EXTERNAL is complete: the client asks to act as `authzid` (`None`: as whoever the
+    /// external authentication established). The caller compares it with that identity.
+    External { authzid: Option<String> },
     /// OAUTHBEARER or XOAUTH2: check this token (and that it belongs to the user the client
     /// named, if it named one) and pass the verdict to [`SaslServer::token_checked`].
     NeedToken(TokenMessage),
@@ -282,6 +290,8 @@ enum State {
     ScramAwaitFinal(Box<ScramSent>),
     /// SCRAM: sent the server-final message (`v=`), awaiting the client's empty response.
     ScramAwaitAck { authcid: String },
+    /// EXTERNAL: sent an empty challenge, awaiting the authzid.
+    ExternalAwaitAuthzid,
     /// OAUTHBEARER/XOAUTH2: sent an empty challenge, awaiting the client's message.
     TokenAwaitMessage,
     /// OAUTHBEARER/XOAUTH2: awaiting the verdict on the token.
@@ -364,6 +374,7 @@ impl SaslServer {
                 _,
             ) => self.fail(SaslError::OutOfTurn),
             (State::TokenAwaitMessage, Some(message)) => self.token_message(message),
+            (State::ExternalAwaitAuthzid, Some(authzid)) => self.external(authzid),
             // RFC 7628 section 3.2.3: the client answers the error status with a kvsep (XOAUTH2
             // clients with an empty response); whatever it sends, the exchange has failed.
             (State::TokenAwaitErrorAck, Some(_)) => self.fail(SaslError::WrongProof),
@@ -472,6 +483,13 @@ impl SaslServer {
             (Mechanism::OAuthBearer | Mechanism::XOAuth2, Some(message)) => {
                 self.token_message(message)
             }
+            // RFC 4422 Appendix A.1: client-first; without an initial response the server
+            // sends an empty challenge, and the response is the authzid (maybe empty).
+            (Mechanism::External, None) => {
+                self.state = State::ExternalAwaitAuthzid;
+                SaslStep::Challenge(Vec::new())
+            }
+            (Mechanism::External, Some(authzid)) => self.external(authzid),
         }
     }
 
@@ -491,6 +509,16 @@ impl SaslServer {
             }
             (State::Finished, _) => SaslStep::Failed(SaslError::Finished),
             _ => SaslStep::Failed(SaslError::OutOfTurn),
+        }
+    }
+
+    /// `authzid` as RFC 4422 Appendix A.1 has it: UTF-8, possibly empty.
+    fn external(&mut self, authzid: &[u8]) -> SaslStep {
+        match identity(authzid, "authzid") {
+            Ok(authzid) => SaslStep::External {
+                authzid: Some(authzid).filter(|a| !a.is_empty()),
+            },
+            Err(e) => self.fail(e),
         }
     }
 

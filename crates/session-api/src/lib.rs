@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 mod sasl;
 
-pub use sasl::{SaslExchange, sasl_step, start_sasl};
+pub use sasl::{SaslExchange, offered_mechanisms, sasl_step, start_external_sasl, start_sasl};
 
 /// Any bidirectional byte stream: a TCP socket, a TLS stream, an in-memory pipe in tests.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -32,11 +32,24 @@ pub type BoxedStream = Box<dyn AsyncStream>;
 /// Result of a TLS handshake started by STARTTLS or STLS.
 pub type UpgradeFuture = Pin<Box<dyn Future<Output = io::Result<BoxedStream>> + Send>>;
 
+/// A TLS handshake's stream and the user a verified client certificate names, if the client
+/// presented one (see [`TlsUpgrade::upgrade_verified`]).
+pub type VerifiedUpgradeFuture =
+    Pin<Box<dyn Future<Output = io::Result<(BoxedStream, Option<String>)>> + Send>>;
+
 /// Performs the server side of a TLS handshake on an established stream (IMAP STARTTLS,
 /// RFC 3501 6.2.1; POP3 STLS, RFC 2595 4). The binary implements it with rustls; sessions only
 /// know that it exists.
 pub trait TlsUpgrade: Send + Sync {
     fn upgrade(&self, stream: BoxedStream) -> UpgradeFuture;
+
+    /// [`TlsUpgrade::upgrade`], also giving the user the client's certificate names when the
+    /// binary verifies client certificates and the client presented one that verified: the
+    /// identity SASL EXTERNAL logs in (RFC 4422 Appendix A). The default verifies none.
+    fn upgrade_verified(&self, stream: BoxedStream) -> VerifiedUpgradeFuture {
+        let upgraded = self.upgrade(stream);
+        Box::pin(async move { Ok((upgraded.await?, None)) })
+    }
 }
 
 /// Checks credentials and opens mail. Implemented by the binary over the `auth` crate's
@@ -56,6 +69,14 @@ pub trait UserBackend: Send + Sync {
     /// runs PLAIN and LOGIN over [`UserBackend::authenticate`] instead; see [`start_sasl`].
     fn sasl_exchange(&self, mechanism: Mechanism) -> Option<Box<dyn SaslExchange>> {
         let _ = mechanism;
+        None
+    }
+
+    /// Starts SASL EXTERNAL for a connection whose verified TLS client certificate names
+    /// `identity`; `None` (the default) when EXTERNAL is not offered. See
+    /// [`start_external_sasl`].
+    fn sasl_external(&self, identity: &str) -> Option<Box<dyn SaslExchange>> {
+        let _ = identity;
         None
     }
 

@@ -32,12 +32,13 @@ impl SaslExchange for auth::Exchange {
 }
 
 /// The exchange for `mechanism` if the backend offers it: the backend's own, or PLAIN and
-/// LOGIN over [`UserBackend::authenticate`].
+/// LOGIN over [`UserBackend::authenticate`]. EXTERNAL is started by
+/// [`start_external_sasl`], which knows the connection's certificate.
 pub fn start_sasl(
     backend: &Arc<dyn UserBackend>,
     mechanism: Mechanism,
 ) -> Option<Box<dyn SaslExchange>> {
-    if !backend.mechanisms().contains(&mechanism) {
+    if !backend.mechanisms().contains(&mechanism) || mechanism == Mechanism::External {
         return None;
     }
     if let Some(exchange) = backend.sasl_exchange(mechanism) {
@@ -50,6 +51,36 @@ pub fn start_sasl(
             user: String::new(),
         }) as Box<dyn SaslExchange>
     })
+}
+
+/// SASL EXTERNAL for a connection whose TLS client certificate verified and names
+/// `tls_identity`: `None` when there is no such identity or the backend does not offer
+/// EXTERNAL, so that a session answers it as an unsupported mechanism.
+pub fn start_external_sasl(
+    backend: &Arc<dyn UserBackend>,
+    tls_identity: Option<&str>,
+) -> Option<Box<dyn SaslExchange>> {
+    let identity = tls_identity?;
+    if !backend.mechanisms().contains(&Mechanism::External) {
+        return None;
+    }
+    backend.sasl_external(identity)
+}
+
+/// The mechanisms a session advertises: the backend's, less EXTERNAL where no verified
+/// client certificate names a user (RFC 4422 Appendix A: the external authentication must
+/// have happened), less the plaintext ones where `plaintext_allowed` is false.
+pub fn offered_mechanisms(
+    backend: &dyn UserBackend,
+    tls_identity: Option<&str>,
+    plaintext_allowed: bool,
+) -> Vec<Mechanism> {
+    let mut mechanisms = backend.mechanisms();
+    mechanisms.retain(|m| {
+        (*m != Mechanism::External || tls_identity.is_some())
+            && (!m.is_plaintext() || plaintext_allowed)
+    });
+    mechanisms
 }
 
 /// Runs one step off the async threads. The exchange comes back unless the step panicked (then
@@ -109,8 +140,11 @@ impl SaslExchange for PasswordExchange {
                 }
             }
             SaslStep::Failed(e) => fail(&self.user, FailureKind::Malformed(e)),
-            // PLAIN and LOGIN never ask for a stored secret or a token check.
-            SaslStep::NeedSecret { .. } | SaslStep::NeedToken(_) | SaslStep::Verified { .. } => fail(
+            // PLAIN and LOGIN never ask for a stored secret, a token check or an external identity.
+            SaslStep::NeedSecret { .. }
+            | SaslStep::NeedToken(_)
+            | SaslStep::External { .. }
+            | SaslStep::Verified { .. } => fail(
                 &self.user,
                 FailureKind::Internal("password mechanism asked for a secret".to_owned()),
             ),
