@@ -247,8 +247,13 @@ fn postgresql_users_log_in_over_imap_and_pop3() {
         "SELECT userid AS user, password, home AS userdb_home, mail AS userdb_mail \
          FROM users WHERE userid = '%u'",
     );
-    let server = start(dir, &config);
+    let mut server = start(dir, &config);
     check_logins(&server, &homes);
+    // The database gone: a temporary failure, not a wrong password.
+    drop(pg);
+    let reply = imap_refused(&server, "LOGIN alice wonderland");
+    assert!(reply.starts_with("n NO [UNAVAILABLE]"), "{reply}");
+    server.wait_for_log("postgresql: password_query: connecting");
 }
 
 fn pg_db(pg: &Postgres, password_query: Option<&str>, user_query: Option<&str>) -> SqlDb {

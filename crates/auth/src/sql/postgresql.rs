@@ -84,8 +84,10 @@ impl Connection for PostgresConnection {
     fn query(&mut self, query: &PreparedQuery, params: &[String]) -> Result<Vec<Row>, String> {
         match self.run(query, params) {
             Ok(rows) => Ok(rows),
-            // A connection the server closed (a restart) is made again once, at once.
-            Err(PgError::Query(e)) if e.is_closed() => {
+            // A connection the server closed or reset (a restart, an administrator ending
+            // backends) is made again once, at once. Errors the server reports (with an
+            // SQLSTATE) are the query's own, and final.
+            Err(PgError::Query(e)) if e.as_db_error().is_none() => {
                 self.client = None;
                 self.run(query, params).map_err(|e| e.to_string())
             }
