@@ -2,6 +2,7 @@
 //! passwords and say who the user is, the mail location template says where each user's
 //! Maildir is.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +22,16 @@ use auth::{
 };
 use mail_store::maildir::MaildirStore;
 use mail_store::{MailStore, StoreError};
-use session_api::{SaslExchange, UserBackend};
+use session_api::{ConnectionSlot, SaslExchange, TooManyConnections, UserBackend};
 
 use crate::config::expand_location;
 use crate::config::{Config, PassdbKind, SqlDriverKind, UserdbKind};
+use crate::limits::UserIpLimit;
 
 pub struct AuthBackend {
     auth: Arc<Authenticator>,
     location: String,
+    limit: UserIpLimit,
 }
 
 impl AuthBackend {
@@ -59,14 +62,8 @@ impl AuthBackend {
         Ok(AuthBackend {
             auth: Arc::new(auth),
             location: config.mail_location(),
+            limit: UserIpLimit::new(config.server.max_userip_connections),
         })
-    }
-
-    /// Where `user`'s mail lives: the record's `userdb_mail` (or `mail`) field, else the
-    /// configured location template.
-    pub fn mail_root(&self, user: &UserRecord) -> Result<PathBuf, StoreError> {
-        mail_root(&self.location, user)
-            .map_err(|e| StoreError::Internal(format!("mail location for {}: {e}", user.name)))
     }
 }
 
@@ -78,6 +75,45 @@ fn mail_root(location: &str, user: &UserRecord) -> anyhow::Result<PathBuf> {
         .map(|(_, v)| v.trim_start_matches("maildir:").to_owned())
         .unwrap_or_else(|| location.to_owned());
     expand_location(&location, &user.name, user.home.as_deref())
+}
+
+/// Opens the mail of `user` at the configured `location` (or the record's own).
+pub fn open_user_store(
+    location: &str,
+    user: &UserRecord,
+) -> Result<Arc<dyn MailStore>, StoreError> {
+    let root = mail_root(location, user)
+        .map_err(|e| StoreError::Internal(format!("mail location for {}: {e}", user.name)))?;
+    Ok(Arc::new(MaildirStore::new(root)?))
+}
+
+/// The [`UserBackend`] of a mail process (privilege separation): its users logged in
+/// elsewhere, so it only opens their mail.
+pub struct MailBackend {
+    pub location: String,
+    pub limit: UserIpLimit,
+}
+
+impl UserBackend for MailBackend {
+    fn authenticate(&self, _username: &str, _password: &[u8]) -> Result<AuthOutcome, AuthError> {
+        Err(AuthError::Backend {
+            backend: "mail process",
+            reason: "passwords are checked by the auth process".to_owned(),
+        })
+    }
+
+    fn open_store(&self, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError> {
+        open_user_store(&self.location, user)
+    }
+
+    fn claim_connection(
+        &self,
+        protocol: &'static str,
+        user: &str,
+        remote: IpAddr,
+    ) -> Result<Option<ConnectionSlot>, TooManyConnections> {
+        self.limit.claim(protocol, user, remote)
+    }
 }
 
 /// The Maildir root of `user` as the configured userdb describes them, for the admin commands
@@ -234,8 +270,16 @@ impl UserBackend for AuthBackend {
     }
 
     fn open_store(&self, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError> {
-        let root = self.mail_root(user)?;
-        Ok(Arc::new(MaildirStore::new(root)?))
+        open_user_store(&self.location, user)
+    }
+
+    fn claim_connection(
+        &self,
+        protocol: &'static str,
+        user: &str,
+        remote: IpAddr,
+    ) -> Result<Option<ConnectionSlot>, TooManyConnections> {
+        self.limit.claim(protocol, user, remote)
     }
 
     fn mechanisms(&self) -> Vec<Mechanism> {

@@ -16,12 +16,46 @@ pub struct Config {
     pub version: u32,
     /// Where the embedded defaults keep the certificate, the passwd-file and mail.
     pub data_dir: PathBuf,
+    pub server: ServerConfig,
     pub imap: ImapConfig,
     pub pop3: Pop3Config,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
     pub log: LogConfig,
+}
+
+/// How the server divides itself into processes, and whom it runs as (SECURITY.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub process_model: ProcessModel,
+    /// The unprivileged user the server becomes after binding its ports when started as root:
+    /// the login process's user when separated, the whole server's when single. Unset: the
+    /// owner of the data directory (single), `columba` (separated; created if missing).
+    pub user: Option<String>,
+    /// Separated only: the user whose uid serves virtual users that have none of their own
+    /// (Dovecot's `mail_uid`). It must not be `user`: the login process must not read mail.
+    pub mail_user: Option<String>,
+    /// Separated only: how long a user's mail process stays after their last connection, so a
+    /// client that reconnects finds its mailboxes still open.
+    pub worker_linger_secs: u64,
+    /// Logged-in connections one user may hold from one address, per protocol (Dovecot's
+    /// `mail_max_userip_connections`); 0 for no limit.
+    pub max_userip_connections: usize,
+}
+
+/// `auto`: separated when started as root with system users (userdb "passwd", passdb "shadow"
+/// or "pam"), single otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcessModel {
+    #[default]
+    Auto,
+    /// One process serves everything; all mail belongs to one uid (virtual users).
+    Single,
+    /// Login, auth and per-user mail processes; needs root.
+    Separated,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,12 +326,25 @@ impl Default for Config {
         Config {
             version: CONFIG_VERSION,
             data_dir: PathBuf::from("columba-data"),
+            server: ServerConfig::default(),
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             mail: MailConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            process_model: ProcessModel::Auto,
+            user: None,
+            mail_user: None,
+            worker_linger_secs: 30,
+            max_userip_connections: 10,
         }
     }
 }

@@ -7,6 +7,8 @@ mod checkpassword_reply;
 mod config;
 mod fsutil;
 mod index_admin;
+mod limits;
+mod privsep;
 mod server;
 mod setup;
 mod tls;
@@ -63,10 +65,34 @@ enum Command {
         #[command(subcommand)]
         action: IndexAction,
     },
+    /// A process of the separated server, started by its master (never by hand).
+    #[command(hide = true)]
+    Internal {
+        #[command(subcommand)]
+        role: InternalRole,
+    },
     /// The reply program of passdb "checkpassword": run by the checkpassword program after it
     /// accepted a password, writes USER, HOME and the variables EXTRA names to descriptor 4.
     #[command(hide = true)]
     CheckpasswordReply,
+}
+
+#[derive(Subcommand)]
+enum InternalRole {
+    Auth,
+    Login {
+        #[arg(long)]
+        chroot: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// The kind of each listening socket handed over, in order.
+        #[arg(long = "listener")]
+        listeners: Vec<String>,
+    },
+    Worker {
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -152,15 +178,10 @@ fn run() -> anyhow::Result<()> {
                     config.passwd_path().display()
                 );
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let result = runtime.block_on(server::serve(config));
-            // Ending the runtime ends the sessions, which let go of their mailboxes; the ones
-            // kept open for reuse are closed here, and closing saves their indexes.
-            drop(runtime);
-            mail_store::maildir::release_idle_mailboxes(std::path::Path::new("/"));
-            result
+            if privsep::separated(&config)? {
+                return privsep::run_master(config);
+            }
+            serve_single_process(config)
         }
         Command::Config => {
             print!("{}", config.effective().to_toml()?);
@@ -172,7 +193,50 @@ fn run() -> anyhow::Result<()> {
             index_admin::run(&config, action)
         }
         Command::CheckpasswordReply => std::process::exit(checkpassword_reply::run()),
+        Command::Internal { role } => privsep::run_child(match role {
+            InternalRole::Auth => privsep::Role::Auth,
+            InternalRole::Login {
+                chroot,
+                user,
+                listeners,
+            } => privsep::Role::Login {
+                listeners: listeners
+                    .iter()
+                    .map(|name| {
+                        server::ListenerKind::from_name(name)
+                            .with_context(|| format!("unknown listener kind {name:?}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                chroot,
+                user,
+            },
+            InternalRole::Worker { user } => privsep::Role::Worker { user },
+        }),
     }
+}
+
+/// One process serves everything (virtual users, or a server not started as root). Started as
+/// root, it binds the ports and reads the TLS key first, then gives up root.
+fn serve_single_process(config: Config) -> anyhow::Result<()> {
+    let listeners = server::bind_listeners(&config)?;
+    let acceptor = tls::acceptor(&config.cert_path(), &config.key_path())?;
+    let backend = std::sync::Arc::new(backend::AuthBackend::from_config(&config)?);
+    privsep::drop_root_single_process(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let backends = server::Backends {
+        imap: backend.clone(),
+        pop3: backend,
+    };
+    let result = runtime.block_on(server::serve_listeners(
+        &config, listeners, acceptor, backends,
+    ));
+    // Ending the runtime ends the sessions, which let go of their mailboxes; the ones
+    // kept open for reuse are closed here, and closing saves their indexes.
+    drop(runtime);
+    mail_store::maildir::release_idle_mailboxes(std::path::Path::new("/"));
+    result
 }
 
 fn init_logging(level: &str) {

@@ -10,13 +10,12 @@ use auth::LoginPenalty;
 use base64::Engine as _;
 use imap_session::ImapSettings;
 use pop3_session::{MaildropLocks, Pop3Settings, UidlFormat};
-use session_api::{BoxedStream, ConnectionInfo, TlsUpgrade};
+use session_api::{BoxedStream, ConnectionInfo, TlsUpgrade, UserBackend};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::backend::AuthBackend;
 use crate::config::Config;
-use crate::tls::{self, StartTls};
+use crate::tls::StartTls;
 
 /// A protocol and what its sessions share.
 #[derive(Clone)]
@@ -49,19 +48,68 @@ impl Service {
     }
 }
 
-/// Binds every listener (so a port problem is reported before anything else happens), then
-/// serves until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let uidl_format = UidlFormat::parse(&config.pop3.uidl_format).context("[pop3] uidl_format")?;
-    let acceptor = tls::acceptor(&config.cert_path(), &config.key_path())?;
-    let backend = Arc::new(AuthBackend::from_config(&config)?);
-    // One penalty for both protocols: failing over IMAP makes the next POP3 attempt wait too.
-    let penalty = Arc::new(LoginPenalty::new(
-        Duration::from_millis(config.auth.failure_delay_ms),
-        Duration::from_millis(config.auth.failure_delay_max_ms),
-    ));
-    let starttls: Arc<dyn TlsUpgrade> = Arc::new(StartTls(acceptor.clone()));
+/// The kinds of listener, as the configuration and the log name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Imap,
+    Imaps,
+    Pop3,
+    Pop3s,
+}
 
+impl ListenerKind {
+    pub const ALL: [ListenerKind; 4] = [
+        ListenerKind::Imap,
+        ListenerKind::Imaps,
+        ListenerKind::Pop3,
+        ListenerKind::Pop3s,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Imap => "imap",
+            ListenerKind::Imaps => "imaps",
+            ListenerKind::Pop3 => "pop3",
+            ListenerKind::Pop3s => "pop3s",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ListenerKind> {
+        ListenerKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    fn addresses(self, config: &Config) -> &[SocketAddr] {
+        match self {
+            ListenerKind::Imap => &config.imap.listen,
+            ListenerKind::Imaps => &config.imap.listen_tls,
+            ListenerKind::Pop3 => &config.pop3.listen,
+            ListenerKind::Pop3s => &config.pop3.listen_tls,
+        }
+    }
+}
+
+/// Binds every configured listener, before anything else happens (and, started as root,
+/// before privileges are dropped), so a port problem is reported first.
+pub fn bind_listeners(
+    config: &Config,
+) -> anyhow::Result<Vec<(ListenerKind, std::net::TcpListener)>> {
+    let mut listeners = Vec::new();
+    for kind in ListenerKind::ALL {
+        for addr in kind.addresses(config) {
+            let listener =
+                std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            listener.set_nonblocking(true)?;
+            listeners.push((kind, listener));
+        }
+    }
+    if listeners.is_empty() {
+        anyhow::bail!("no listeners configured");
+    }
+    Ok(listeners)
+}
+
+/// The IMAP settings the configuration gives.
+pub fn imap_settings(config: &Config) -> ImapSettings {
     let mut imap = ImapSettings::default();
     imap.limits.max_line = config.imap.max_line_length;
     imap.limits.max_append = config.imap.max_message_size;
@@ -70,16 +118,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     imap.idle_timeout = Duration::from_secs(config.imap.idle_timeout_secs);
     imap.auto_create = config.imap.auto_create.clone();
     imap.special_use = config.imap.special_use.clone().into_iter().collect();
-    let imap_context = |starttls: Option<Arc<dyn TlsUpgrade>>| {
-        Service::Imap(Arc::new(imap_session::SessionContext {
-            settings: imap.clone(),
-            backend: backend.clone(),
-            starttls,
-            penalty: penalty.clone(),
-        }))
-    };
+    imap
+}
 
-    let pop3 = Pop3Settings {
+/// The POP3 settings the configuration gives.
+pub fn pop3_settings(config: &Config) -> anyhow::Result<Pop3Settings> {
+    let uidl_format = UidlFormat::parse(&config.pop3.uidl_format).context("[pop3] uidl_format")?;
+    Ok(Pop3Settings {
         max_line: config.pop3.max_line_length,
         allow_plaintext_auth_without_tls: config.auth.allow_plaintext_without_tls,
         login_timeout: Duration::from_secs(config.pop3.login_timeout_secs),
@@ -87,68 +132,70 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         uidl_format,
         lock_session: config.pop3.lock_session,
         ..Pop3Settings::default()
+    })
+}
+
+/// The failed-login penalty the configuration gives. One for both protocols: failing over
+/// IMAP makes the next POP3 attempt wait too.
+pub fn login_penalty(config: &Config) -> Arc<LoginPenalty> {
+    Arc::new(LoginPenalty::new(
+        Duration::from_millis(config.auth.failure_delay_ms),
+        Duration::from_millis(config.auth.failure_delay_max_ms),
+    ))
+}
+
+/// What checks passwords for each protocol's sessions: the same [`crate::backend::AuthBackend`] in the single
+/// process, a proxy to the auth process (one per protocol) in the login process.
+pub struct Backends {
+    pub imap: Arc<dyn UserBackend>,
+    pub pop3: Arc<dyn UserBackend>,
+}
+
+/// Accepts connections on `listeners` and serves each with an IMAP or POP3 session until
+/// SIGINT or SIGTERM.
+pub async fn serve_listeners(
+    config: &Config,
+    listeners: Vec<(ListenerKind, std::net::TcpListener)>,
+    acceptor: TlsAcceptor,
+    backends: Backends,
+) -> anyhow::Result<()> {
+    let penalty = login_penalty(config);
+    let starttls: Arc<dyn TlsUpgrade> = Arc::new(StartTls(acceptor.clone()));
+    let imap = imap_settings(config);
+    let imap_context = |starttls: Option<Arc<dyn TlsUpgrade>>| {
+        Service::Imap(Arc::new(imap_session::SessionContext {
+            settings: imap.clone(),
+            backend: backends.imap.clone(),
+            starttls,
+            penalty: penalty.clone(),
+        }))
     };
+    let pop3 = pop3_settings(config)?;
     let locks = Arc::new(MaildropLocks::new());
     let pop3_context = |starttls: Option<Arc<dyn TlsUpgrade>>| {
         Service::Pop3(Arc::new(pop3_session::SessionContext {
             settings: pop3.clone(),
-            backend: backend.clone(),
+            backend: backends.pop3.clone(),
             starttls,
             penalty: penalty.clone(),
             locks: locks.clone(),
         }))
     };
-
-    // (addresses, service, implicit TLS, name in the log)
-    let kinds = [
-        (
-            &config.imap.listen,
-            imap_context(Some(starttls.clone())),
-            None,
-            "imap",
-        ),
-        (
-            &config.imap.listen_tls,
-            imap_context(None),
-            Some(acceptor.clone()),
-            "imaps",
-        ),
-        (
-            &config.pop3.listen,
-            pop3_context(Some(starttls.clone())),
-            None,
-            "pop3",
-        ),
-        (
-            &config.pop3.listen_tls,
-            pop3_context(None),
-            Some(acceptor.clone()),
-            "pop3s",
-        ),
-    ];
-    let mut listeners = Vec::new();
-    for (addrs, service, tls, name) in kinds {
-        for addr in addrs {
-            listeners.push((bind(*addr).await?, service.clone(), tls.clone(), name));
-        }
-    }
-    if listeners.is_empty() {
-        anyhow::bail!("no listeners configured");
-    }
-    for (listener, service, tls, name) in listeners {
+    for (kind, listener) in listeners {
+        let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
-        tracing::info!("{name}: listening on {addr}");
+        tracing::info!("{}: listening on {addr}", kind.name());
+        let (service, tls) = match kind {
+            ListenerKind::Imap => (imap_context(Some(starttls.clone())), None),
+            ListenerKind::Imaps => (imap_context(None), Some(acceptor.clone())),
+            ListenerKind::Pop3 => (pop3_context(Some(starttls.clone())), None),
+            ListenerKind::Pop3s => (pop3_context(None), Some(acceptor.clone())),
+        };
         tokio::spawn(accept_loop(listener, service, tls));
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())
-}
-
-async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))
 }
 
 async fn accept_loop(listener: TcpListener, service: Service, tls: Option<TlsAcceptor>) {
@@ -201,7 +248,7 @@ async fn handle(
     Ok(())
 }
 /// A short random id tying one connection's log lines together, like Dovecot's `session=<...>`.
-fn session_id() -> String {
+pub fn session_id() -> String {
     let mut bytes = [0u8; 9];
     if getrandom::getrandom(&mut bytes).is_err() {
         // Only for log correlation: a clock-derived id is good enough if the OS refuses.
@@ -213,7 +260,7 @@ fn session_id() -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

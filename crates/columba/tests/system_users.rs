@@ -6,9 +6,9 @@
 //! (failing instead under `COLUMBA_REQUIRE_EXTERNAL=1`). Every account is named after this
 //! process and removed again with `userdel -r`, even when the test fails.
 //!
-//! Until the process model switches to the user's uid after login, the server runs as root and
-//! the files it creates in `~/Maildir` belong to root: the tests check where the mail went, not
-//! who owns it.
+//! Started as root with system users, the server separates itself (SECURITY.md): an
+//! unprivileged, chrooted login process, a root auth process, and a mail process per user with
+//! that user's uid; `separated_processes_serve_each_user_as_themselves` looks at each of them.
 
 mod common;
 
@@ -367,4 +367,275 @@ fn impossible_configurations_stop_the_server() {
         assert!(!out.status.success(), "{config} started");
         assert!(err.contains(expected), "{config}: {err}");
     }
+}
+
+/// The processes of the separated server whose command line contains `needle`.
+fn processes(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `Uid`, `Gid`, `Groups` and `NoNewPrivs` of a process, from `/proc/PID/status`.
+fn status_fields(pid: u32) -> std::collections::HashMap<String, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The process of a user's mail, waited for (it starts at the first login).
+fn mail_process(user: &str) -> u32 {
+    let needle = format!("internal worker --user {user}");
+    for _ in 0..100 {
+        if let [pid] = processes(&needle)[..] {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "no single mail process for {user}: {:?}",
+        processes(&needle)
+    );
+}
+
+fn gid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-g", user]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn separated_processes_serve_each_user_as_themselves() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !root() {
+        return;
+    }
+    let alice = SystemUser::create("e");
+    let bob = SystemUser::create("f");
+    let mut server = server_with("[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\n");
+    let data_dir = server.data_dir.path().to_owned();
+
+    // The login process: not root, no groups, no way to gain privileges, locked in an empty
+    // directory where /etc/shadow does not exist.
+    let login = processes(&format!("internal login --chroot {}", data_dir.display()));
+    assert_eq!(login.len(), 1, "{login:?}");
+    let fields = status_fields(login[0]);
+    let login_uid: u32 = fields["Uid"]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(login_uid, 0, "{fields:?}");
+    assert!(
+        fields["Uid"]
+            .split_whitespace()
+            .all(|u| u == login_uid.to_string()),
+        "real, effective, saved and fs uid all dropped: {fields:?}"
+    );
+    assert_eq!(fields["Groups"], "", "{fields:?}");
+    assert_eq!(fields["NoNewPrivs"], "1", "{fields:?}");
+    let root_dir = std::fs::read_link(format!("/proc/{}/root", login[0])).unwrap();
+    assert_eq!(root_dir, data_dir.join("login-chroot"));
+    assert!(!root_dir.join("etc/shadow").exists());
+    assert_eq!(std::fs::read_dir(&root_dir).unwrap().count(), 0);
+
+    // Alice logs in with her commands pipelined behind LOGIN: the mail process answers them.
+    let mut c = RawClient::connect(server.imap);
+    c.send(
+        format!(
+            "a1 LOGIN {} \"{}\"\r\na2 SELECT INBOX\r\n",
+            alice.name, alice.password
+        )
+        .as_bytes(),
+    );
+    let reply = c.until_tagged("a1");
+    assert!(
+        reply
+            .last()
+            .unwrap()
+            .starts_with("a1 OK [CAPABILITY IMAP4rev1"),
+        "{reply:?}"
+    );
+    let reply = c.until_tagged("a2");
+    assert!(
+        reply.last().unwrap().starts_with("a2 OK [READ-WRITE]"),
+        "{reply:?}"
+    );
+    append(
+        &mut c,
+        "From: a@example.org\r\nSubject: mine\r\n\r\nAlice's.\r\n",
+    );
+
+    // Her mail process runs as her, without supplementary groups.
+    let worker = mail_process(&alice.name);
+    let fields = status_fields(worker);
+    let uid = alice.uid().to_string();
+    let gid = gid_of(&alice.name).to_string();
+    assert!(
+        fields["Uid"].split_whitespace().all(|u| u == uid),
+        "{fields:?}"
+    );
+    assert!(
+        fields["Gid"].split_whitespace().all(|g| g == gid),
+        "{fields:?}"
+    );
+    assert_eq!(fields["Groups"], "", "{fields:?}");
+    assert_eq!(fields["NoNewPrivs"], "1", "{fields:?}");
+
+    // What it wrote is hers, and hers alone.
+    let maildir = alice.home().join("Maildir");
+    let files = messages(&maildir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    for path in [
+        &files[0],
+        &maildir,
+        &maildir.join("cur"),
+        &maildir.join("dovecot-uidlist"),
+    ] {
+        let meta = std::fs::metadata(path).unwrap();
+        assert_eq!(meta.uid(), alice.uid(), "{}", path.display());
+        assert_eq!(meta.gid().to_string(), gid, "{}", path.display());
+    }
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&maildir).unwrap().mode() & 0o777, 0o700);
+
+    // A second connection of hers goes to the same process; AUTHENTICATE (a SASL exchange
+    // run by the auth process) works as LOGIN does.
+    let mut c2 = RawClient::connect(server.imap);
+    c2.send(b"b1 AUTHENTICATE LOGIN\r\n");
+    let user64 = base64(alice.name.as_bytes());
+    let pass64 = base64(alice.password.as_bytes());
+    assert!(c2.line().starts_with("+ "));
+    c2.send(format!("{user64}\r\n").as_bytes());
+    assert!(c2.line().starts_with("+ "));
+    c2.send(format!("{pass64}\r\n").as_bytes());
+    let reply = c2.until_tagged("b1");
+    assert!(reply.last().unwrap().starts_with("b1 OK"), "{reply:?}");
+    let reply = c2.command("b2", "STATUS INBOX (MESSAGES)");
+    assert_eq!(reply[0], "* STATUS \"INBOX\" (MESSAGES 1)");
+    assert_eq!(mail_process(&alice.name), worker);
+
+    // Bob, over POP3, gets a process of his own, and no command of his reaches Alice's mail.
+    let mut p = std::net::TcpStream::connect(server.pop3).unwrap();
+    p.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = std::io::BufReader::new(p.try_clone().unwrap());
+    let mut read = || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+        line.trim_end().to_owned()
+    };
+    assert!(read().starts_with("+OK"));
+    write!(p, "USER {}\r\nPASS {}\r\nSTAT\r\n", bob.name, bob.password).unwrap();
+    assert_eq!(read(), "+OK");
+    assert_eq!(read(), "+OK Logged in.");
+    assert_eq!(read(), "+OK 0 0");
+    let bob_worker = mail_process(&bob.name);
+    assert_ne!(bob_worker, worker);
+    let fields = status_fields(bob_worker);
+    let bob_uid = bob.uid().to_string();
+    assert!(
+        fields["Uid"].split_whitespace().all(|u| u == bob_uid),
+        "{fields:?}"
+    );
+    let mut b = RawClient::connect(server.imap);
+    let reply = b.command("c1", &format!("LOGIN {} \"{}\"", bob.name, bob.password));
+    assert!(reply.last().unwrap().starts_with("c1 OK"), "{reply:?}");
+    let alice_maildir = maildir.display().to_string();
+    for (tag, command) in [
+        ("c2", format!("SELECT \"{alice_maildir}\"")),
+        ("c3", format!("SELECT \"../../{}/Maildir\"", alice.name)),
+        ("c4", format!("STATUS \"../{}\" (MESSAGES)", alice.name)),
+        ("c5", format!("EXAMINE \"~{}/INBOX\"", alice.name)),
+        ("c6", format!("RENAME \"../{0}\" \"stolen\"", alice.name)),
+    ] {
+        let reply = b.command(tag, &command);
+        assert!(
+            reply.last().unwrap().starts_with(&format!("{tag} NO")),
+            "{command}: {reply:?}"
+        );
+    }
+    let reply = b.command("c7", "LIST \"\" \"*\"");
+    assert!(
+        reply
+            .iter()
+            .all(|l| !l.contains(&alice.name) && !l.contains("Maildir")),
+        "{reply:?}"
+    );
+    // Below the protocol, too: Bob's process could not open her files if it tried.
+    let home_mode = std::fs::metadata(alice.home()).unwrap().mode() & 0o777;
+    let mail_mode = std::fs::metadata(&files[0]).unwrap().mode() & 0o777;
+    assert!(home_mode & 0o007 == 0 || mail_mode & 0o077 == 0);
+
+    // Over TLS (implicit, and STARTTLS): the login process keeps the TLS session and relays.
+    if common::have("curl") {
+        let user = format!("{}:{}", alice.name, alice.password);
+        for (url, extra) in [
+            (format!("imaps://{}/", server.imaps), None),
+            (format!("imap://{}/", server.imap), Some("--ssl-reqd")),
+        ] {
+            let out = common::run(
+                Command::new("curl")
+                    .args(["-s", "-k", "--user", &user])
+                    .args(extra)
+                    .arg(&url)
+                    .args(["-X", "STATUS INBOX (MESSAGES)"]),
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("(MESSAGES 1)"), "{url}: {text}");
+        }
+        // Bob's POP3 session still holds his maildrop (RFC 1939 8), in his one mail process.
+        let pop3s = |bob: &SystemUser| {
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "-k",
+                    "--user",
+                    &format!("{}:{}", bob.name, bob.password),
+                ])
+                .arg(format!("pop3s://{}/", server.pop3s))
+                .output()
+                .unwrap()
+        };
+        assert_eq!(
+            pop3s(&bob).status.code(),
+            Some(67),
+            "login refused: [IN-USE]"
+        );
+        write!(p, "QUIT\r\n").unwrap();
+        assert!(read().starts_with("+OK"));
+        let out = pop3s(&bob);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "",
+            "Bob's empty maildrop"
+        );
+    }
+
+    // The login and disconnect lines still come in Dovecot's shape.
+    server.wait_for_log(&format!(
+        "imap-login: Login: user=<{}>, method=PLAIN",
+        alice.name
+    ));
+    server.wait_for_log(&format!("pop3-login: Login: user=<{}>", bob.name));
+    drop((c, c2, p, b));
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -35,6 +35,8 @@ pub(crate) enum State {
 pub(crate) struct User {
     pub record: UserRecord,
     pub store: Arc<dyn MailStore>,
+    /// Held while logged in: this connection's place in the per-(user, address) limit.
+    pub _slot: Option<session_api::ConnectionSlot>,
 }
 
 /// The selected mailbox.

@@ -75,6 +75,8 @@ pub(crate) struct Session {
     /// A login succeeded in a process that does not serve mail: the connection is handed over
     /// after the login command instead of being answered here.
     pub hand_off: Option<LoggedIn>,
+    /// Held while logged in: this connection's place in the per-(user, address) limit.
+    pub connection_slot: Option<session_api::ConnectionSlot>,
 }
 
 /// Serves one connection until it ends.
@@ -129,6 +131,7 @@ impl Session {
             started: Instant::now(),
             disconnect_reason: Cow::Borrowed("Connection closed"),
             hand_off: None,
+            connection_slot: None,
         }
     }
 

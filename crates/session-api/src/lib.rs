@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -86,6 +86,41 @@ pub trait UserBackend: Send + Sync {
     /// connection over instead of opening mail, and [`UserBackend::open_store`] is never called.
     fn login_hand_off(&self) -> Option<&dyn LoginHandOff> {
         None
+    }
+
+    /// Counts a logged-in connection of `user` from `remote` speaking `protocol` ("imap",
+    /// "pop3") against the per-(user, address) limit (Dovecot's
+    /// `mail_max_userip_connections`). The session holds the returned slot while it is logged
+    /// in; dropping it gives the place back. The default counts nothing.
+    fn claim_connection(
+        &self,
+        protocol: &'static str,
+        user: &str,
+        remote: IpAddr,
+    ) -> Result<Option<ConnectionSlot>, TooManyConnections> {
+        let _ = (protocol, user, remote);
+        Ok(None)
+    }
+}
+
+/// A logged-in connection's place in its user's per-address count (see
+/// [`UserBackend::claim_connection`]).
+pub type ConnectionSlot = Box<dyn Send + Sync>;
+
+/// The user already has `max` connections of this protocol from this address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyConnections {
+    pub max: usize,
+}
+
+impl std::fmt::Display for TooManyConnections {
+    /// Dovecot's wording, which administrators search their logs for.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Maximum number of connections from user+IP exceeded (mail_max_userip_connections={})",
+            self.max
+        )
     }
 }
 

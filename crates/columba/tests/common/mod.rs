@@ -258,7 +258,12 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).expect("connect");
+        RawClient::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A client on a connection made elsewhere (e.g. from another loopback address); reads the
+    /// greeting.
+    pub fn over(stream: TcpStream) -> RawClient {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();

@@ -73,6 +73,18 @@ impl Session {
             });
             return Reply::ok("Logged in");
         }
+        let slot =
+            match self
+                .ctx
+                .backend
+                .claim_connection("imap", &record.name, self.info.remote.ip())
+            {
+                Ok(slot) => slot,
+                Err(limit) => {
+                    tracing::info!("imap({})<{}>: {limit}", record.name, self.info.session_id);
+                    return Reply::no(limit.to_string()).with_code(Code::Limit);
+                }
+            };
         let backend = self.ctx.backend.clone();
         let rec = record.clone();
         let auto_create = self.ctx.settings.auto_create.clone();
@@ -97,7 +109,11 @@ impl Session {
         self.ctx.penalty.record_success(self.info.remote.ip());
         session_api::log_login("imap-login", &record.name, method, &self.info, self.tls);
         self.logged_in_as = Some(record.name.clone());
-        self.state = State::Authenticated(User { record, store });
+        self.state = State::Authenticated(User {
+            record,
+            store,
+            _slot: slot,
+        });
         Reply::ok("Logged in").with_code(Code::Capability(capability::list(self)))
     }
 
