@@ -340,6 +340,8 @@ pub enum StatusItem {
     Size,
     /// RFC 7889 3.1
     AppendLimit,
+    /// RFC 8474 4.3
+    MailboxId,
     /// RFC 9051 6.3.11
     Deleted,
 }
@@ -381,6 +383,10 @@ pub enum FetchAttr {
     ModSeq,
     /// RFC 8514 4.2
     SaveDate,
+    /// RFC 8474 5.3
+    EmailId,
+    /// RFC 8474 5.3
+    ThreadId,
 }
 
 /// `<origin.octets>` of a partial fetch.
@@ -466,4 +472,8 @@ pub enum SearchKey {
     SavedSince(Date),
     /// RFC 8514 4.3: every message where the mailbox keeps save dates, none elsewhere.
     SaveDateSupported,
+    /// RFC 8474 6: the message with this EMAILID (an `objectid`).
+    EmailId(String),
+    /// RFC 8474 6: the messages with this THREADID.
+    ThreadId(String),
 }

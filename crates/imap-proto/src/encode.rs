@@ -513,6 +513,8 @@ fn write_key(out: &mut Vec<u8>, key: &SearchKey) {
         K::Older(n) => push(out, &format!("OLDER {n}")),
         K::Younger(n) => push(out, &format!("YOUNGER {n}")),
         K::SaveDateSupported => push(out, "SAVEDATESUPPORTED"),
+        K::EmailId(id) => push(out, &format!("EMAILID {id}")),
+        K::ThreadId(id) => push(out, &format!("THREADID {id}")),
         K::Uid(set) => push(out, &format!("UID {set}")),
         K::SequenceSet(set) => push(out, &set.to_string()),
         K::Not(k) => {
@@ -552,6 +554,8 @@ fn write_fetch_attr(out: &mut Vec<u8>, attr: &FetchAttr) {
         FetchAttr::Uid => push(out, "UID"),
         FetchAttr::ModSeq => push(out, "MODSEQ"),
         FetchAttr::SaveDate => push(out, "SAVEDATE"),
+        FetchAttr::EmailId => push(out, "EMAILID"),
+        FetchAttr::ThreadId => push(out, "THREADID"),
         FetchAttr::BodySection {
             peek,
             section,
@@ -619,6 +623,7 @@ fn write_status_items(out: &mut Vec<u8>, items: &[StatusItem]) {
                 StatusItem::Size => "SIZE",
                 StatusItem::Deleted => "DELETED",
                 StatusItem::AppendLimit => "APPENDLIMIT",
+                StatusItem::MailboxId => "MAILBOXID",
             },
         );
     }

@@ -1005,6 +1005,7 @@ fn status_items(c: &mut Cursor<'_>) -> R<Vec<StatusItem>> {
             "SIZE" => StatusItem::Size,
             "DELETED" => StatusItem::Deleted,
             "APPENDLIMIT" => StatusItem::AppendLimit,
+            "MAILBOXID" => StatusItem::MailboxId,
             _ => return Err(invalid()),
         });
         if c.eat(b')') {
@@ -1206,6 +1207,8 @@ fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
         "UID" => FetchAttr::Uid,
         "MODSEQ" => FetchAttr::ModSeq,
         "SAVEDATE" => FetchAttr::SaveDate,
+        "EMAILID" => FetchAttr::EmailId,
+        "THREADID" => FetchAttr::ThreadId,
         "BODY" if c.peek() != Some(b'[') => FetchAttr::Body,
         "BODY" | "BODY.PEEK" => {
             let section = section(c)?;
@@ -1562,6 +1565,15 @@ fn simple_key(c: &mut Cursor<'_>, name: &str) -> R<Option<SearchKey>> {
         "SAVEDON" => K::SavedOn(date(c)?),
         "SAVEDSINCE" => K::SavedSince(date(c)?),
         "SAVEDATESUPPORTED" => K::SaveDateSupported,
+        // RFC 8474 6: `objectid` is 1*255 of ALPHA, DIGIT, "_" and "-".
+        "EMAILID" => {
+            c.sp()?;
+            K::EmailId(object_id(c)?)
+        }
+        "THREADID" => {
+            c.sp()?;
+            K::ThreadId(object_id(c)?)
+        }
         "KEYWORD" => K::Keyword(keyword_arg(c)?),
         "UNKEYWORD" => K::Unkeyword(keyword_arg(c)?),
         "LARGER" => {
@@ -1606,6 +1618,15 @@ fn simple_key(c: &mut Cursor<'_>, name: &str) -> R<Option<SearchKey>> {
         }
         _ => return Ok(None),
     }))
+}
+
+/// `objectid` (RFC 8474 7): 1 to 255 letters, digits, `_` and `-`.
+fn object_id(c: &mut Cursor<'_>) -> R<String> {
+    let id = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if id.is_empty() || id.len() > 255 {
+        return Err(invalid());
+    }
+    Ok(String::from_utf8_lossy(id).into_owned())
 }
 
 /// KEYWORD's argument: RFC 3501 says `flag-keyword` (an atom); system-flag spellings and

@@ -82,6 +82,8 @@ pub enum Code {
     Modified(SeqSet),
     /// RFC 6154 3: the special use asked for cannot be given.
     UseAttr,
+    /// RFC 8474 4.1, 4.2: the mailbox's `objectid`.
+    MailboxId(String),
 }
 
 impl Code {
@@ -139,6 +141,7 @@ impl Code {
             }
             Code::HighestModSeq(n) => write!(out, "HIGHESTMODSEQ {n}"),
             Code::Modified(set) => write!(out, "MODIFIED {set}"),
+            Code::MailboxId(id) => write!(out, "MAILBOXID ({id})"),
             _ => Ok(()),
         };
     }

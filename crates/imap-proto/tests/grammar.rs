@@ -1245,3 +1245,41 @@ fn savedate_item_and_keys() {
     invalid("a SEARCH SAVEDON", "SEARCH");
     invalid("a SEARCH SAVEDSINCE 32-Dec-2014", "SEARCH");
 }
+
+/// RFC 8474 OBJECTID: EMAILID and THREADID in FETCH and SEARCH, MAILBOXID in STATUS.
+#[test]
+fn objectid_items_and_keys() {
+    ok(
+        "a UID FETCH 1:* (EMAILID THREADID)",
+        CommandBody::Fetch {
+            uid: true,
+            set: nums("1:*"),
+            items: vec![FetchAttr::EmailId, FetchAttr::ThreadId],
+            changed_since: None,
+            vanished: false,
+        },
+    );
+    ok(
+        "a SEARCH EMAILID M6d99ac3275bb4e THREADID T64b478a75b7ea9",
+        CommandBody::Search {
+            uid: false,
+            returns: None,
+            charset: None,
+            criteria: SearchKey::And(vec![
+                SearchKey::EmailId("M6d99ac3275bb4e".to_owned()),
+                SearchKey::ThreadId("T64b478a75b7ea9".to_owned()),
+            ]),
+        },
+    );
+    ok(
+        "a STATUS INBOX (MAILBOXID)",
+        CommandBody::Status {
+            mailbox: mb("INBOX"),
+            items: vec![StatusItem::MailboxId],
+        },
+    );
+    invalid("a SEARCH EMAILID", "SEARCH");
+    invalid("a SEARCH EMAILID \"M1\"", "SEARCH");
+    invalid("a SEARCH EMAILID M1.2", "SEARCH");
+    invalid(&format!("a SEARCH EMAILID {}", "M".repeat(256)), "SEARCH");
+}

@@ -34,6 +34,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "LITERAL+",
             "SPECIAL-USE",
             "CREATE-SPECIAL-USE",
+            "OBJECTID",
         ]);
     } else {
         caps.push("LITERAL+");

@@ -211,6 +211,12 @@ pub trait Mailbox: Send + Sync {
     fn cache(&self, uid: Uid, field: CacheField, value: &[u8]) {
         let _ = (uid, field, value);
     }
+    /// A stable identifier of the mailbox (RFC 8474 4 MAILBOXID): the same while its name and
+    /// UIDVALIDITY are, kept by RENAME, never given to another mailbox. `None` where the
+    /// backend has none.
+    fn mailbox_id(&self) -> Option<String> {
+        None
+    }
     /// The save date of a message (RFC 8514 3): when it entered this mailbox (by APPEND, COPY,
     /// MOVE or delivery), seconds since the epoch, never changing while it stays there. `None`
     /// where the backend keeps none (see [`Mailbox::has_save_dates`]) or the message is gone.
@@ -299,6 +305,10 @@ pub enum CacheField {
     /// When the message entered its mailbox (RFC 8514 save date), seconds since the epoch as
     /// 8 big-endian bytes.
     SaveDate,
+    /// The message's EMAILID (RFC 8474 5.1), derived from its immutable content.
+    EmailId,
+    /// The message's PREVIEW text (RFC 8970).
+    Preview,
 }
 
 impl CacheField {
@@ -311,6 +321,8 @@ impl CacheField {
             CacheField::SearchHeaders => 4,
             CacheField::SortKeys => 5,
             CacheField::SaveDate => 6,
+            CacheField::EmailId => 7,
+            CacheField::Preview => 8,
         }
     }
 }

@@ -166,6 +166,8 @@ fn search_leaf(codec_safe: bool) -> BoxedStrategy<SearchKey> {
         date().prop_map(K::SavedOn),
         date().prop_map(K::SavedSince),
         Just(K::SaveDateSupported),
+        "[A-Za-z0-9_-]{1,40}".prop_map(K::EmailId),
+        "[A-Za-z0-9_-]{1,40}".prop_map(K::ThreadId),
     ];
     prop_oneof![6 => leaves, 1 => extensions].boxed()
 }
@@ -246,7 +248,13 @@ fn fetch_attr(codec_safe: bool) -> BoxedStrategy<FetchAttr> {
         return items.boxed();
     }
     // RFC 8514 SAVEDATE, which imap-codec does not read.
-    prop_oneof![12 => items, 1 => Just(F::SaveDate)].boxed()
+    prop_oneof![
+        12 => items,
+        1 => Just(F::SaveDate),
+        1 => Just(F::EmailId),
+        1 => Just(F::ThreadId),
+    ]
+    .boxed()
 }
 
 fn status_item(codec_safe: bool) -> BoxedStrategy<StatusItem> {
@@ -263,6 +271,7 @@ fn status_item(codec_safe: bool) -> BoxedStrategy<StatusItem> {
     if !codec_safe {
         items.push(S::Size);
         items.push(S::AppendLimit);
+        items.push(S::MailboxId);
     }
     proptest::sample::select(items).boxed()
 }

@@ -15,6 +15,8 @@ impl Session {
     /// CREATE (RFC 3501 6.3.3). A trailing separator only declares the intent to create children
     /// below the name, so it is dropped; INBOX always exists.
     ///
+    /// The tagged OK carries the new mailbox's MAILBOXID (RFC 8474 4.1).
+    ///
     /// With `(USE (...))` (RFC 6154 3, CREATE-SPECIAL-USE) the mailbox is created with those
     /// special-use attributes, or not at all: an attribute that is unknown or cannot be given is
     /// refused with `NO [USEATTR]` before anything is created.
@@ -53,7 +55,15 @@ impl Session {
             user.store.create_special_use(&name, &attrs)
         };
         match created {
-            Ok(()) => Reply::ok("Create completed."),
+            // RFC 8474 4.1: the new mailbox's MAILBOXID in the tagged OK.
+            Ok(()) => {
+                let id = user.store.open(&name).ok().and_then(|mb| mb.mailbox_id());
+                let reply = Reply::ok("Create completed.");
+                match id {
+                    Some(id) => reply.with_code(Code::MailboxId(id)),
+                    None => reply,
+                }
+            }
             Err(e) if !attrs.is_empty() && e.kind() == mail_store::StoreErrorKind::NotPossible => {
                 Reply::no("Special-use attributes are not supported here.").with_code(Code::UseAttr)
             }

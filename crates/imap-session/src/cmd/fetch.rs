@@ -7,7 +7,7 @@ use mail_parse::{ParsedMessage, SectionSpec};
 use mail_store::{CacheField, FlagChange, Mailbox, MessageInfo, StoreErrorKind, ViewMessage};
 use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
 
-use crate::cmd::searchres;
+use crate::cmd::{objectid, searchres};
 use crate::fetch::structure::{write_body_structure, write_envelope};
 use crate::session::{FLUSH_THRESHOLD, Reply, Session, State};
 
@@ -294,6 +294,12 @@ fn write_fetch_response(
             FetchAttr::ModSeq => {
                 out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes())
             }
+            FetchAttr::EmailId => match objectid::email_id(mailbox, entry.uid) {
+                Some(id) => out.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
+                None => return Err(FetchError::Expunged),
+            },
+            // RFC 8474 5.2: THREADID is optional; NIL says it is not computed.
+            FetchAttr::ThreadId => out.extend_from_slice(b"THREADID NIL"),
             // RFC 8514 4.2: NIL where the mailbox keeps no save dates.
             FetchAttr::SaveDate => {
                 out.extend_from_slice(b"SAVEDATE ");

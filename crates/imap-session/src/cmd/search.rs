@@ -176,6 +176,10 @@ impl<'a> Candidate<'a> {
             SavedOn(d) => self.saved_day().is_some_and(|day| day == day_number(d)),
             SavedSince(d) => self.saved_day().is_some_and(|day| day >= day_number(d)),
             SaveDateSupported => self.mailbox.has_save_dates(),
+            EmailId(id) => crate::cmd::objectid::email_id(self.mailbox, self.msg.uid)
+                .is_some_and(|own| own == *id),
+            // RFC 8474 5.2: without THREADIDs a search for one matches nothing.
+            ThreadId(_) => false,
             From(s) => self.header_contains("From", s),
             To(s) => self.header_contains("To", s),
             Cc(s) => self.header_contains("Cc", s),
@@ -210,7 +214,7 @@ fn cost(key: &SearchKey) -> u8 {
         | SavedBefore(_) | SavedOn(_) | SavedSince(_) => 1,
         From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | Header(..) | SentBefore(_) | SentOn(_)
         | SentSince(_) => 2,
-        Body(_) | Text(_) => 3,
+        Body(_) | Text(_) | EmailId(_) => 3,
         Not(inner) => cost(inner),
         Or(a, b) => cost(a).max(cost(b)),
         And(keys) => keys.iter().map(cost).max().unwrap_or(0),

@@ -117,6 +117,11 @@ impl Session {
             );
             self.out.extend_from_slice(&line);
         }
+        // RFC 8474 4.2: every successful SELECT and EXAMINE names the mailbox's MAILBOXID.
+        if let Some(id) = view.mailbox().mailbox_id() {
+            let line = status_line(None, Status::Ok, Some(&Code::MailboxId(id)), "Ok");
+            self.out.extend_from_slice(&line);
+        }
         if let Some(q) = params
             .qresync
             .as_ref()

@@ -29,9 +29,9 @@ impl Session {
         let Some(user) = self.user() else {
             return Err(Reply::bad("Please log in first."));
         };
-        let status = match user.store.open(name).and_then(|mb| {
+        let (status, mailbox_id) = match user.store.open(name).and_then(|mb| {
             mb.refresh()?;
-            mb.status()
+            Ok((mb.status()?, mb.mailbox_id()))
         }) {
             Ok(s) => s,
             Err(e) => return Err(self.store_error(e)),
@@ -48,6 +48,11 @@ impl Session {
                 StatusItem::Size => format!("SIZE {}", status.size),
                 StatusItem::Deleted => format!("DELETED {}", status.deleted),
                 // RFC 7889 3.1: one limit for every mailbox, the one CAPABILITY announces.
+                // RFC 8474 4.3; a backend without identifiers has nothing to say.
+                StatusItem::MailboxId => match &mailbox_id {
+                    Some(id) => format!("MAILBOXID ({id})"),
+                    None => continue,
+                },
                 StatusItem::AppendLimit => {
                     format!("APPENDLIMIT {}", self.ctx.settings.limits.max_append)
                 }

@@ -761,6 +761,12 @@ impl Mailbox for MaildirMailbox {
         true
     }
 
+    /// The mailbox GUID kept in `dovecot-uidlist` (what Dovecot reports as MAILBOXID): random
+    /// at creation, and it moves with the directory on RENAME.
+    fn mailbox_id(&self) -> Option<String> {
+        self.lock().uidlist.guid.clone()
+    }
+
     fn stored_uidl(&self, uid: Uid) -> Option<String> {
         self.uidlist_pop3_uidl(uid)
     }
