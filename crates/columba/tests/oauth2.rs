@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{RawClient, Server};
+use common::{Pop3Client, RawClient, Server};
 use test_support::sasl::{b64, unb64, write_passwd_file};
 
 /// The client secret the server is configured with; the stub checks it.
@@ -319,48 +319,24 @@ fn imap_oauthbearer_and_xoauth2() {
 fn pop3_auth_oauthbearer_and_xoauth2() {
     let endpoint = Introspector::start();
     let server = server(BOTH, &endpoint.url());
-    let stream = TcpStream::connect(server.pop3).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut line = || {
-        let mut l = String::new();
-        r.read_line(&mut l).unwrap();
-        l.trim_end().to_owned()
-    };
-    assert!(line().starts_with("+OK"));
-    w.write_all(b"CAPA\r\n").unwrap();
-    let mut caps = Vec::new();
-    loop {
-        let l = line();
-        if l == "." {
-            break;
-        }
-        caps.push(l);
-    }
+    let mut c = Pop3Client::connect(server.pop3);
+    let caps = c.capabilities();
     assert!(
         caps.contains(&"SASL PLAIN OAUTHBEARER XOAUTH2".to_owned()),
         "{caps:?}"
     );
     // Another user's token: the error status, then -ERR.
-    write!(w, "AUTH XOAUTH2 {}\r\n", xoauth2("carol", "bob-token")).unwrap();
-    let challenge = line();
+    let challenge = c.command(&format!("AUTH XOAUTH2 {}", xoauth2("carol", "bob-token")));
     let status = String::from_utf8(unb64(&challenge)).unwrap();
     assert_eq!(json(&status).get("status").map(String::as_str), Some("401"));
-    w.write_all(b"\r\n").unwrap();
-    assert!(line().starts_with("-ERR [AUTH]"));
+    assert!(c.command("").starts_with("-ERR [AUTH]"));
     // Alice's token.
-    write!(
-        w,
-        "AUTH OAUTHBEARER {}\r\n",
+    let reply = c.command(&format!(
+        "AUTH OAUTHBEARER {}",
         oauthbearer(Some("alice"), "alice-token")
-    )
-    .unwrap();
-    assert_eq!(line(), "+OK Logged in.");
-    w.write_all(b"STAT\r\n").unwrap();
-    assert_eq!(line(), "+OK 0 0");
+    ));
+    assert_eq!(reply, "+OK Logged in.");
+    assert_eq!(c.command("STAT"), "+OK 0 0");
 }
 
 #[test]

@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::Command;
-use std::time::Duration;
 
 use auth::sasl::Mechanism;
-use common::{RawClient, Server};
+use common::{Pop3Client, RawClient, Server};
 use test_support::sasl::{ScramClient, b64, unb64, write_passwd_file};
 
 const CONFIG: &str = "[auth]\n\
@@ -99,39 +97,19 @@ fn cram_md5_from_python_imaplib() {
 #[test]
 fn pop3_offers_and_runs_scram() {
     let server = server();
-    let stream = TcpStream::connect(server.pop3).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut line = || {
-        let mut l = String::new();
-        r.read_line(&mut l).unwrap();
-        l.trim_end().to_owned()
-    };
-    assert!(line().starts_with("+OK"));
-    w.write_all(b"CAPA\r\n").unwrap();
-    let mut caps = Vec::new();
-    loop {
-        let l = line();
-        if l == "." {
-            break;
-        }
-        caps.push(l);
-    }
+    let mut c = Pop3Client::connect(server.pop3);
+    let caps = c.capabilities();
     assert!(
         caps.contains(&"SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256".to_owned()),
         "{caps:?}"
     );
     let mut client = ScramClient::new(Mechanism::ScramSha256, "bob", "builder");
-    write!(w, "AUTH SCRAM-SHA-256 {}\r\n", b64(client.first())).unwrap();
-    let first = String::from_utf8(unb64(&line())).unwrap();
-    write!(w, "{}\r\n", b64(client.answer(&first))).unwrap();
-    let last = String::from_utf8(unb64(&line())).unwrap();
+    let first = c.command(&format!("AUTH SCRAM-SHA-256 {}", b64(client.first())));
+    let first = String::from_utf8(unb64(&first)).unwrap();
+    let last = c.command(&b64(client.answer(&first)));
+    let last = String::from_utf8(unb64(&last)).unwrap();
     assert!(client.server_final_ok(&last), "{last}");
-    w.write_all(b"\r\n").unwrap();
-    assert_eq!(line(), "+OK Logged in.");
+    assert_eq!(c.command(""), "+OK Logged in.");
 }
 
 #[test]

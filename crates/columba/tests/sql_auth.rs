@@ -7,16 +7,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use auth::sasl::Mechanism;
 use auth::scheme::hash;
 use auth::sql::{SqlDb, SqlDriver, SqlSettings};
 use auth::{AuthError, AuthOutcome, PassDb, UserDb};
-use common::{RawClient, Server};
+use common::{Pop3Client, RawClient, Server};
 use test_support::postgres::Postgres;
 use test_support::sasl::{SASL_USERS, ScramClient, b64, unb64};
 
@@ -135,25 +133,8 @@ fn imap_scram(addr: SocketAddr, user: &str, password: &str) -> String {
 
 /// A POP3 conversation: sends each line and returns the first reply line to each.
 fn pop3(addr: SocketAddr, lines: &[&str]) -> Vec<String> {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let mut line = || {
-        let mut l = String::new();
-        r.read_line(&mut l).unwrap();
-        l.trim_end().to_owned()
-    };
-    assert!(line().starts_with("+OK"));
-    lines
-        .iter()
-        .map(|l| {
-            w.write_all(format!("{l}\r\n").as_bytes()).unwrap();
-            line()
-        })
-        .collect()
+    let mut c = Pop3Client::connect(addr);
+    lines.iter().map(|l| c.command(l)).collect()
 }
 
 /// The logins every SQL setup must get right, over IMAP and POP3.

@@ -337,3 +337,58 @@ impl RawClient {
         rest
     }
 }
+
+/// A minimal line-based POP3 client: the greeting is read on connect.
+pub struct Pop3Client {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Pop3Client {
+    pub fn connect(addr: SocketAddr) -> Pop3Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut c = Pop3Client {
+            writer: stream,
+            reader,
+        };
+        let greeting = c.line();
+        assert!(greeting.starts_with("+OK"), "greeting: {greeting}");
+        c
+    }
+
+    /// Sends one line (CRLF added).
+    pub fn send(&mut self, line: &str) {
+        let _ = self.writer.write_all(format!("{line}\r\n").as_bytes());
+    }
+
+    /// One line without CRLF; empty at end of stream.
+    pub fn line(&mut self) -> String {
+        let mut l = String::new();
+        let _ = self.reader.read_line(&mut l);
+        l.trim_end_matches(['\r', '\n']).to_owned()
+    }
+
+    /// Sends `line` and returns the first line of the answer.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(line);
+        self.line()
+    }
+
+    /// The CAPA list, without the status line and the final dot.
+    pub fn capabilities(&mut self) -> Vec<String> {
+        let status = self.command("CAPA");
+        assert!(status.starts_with("+OK"), "CAPA: {status}");
+        let mut caps = Vec::new();
+        loop {
+            let l = self.line();
+            if l == "." || l.is_empty() {
+                return caps;
+            }
+            caps.push(l);
+        }
+    }
+}
