@@ -112,7 +112,8 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// Joins `passdb` and `userdb`. Fails when a configured mechanism needs stored secrets the
-    /// passdb cannot give (CRAM-MD5 and SCRAM need a passwd-file), or none is configured.
+    /// passdb cannot give (CRAM-MD5 and SCRAM need a passwd-file or SQL passdb), or needs a
+    /// token validator (see [`Authenticator::with_token_validator`]), or none is configured.
     pub fn new(
         passdb: Box<dyn PassDb>,
         userdb: Option<Box<dyn UserDb>>,
@@ -155,7 +156,7 @@ impl Authenticator {
         {
             return Err(AuthError::Config(format!(
                 "mechanism {m} needs stored plaintext passwords or SCRAM keys, which this passdb \
-                 cannot provide (use passdb passwd-file, or offer PLAIN and LOGIN only)"
+                 cannot provide (use passdb passwd-file or sql, or offer PLAIN and LOGIN only)"
             )));
         }
         if token_validator.is_none()

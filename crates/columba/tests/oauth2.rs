@@ -24,6 +24,8 @@ const CLIENT_SECRET: &str = "stub-secret";
 /// is sent chunked), a stale one, and one that makes it fail with HTTP 500.
 struct Introspector {
     addr: SocketAddr,
+    /// Served over TLS with this server configuration (`https://`).
+    tls: bool,
     /// Every request as received: head and body.
     requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -31,8 +33,30 @@ struct Introspector {
 
 impl Introspector {
     fn start() -> Introspector {
+        Introspector::serve(None)
+    }
+
+    /// The endpoint over TLS, with a self-signed certificate for 127.0.0.1 whose PEM is
+    /// written to `ca_file`, for the server to trust.
+    fn start_tls(ca_file: &std::path::Path) -> Introspector {
+        let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        std::fs::write(ca_file, generated.cert.pem()).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(generated.key_pair.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![generated.cert.der().clone()], key)
+            .unwrap();
+        Introspector::serve(Some(Arc::new(config)))
+    }
+
+    fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> Introspector {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let is_tls = tls.is_some();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (log, halt) = (Arc::clone(&requests), Arc::clone(&stop));
@@ -41,20 +65,33 @@ impl Introspector {
                 if halt.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Ok(stream) = stream {
-                    answer(stream, &log);
+                let Ok(stream) = stream else { continue };
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                match &tls {
+                    None => answer(stream, &log),
+                    Some(config) => {
+                        let Ok(connection) = rustls::ServerConnection::new(Arc::clone(config))
+                        else {
+                            continue;
+                        };
+                        answer(rustls::StreamOwned::new(connection, stream), &log);
+                    }
                 }
             }
         });
         Introspector {
             addr,
+            tls: is_tls,
             requests,
             stop,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://{}/oauth2/introspect", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/oauth2/introspect", self.addr)
     }
 }
 
@@ -65,11 +102,8 @@ impl Drop for Introspector {
     }
 }
 
-fn answer(stream: TcpStream, log: &Mutex<Vec<String>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+fn answer(stream: impl Read + Write, log: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream);
     let mut head = String::new();
     let mut length = 0;
     loop {
@@ -86,7 +120,9 @@ fn answer(stream: TcpStream, log: &Mutex<Vec<String>>) {
         }
     }
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
     let body = String::from_utf8(body).unwrap();
     log.lock().unwrap().push(format!("{head}{body}"));
     let form: HashMap<&str, &str> = body.split('&').filter_map(|p| p.split_once('=')).collect();
@@ -109,7 +145,6 @@ fn answer(stream: TcpStream, log: &Mutex<Vec<String>>) {
         Some("broken-token") => ("500 Internal Server Error", "oops".to_owned(), false),
         _ => ("200 OK", r#"{"active":false}"#.to_owned(), false),
     };
-    let mut w = stream;
     let response = if chunked {
         let (a, b) = json.split_at(json.len() / 2);
         format!(
@@ -124,12 +159,19 @@ fn answer(stream: TcpStream, log: &Mutex<Vec<String>>) {
             json.len()
         )
     };
+    let w = reader.get_mut();
     let _ = w.write_all(response.as_bytes());
+    let _ = w.flush();
 }
 
 /// A server whose passwd-file holds alice, bob and carol, offering `mechanisms`, with tokens
 /// checked at `url`.
 fn server(mechanisms: &str, url: &str) -> Server {
+    server_with(mechanisms, url, "")
+}
+
+/// [`server`] with more `[auth.oauth2]` lines.
+fn server_with(mechanisms: &str, url: &str, oauth2_extra: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     write_passwd_file(&dir.path().join("users"));
     let secret = dir.path().join("client-secret");
@@ -140,7 +182,7 @@ fn server(mechanisms: &str, url: &str) -> Server {
         format!(
             "[auth]\nmechanisms = [{mechanisms}]\nfailure_delay_ms = 20\n\
              [auth.oauth2]\nintrospection_url = \"{url}\"\nclient_id = \"columba\"\n\
-             client_secret_file = \"{}\"\ntimeout_secs = 3\n",
+             client_secret_file = \"{}\"\ntimeout_secs = 3\n{oauth2_extra}",
             secret.display()
         ),
     )
@@ -392,5 +434,58 @@ fn endpoint_down_and_mechanisms_not_offered() {
         String::from_utf8_lossy(&out.stderr).contains("introspection"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn https_endpoint_trusted_through_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("idp.pem");
+    let endpoint = Introspector::start_tls(&ca);
+    let trusting = server_with(
+        BOTH,
+        &endpoint.url(),
+        &format!("ca_file = \"{}\"\n", ca.display()),
+    );
+    let (_, reply) = imap_auth(
+        trusting.imap,
+        "OAUTHBEARER",
+        &oauthbearer(Some("alice"), "alice-token"),
+        "",
+    );
+    assert!(reply.starts_with("a OK"), "{reply}");
+    assert_eq!(endpoint.requests.lock().unwrap().len(), 1);
+    let (challenge, reply) = imap_auth(
+        trusting.imap,
+        "XOAUTH2",
+        &xoauth2("alice", "stale-token"),
+        "",
+    );
+    assert_eq!(
+        json(&challenge).get("status").map(String::as_str),
+        Some("401")
+    );
+    assert!(reply.starts_with("a NO [AUTHENTICATIONFAILED]"), "{reply}");
+
+    // Trusting another authority: the endpoint's certificate is refused, a temporary failure.
+    let other = dir.path().join("other.pem");
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(&other, generated.cert.pem()).unwrap();
+    let distrusting = server_with(
+        BOTH,
+        &endpoint.url(),
+        &format!("ca_file = \"{}\"\n", other.display()),
+    );
+    let (_, reply) = imap_auth(
+        distrusting.imap,
+        "OAUTHBEARER",
+        &oauthbearer(Some("alice"), "alice-token"),
+        "",
+    );
+    assert!(reply.starts_with("a NO [UNAVAILABLE]"), "{reply}");
+    assert_eq!(
+        endpoint.requests.lock().unwrap().len(),
+        2,
+        "no request without trust"
     );
 }
