@@ -387,6 +387,10 @@ pub enum FetchAttr {
     EmailId,
     /// RFC 8474 5.3
     ThreadId,
+    /// RFC 8970 3: `PREVIEW`, or `PREVIEW (LAZY)` (4.1), which may answer NIL rather than wait.
+    Preview {
+        lazy: bool,
+    },
 }
 
 /// `<origin.octets>` of a partial fetch.

@@ -556,6 +556,8 @@ fn write_fetch_attr(out: &mut Vec<u8>, attr: &FetchAttr) {
         FetchAttr::SaveDate => push(out, "SAVEDATE"),
         FetchAttr::EmailId => push(out, "EMAILID"),
         FetchAttr::ThreadId => push(out, "THREADID"),
+        FetchAttr::Preview { lazy: false } => push(out, "PREVIEW"),
+        FetchAttr::Preview { lazy: true } => push(out, "PREVIEW (LAZY)"),
         FetchAttr::BodySection {
             peek,
             section,

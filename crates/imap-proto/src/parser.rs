@@ -1209,6 +1209,18 @@ fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
         "SAVEDATE" => FetchAttr::SaveDate,
         "EMAILID" => FetchAttr::EmailId,
         "THREADID" => FetchAttr::ThreadId,
+        // RFC 8970 4.1: LAZY is the only modifier. The lookahead is for `(LAZY)` exactly, so
+        // that `FETCH 1 PREVIEW (CHANGEDSINCE 5)` keeps its FETCH modifier.
+        "PREVIEW" => {
+            let lazy = c
+                .rest()
+                .get(..7)
+                .is_some_and(|m| m.eq_ignore_ascii_case(b" (LAZY)"));
+            if lazy {
+                c.pos += 7;
+            }
+            FetchAttr::Preview { lazy }
+        }
         "BODY" if c.peek() != Some(b'[') => FetchAttr::Body,
         "BODY" | "BODY.PEEK" => {
             let section = section(c)?;

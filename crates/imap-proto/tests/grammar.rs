@@ -1283,3 +1283,43 @@ fn objectid_items_and_keys() {
     invalid("a SEARCH EMAILID M1.2", "SEARCH");
     invalid(&format!("a SEARCH EMAILID {}", "M".repeat(256)), "SEARCH");
 }
+
+/// RFC 8970 PREVIEW with its LAZY modifier, beside FETCH modifiers.
+#[test]
+fn preview_item() {
+    ok(
+        "a FETCH 1:3 (UID PREVIEW (LAZY) FLAGS)",
+        CommandBody::Fetch {
+            uid: false,
+            set: nums("1:3"),
+            items: vec![
+                FetchAttr::Uid,
+                FetchAttr::Preview { lazy: true },
+                FetchAttr::Flags,
+            ],
+            changed_since: None,
+            vanished: false,
+        },
+    );
+    ok(
+        "a FETCH 1 PREVIEW (CHANGEDSINCE 5)",
+        CommandBody::Fetch {
+            uid: false,
+            set: nums("1"),
+            items: vec![FetchAttr::Preview { lazy: false }],
+            changed_since: Some(5),
+            vanished: false,
+        },
+    );
+    ok(
+        "a FETCH 1 preview (lazy)",
+        CommandBody::Fetch {
+            uid: false,
+            set: nums("1"),
+            items: vec![FetchAttr::Preview { lazy: true }],
+            changed_since: None,
+            vanished: false,
+        },
+    );
+    invalid("a FETCH 1 (PREVIEW (FUZZY))", "FETCH");
+}

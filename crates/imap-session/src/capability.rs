@@ -29,6 +29,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "WITHIN",
             "LIST-STATUS",
             "MOVE",
+            "PREVIEW",
             "STATUS=SIZE",
             "SAVEDATE",
             "LITERAL+",

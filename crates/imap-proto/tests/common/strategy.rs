@@ -253,6 +253,7 @@ fn fetch_attr(codec_safe: bool) -> BoxedStrategy<FetchAttr> {
         1 => Just(F::SaveDate),
         1 => Just(F::EmailId),
         1 => Just(F::ThreadId),
+        1 => any::<bool>().prop_map(|lazy| F::Preview { lazy }),
     ]
     .boxed()
 }

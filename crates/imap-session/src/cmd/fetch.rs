@@ -1,13 +1,15 @@
 use std::sync::Arc;
 
 use imap_proto::DateTime;
-use imap_proto::response::{write_astring, write_date_time, write_flag_list, write_literal};
+use imap_proto::response::{
+    write_astring, write_date_time, write_flag_list, write_literal, write_string,
+};
 use imap_proto::{FetchAttr, MessageSet, Section, SectionText};
 use mail_parse::{ParsedMessage, SectionSpec};
 use mail_store::{CacheField, FlagChange, Mailbox, MessageInfo, StoreErrorKind, ViewMessage};
 use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
 
-use crate::cmd::{objectid, searchres};
+use crate::cmd::{objectid, preview, searchres};
 use crate::fetch::structure::{write_body_structure, write_envelope};
 use crate::session::{FLUSH_THRESHOLD, Reply, Session, State};
 
@@ -298,6 +300,15 @@ fn write_fetch_response(
                 Some(id) => out.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
                 None => return Err(FetchError::Expunged),
             },
+            FetchAttr::Preview { lazy } => {
+                out.extend_from_slice(b"PREVIEW ");
+                match preview::preview(mailbox, entry.uid, *lazy) {
+                    Some(text) => write_string(out, text.as_bytes()),
+                    // RFC 8970 3.2: NIL only for LAZY; without it a gone message is the error.
+                    None if *lazy => out.extend_from_slice(b"NIL"),
+                    None => return Err(FetchError::Expunged),
+                }
+            }
             // RFC 8474 5.2: THREADID is optional; NIL says it is not computed.
             FetchAttr::ThreadId => out.extend_from_slice(b"THREADID NIL"),
             // RFC 8514 4.2: NIL where the mailbox keeps no save dates.

@@ -21,6 +21,7 @@ pub(crate) mod logout;
 pub(crate) mod namespace;
 pub(crate) mod noop;
 pub(crate) mod objectid;
+pub(crate) mod preview;
 pub(crate) mod rename;
 pub(crate) mod search;
 pub(crate) mod searchres;
