@@ -151,3 +151,98 @@ impl SaslExchange for PasswordExchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth::{AuthError, UserRecord};
+    use mail_store::{MailStore, StoreError};
+
+    /// A backend offering `mechanisms`, whose EXTERNAL logs in the certificate's user.
+    struct Backend {
+        mechanisms: Vec<Mechanism>,
+    }
+
+    impl UserBackend for Backend {
+        fn authenticate(&self, _user: &str, _password: &[u8]) -> Result<AuthOutcome, AuthError> {
+            Ok(AuthOutcome::UnknownUser)
+        }
+
+        fn open_store(&self, _user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError> {
+            Err(StoreError::Internal("no mail in this test".to_owned()))
+        }
+
+        fn mechanisms(&self) -> Vec<Mechanism> {
+            self.mechanisms.clone()
+        }
+
+        fn sasl_external(&self, identity: &str) -> Option<Box<dyn SaslExchange>> {
+            Some(Box::new(CertificateUser(identity.to_owned())))
+        }
+    }
+
+    struct CertificateUser(String);
+
+    impl SaslExchange for CertificateUser {
+        fn mechanism(&self) -> Mechanism {
+            Mechanism::External
+        }
+
+        fn step(&mut self, _response: Option<&[u8]>) -> ExchangeStep {
+            ExchangeStep::Success(UserRecord::named(self.0.clone()))
+        }
+    }
+
+    fn backend(mechanisms: &[Mechanism]) -> Arc<dyn UserBackend> {
+        Arc::new(Backend {
+            mechanisms: mechanisms.to_vec(),
+        })
+    }
+
+    #[test]
+    fn external_needs_an_identity_and_the_mechanism() {
+        let with = backend(&[Mechanism::Plain, Mechanism::External]);
+        let mut exchange = start_external_sasl(&with, Some("alice")).unwrap();
+        assert_eq!(
+            exchange.step(Some(b"")),
+            ExchangeStep::Success(UserRecord::named("alice"))
+        );
+        assert!(start_external_sasl(&with, None).is_none());
+        // Never through start_sasl, which knows no certificate.
+        assert!(start_sasl(&with, Mechanism::External).is_none());
+        let without = backend(&[Mechanism::Plain]);
+        assert!(start_external_sasl(&without, Some("alice")).is_none());
+    }
+
+    #[test]
+    fn offered_mechanisms_follow_tls_and_certificates() {
+        let b = backend(&[
+            Mechanism::Plain,
+            Mechanism::ScramSha256,
+            Mechanism::OAuthBearer,
+            Mechanism::External,
+        ]);
+        assert_eq!(
+            offered_mechanisms(b.as_ref(), Some("alice"), true),
+            [
+                Mechanism::Plain,
+                Mechanism::ScramSha256,
+                Mechanism::OAuthBearer,
+                Mechanism::External
+            ]
+        );
+        assert_eq!(
+            offered_mechanisms(b.as_ref(), None, true),
+            [
+                Mechanism::Plain,
+                Mechanism::ScramSha256,
+                Mechanism::OAuthBearer
+            ]
+        );
+        // Bearer tokens are as good as passwords: not in the clear.
+        assert_eq!(
+            offered_mechanisms(b.as_ref(), None, false),
+            [Mechanism::ScramSha256]
+        );
+    }
+}
