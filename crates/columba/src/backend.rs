@@ -2,7 +2,6 @@
 //! passwords and say who the user is, the mail location template says where each user's
 //! Maildir is.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,16 +21,18 @@ use auth::{
 };
 use mail_store::maildir::MaildirStore;
 use mail_store::{MailStore, StoreError};
-use session_api::{ConnectionSlot, SaslExchange, TooManyConnections, UserBackend};
+use session_api::{ConnectionInfo, ConnectionSlot, SaslExchange, TooManyConnections, UserBackend};
 
 use crate::config::expand_location;
 use crate::config::{Config, PassdbKind, SqlDriverKind, UserdbKind};
-use crate::limits::UserIpLimit;
+use crate::limits::{PreLoginLimit, UserIpLimit};
 
 pub struct AuthBackend {
     auth: Arc<Authenticator>,
     location: String,
     limit: UserIpLimit,
+    /// Connections of the single process not logged in yet; a login ends a connection's count.
+    pub prelogin: Arc<PreLoginLimit>,
 }
 
 impl AuthBackend {
@@ -63,10 +64,13 @@ impl AuthBackend {
             auth: Arc::new(auth),
             location: config.mail_location(),
             limit: UserIpLimit::new(config.server.max_userip_connections),
+            prelogin: PreLoginLimit::new(config.server.max_prelogin_connections_per_ip),
         })
     }
 }
 
+/// Where `user`'s mail lives: the record's `userdb_mail` (or `mail`) field, else the
+/// configured location template.
 fn mail_root(location: &str, user: &UserRecord) -> anyhow::Result<PathBuf> {
     let location = user
         .extra
@@ -110,9 +114,9 @@ impl UserBackend for MailBackend {
         &self,
         protocol: &'static str,
         user: &str,
-        remote: IpAddr,
+        connection: &ConnectionInfo,
     ) -> Result<Option<ConnectionSlot>, TooManyConnections> {
-        self.limit.claim(protocol, user, remote)
+        self.limit.claim(protocol, user, connection.remote.ip())
     }
 }
 
@@ -277,9 +281,10 @@ impl UserBackend for AuthBackend {
         &self,
         protocol: &'static str,
         user: &str,
-        remote: IpAddr,
+        connection: &ConnectionInfo,
     ) -> Result<Option<ConnectionSlot>, TooManyConnections> {
-        self.limit.claim(protocol, user, remote)
+        self.prelogin.logged_in(&connection.session_id);
+        self.limit.claim(protocol, user, connection.remote.ip())
     }
 
     fn mechanisms(&self) -> Vec<Mechanism> {

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     /// Logged-in connections one user may hold from one address, per protocol (Dovecot's
     /// `mail_max_userip_connections`); 0 for no limit.
     pub max_userip_connections: usize,
+    /// Connections one address may hold before they log in; 0 for no limit.
+    pub max_prelogin_connections_per_ip: usize,
 }
 
 /// `auto`: separated when started as root with system users (userdb "passwd", passdb "shadow"
@@ -345,6 +347,7 @@ impl Default for ServerConfig {
             mail_user: None,
             worker_linger_secs: 30,
             max_userip_connections: 10,
+            max_prelogin_connections_per_ip: 50,
         }
     }
 }

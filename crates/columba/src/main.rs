@@ -225,12 +225,13 @@ fn serve_single_process(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let prelogin = backend.prelogin.clone();
     let backends = server::Backends {
         imap: backend.clone(),
         pop3: backend,
     };
     let result = runtime.block_on(server::serve_listeners(
-        &config, listeners, acceptor, backends,
+        &config, listeners, acceptor, backends, prelogin,
     ));
     // Ending the runtime ends the sessions, which let go of their mailboxes; the ones
     // kept open for reuse are closed here, and closing saves their indexes.

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
+use crate::limits::PreLoginLimit;
 use crate::tls::StartTls;
 
 /// A protocol and what its sessions share.
@@ -29,6 +30,14 @@ impl Service {
         match self {
             Service::Imap(ctx) => ctx.settings.login_timeout,
             Service::Pop3(ctx) => ctx.settings.login_timeout,
+        }
+    }
+
+    /// What a cleartext client refused at accept reads before the connection closes.
+    fn refusal(&self) -> &'static [u8] {
+        match self {
+            Service::Imap(_) => b"* BYE Too many connections from your address.\r\n",
+            Service::Pop3(_) => b"-ERR [SYS/TEMP] Too many connections from your address.\r\n",
         }
     }
 
@@ -158,6 +167,7 @@ pub async fn serve_listeners(
     listeners: Vec<(ListenerKind, std::net::TcpListener)>,
     acceptor: TlsAcceptor,
     backends: Backends,
+    prelogin: Arc<PreLoginLimit>,
 ) -> anyhow::Result<()> {
     let penalty = login_penalty(config);
     let starttls: Arc<dyn TlsUpgrade> = Arc::new(StartTls(acceptor.clone()));
@@ -191,14 +201,19 @@ pub async fn serve_listeners(
             ListenerKind::Pop3 => (pop3_context(Some(starttls.clone())), None),
             ListenerKind::Pop3s => (pop3_context(None), Some(acceptor.clone())),
         };
-        tokio::spawn(accept_loop(listener, service, tls));
+        tokio::spawn(accept_loop(listener, service, tls, prelogin.clone()));
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, service: Service, tls: Option<TlsAcceptor>) {
+async fn accept_loop(
+    listener: TcpListener,
+    service: Service,
+    tls: Option<TlsAcceptor>,
+    prelogin: Arc<PreLoginLimit>,
+) {
     loop {
         let (socket, remote) = match listener.accept().await {
             Ok(pair) => pair,
@@ -209,13 +224,26 @@ async fn accept_loop(listener: TcpListener, service: Service, tls: Option<TlsAcc
                 continue;
             }
         };
+        let session = session_id();
+        let login_process = service.login_process();
+        let Some(ticket) = prelogin.admit(remote.ip(), &session) else {
+            tracing::info!(
+                "{login_process}: Disconnected: Too many connections from this address before login: rip={}",
+                remote.ip()
+            );
+            if tls.is_none() {
+                // A cleartext client is told why; on a TLS port there is nothing to say it in.
+                let _ = socket.try_write(service.refusal());
+            }
+            continue;
+        };
         let service = service.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let login_process = service.login_process();
-            if let Err(e) = handle(socket, remote, service, tls).await {
+            if let Err(e) = handle(socket, remote, service, tls, session).await {
                 tracing::info!("{login_process}: Disconnected: {e}: rip={}", remote.ip());
             }
+            drop(ticket);
         });
     }
 }
@@ -225,6 +253,7 @@ async fn handle(
     remote: SocketAddr,
     service: Service,
     tls: Option<TlsAcceptor>,
+    session_id: String,
 ) -> anyhow::Result<()> {
     // Small responses matter more than throughput here: a client waits for each reply line.
     socket.set_nodelay(true)?;
@@ -233,7 +262,7 @@ async fn handle(
         remote,
         local,
         implicit_tls: tls.is_some(),
-        session_id: session_id(),
+        session_id,
     };
     match tls {
         None => service.serve(Box::new(socket), info).await,

@@ -161,3 +161,41 @@ fn connections_per_user_and_address_are_limited() {
     assert_eq!(read(), "+OK Logged in.");
     drop((second, third));
 }
+
+#[test]
+fn connections_before_login_are_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("columba.toml");
+    std::fs::write(&config, "[server]\nmax_prelogin_connections_per_ip = 3\n").unwrap();
+    let mut server = Server::start_with(&["--config", config.to_str().unwrap()]);
+    let mut waiting: Vec<RawClient> = (0..3).map(|_| RawClient::connect(server.imap)).collect();
+    // The fourth from the same address is turned away, told why; POP3 too.
+    let mut refused = TcpStream::connect(server.imap).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut refused, &mut text).unwrap();
+    assert_eq!(text, "* BYE Too many connections from your address.\r\n");
+    let mut refused = TcpStream::connect(server.pop3).unwrap();
+    text.clear();
+    std::io::Read::read_to_string(&mut refused, &mut text).unwrap();
+    assert_eq!(
+        text,
+        "-ERR [SYS/TEMP] Too many connections from your address.\r\n"
+    );
+    server.wait_for_log("Too many connections from this address before login: rip=127.0.0.1");
+    // Another address is not affected.
+    let _other = RawClient::over(connect_from("127.0.0.2".parse().unwrap(), server.imap));
+    // A connection that logs in no longer counts, nor does one that went away.
+    let reply = waiting[0].command("a", &format!("LOGIN {USER} {PASSWORD}"));
+    assert!(reply.last().unwrap().starts_with("a OK"), "{reply:?}");
+    let _fourth = RawClient::connect(server.imap);
+    drop(waiting.pop());
+    let mut admitted = false;
+    for _ in 0..100 {
+        if RawClient::try_connect(server.imap).is_some() {
+            admitted = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(admitted, "the closed connection's place was given back");
+}

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -88,17 +88,17 @@ pub trait UserBackend: Send + Sync {
         None
     }
 
-    /// Counts a logged-in connection of `user` from `remote` speaking `protocol` ("imap",
-    /// "pop3") against the per-(user, address) limit (Dovecot's
+    /// Counts a logged-in connection of `user` speaking `protocol` ("imap", "pop3") against
+    /// the per-(user, address) limit (Dovecot's
     /// `mail_max_userip_connections`). The session holds the returned slot while it is logged
     /// in; dropping it gives the place back. The default counts nothing.
     fn claim_connection(
         &self,
         protocol: &'static str,
         user: &str,
-        remote: IpAddr,
+        connection: &ConnectionInfo,
     ) -> Result<Option<ConnectionSlot>, TooManyConnections> {
-        let _ = (protocol, user, remote);
+        let _ = (protocol, user, connection);
         Ok(None)
     }
 }

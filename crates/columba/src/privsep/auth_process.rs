@@ -161,9 +161,15 @@ impl AuthService {
                 let exchange_id = frame.u64()?;
                 let mechanism = frame.string()?;
                 let response = frame.opt_bytes()?.map(zeroize::Zeroizing::new);
+                let tls_identity = frame.opt_string()?;
                 let exchange = if exchange_id == 0 {
-                    Mechanism::from_name(&mechanism)
-                        .and_then(|m| session_api::start_sasl(&self.backend, m))
+                    match Mechanism::from_name(&mechanism) {
+                        Some(Mechanism::External) => {
+                            session_api::start_external_sasl(&self.backend, tls_identity.as_deref())
+                        }
+                        Some(m) => session_api::start_sasl(&self.backend, m),
+                        None => None,
+                    }
                 } else {
                     lock(&self.exchanges)
                         .remove(&exchange_id)

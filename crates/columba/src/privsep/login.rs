@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use super::ipc::{self, FrameReader, FrameWriter, IpcError, Sender};
 use super::protocol::{Connection, Protocol, get_failure};
+use crate::limits::PreLoginLimit;
 
 /// The field of the login-side user record that carries the auth process's token to the
 /// hand-off. It never leaves the login process except to the master, which strips it.
@@ -180,11 +181,16 @@ impl LoginBackend {
         mechanisms: Vec<Mechanism>,
         protocol: Protocol,
         master: Sender,
+        prelogin: Arc<PreLoginLimit>,
     ) -> LoginBackend {
         LoginBackend {
             auth,
             mechanisms,
-            hand_off: MasterHandOff { protocol, master },
+            hand_off: MasterHandOff {
+                protocol,
+                master,
+                prelogin,
+            },
         }
     }
 }
@@ -223,6 +229,19 @@ impl UserBackend for LoginBackend {
             auth: self.auth.clone(),
             mechanism,
             exchange: 0,
+            tls_identity: None,
+        }))
+    }
+
+    /// EXTERNAL: the identity comes from the client certificate this process verified (it
+    /// terminates TLS), so for this mechanism the auth process trusts the login process's
+    /// word on the certificate, as Dovecot's auth trusts its login processes (SECURITY.md).
+    fn sasl_external(&self, identity: &str) -> Option<Box<dyn SaslExchange>> {
+        Some(Box::new(RemoteExchange {
+            auth: self.auth.clone(),
+            mechanism: Mechanism::External,
+            exchange: 0,
+            tls_identity: Some(identity.to_owned()),
         }))
     }
 
@@ -237,6 +256,8 @@ struct RemoteExchange {
     mechanism: Mechanism,
     /// The auth process's id for this exchange; 0 until its first challenge.
     exchange: u64,
+    /// For EXTERNAL: whom the verified client certificate names.
+    tls_identity: Option<String>,
 }
 
 impl SaslExchange for RemoteExchange {
@@ -248,7 +269,8 @@ impl SaslExchange for RemoteExchange {
         let (id, mut w) = self.auth.new_request("sasl");
         w.u64(self.exchange)
             .str(self.mechanism.name())
-            .opt_bytes(response);
+            .opt_bytes(response)
+            .opt_str(self.tls_identity.as_deref());
         let failed = |reason: String| {
             ExchangeStep::Failure(auth::Failure {
                 user: String::new(),
@@ -302,6 +324,8 @@ impl Drop for RemoteExchange {
 pub struct MasterHandOff {
     protocol: Protocol,
     master: Sender,
+    /// The connection stops counting as a pre-login one of its address.
+    prelogin: Arc<PreLoginLimit>,
 }
 
 impl LoginHandOff for MasterHandOff {
@@ -311,6 +335,7 @@ impl LoginHandOff for MasterHandOff {
         info: ConnectionInfo,
         mut login: LoggedIn,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.prelogin.logged_in(&info.session_id);
         let master = self.master.clone();
         let protocol = self.protocol;
         Box::pin(async move {

@@ -155,19 +155,22 @@ fn login_main(
             tracing::info!("login: the master process is gone; exiting");
             std::process::exit(0);
         });
+        let prelogin =
+            crate::limits::PreLoginLimit::new(config.server.max_prelogin_connections_per_ip);
         let backend = |protocol| {
             std::sync::Arc::new(login::LoginBackend::new(
                 auth.clone(),
                 mechanisms.clone(),
                 protocol,
                 master.clone(),
+                prelogin.clone(),
             )) as std::sync::Arc<dyn session_api::UserBackend>
         };
         let backends = crate::server::Backends {
             imap: backend(protocol::Protocol::Imap),
             pop3: backend(protocol::Protocol::Pop3),
         };
-        crate::server::serve_listeners(&config, listeners, acceptor, backends).await
+        crate::server::serve_listeners(&config, listeners, acceptor, backends, prelogin).await
     })
 }
 

@@ -73,18 +73,17 @@ impl Session {
             });
             return Reply::ok("Logged in");
         }
-        let slot =
-            match self
-                .ctx
-                .backend
-                .claim_connection("imap", &record.name, self.info.remote.ip())
-            {
-                Ok(slot) => slot,
-                Err(limit) => {
-                    tracing::info!("imap({})<{}>: {limit}", record.name, self.info.session_id);
-                    return Reply::no(limit.to_string()).with_code(Code::Limit);
-                }
-            };
+        let slot = match self
+            .ctx
+            .backend
+            .claim_connection("imap", &record.name, &self.info)
+        {
+            Ok(slot) => slot,
+            Err(limit) => {
+                tracing::info!("imap({})<{}>: {limit}", record.name, self.info.session_id);
+                return Reply::no(limit.to_string()).with_code(Code::Limit);
+            }
+        };
         let backend = self.ctx.backend.clone();
         let rec = record.clone();
         let auto_create = self.ctx.settings.auto_create.clone();

@@ -222,19 +222,18 @@ impl Session {
             });
             return;
         }
-        let slot =
-            match self
-                .ctx
-                .backend
-                .claim_connection("pop3", &record.name, self.info.remote.ip())
-            {
-                Ok(slot) => slot,
-                Err(limit) => {
-                    tracing::info!("pop3({})<{}>: {limit}", record.name, self.info.session_id);
-                    response::err(&mut self.out, Some(Code::InUse), &limit.to_string());
-                    return;
-                }
-            };
+        let slot = match self
+            .ctx
+            .backend
+            .claim_connection("pop3", &record.name, &self.info)
+        {
+            Ok(slot) => slot,
+            Err(limit) => {
+                tracing::info!("pop3({})<{}>: {limit}", record.name, self.info.session_id);
+                response::err(&mut self.out, Some(Code::InUse), &limit.to_string());
+                return;
+            }
+        };
         // RFC 1939 8 / RFC 2449 8.1.1: one POP3 session per maildrop.
         let lock = if self.ctx.settings.lock_session {
             match self.ctx.locks.try_lock(&record.name) {
