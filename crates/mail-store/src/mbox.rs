@@ -44,7 +44,7 @@ pub const CONTROL_DIR: &str = ".imap";
 pub const SUBSCRIPTIONS_FILE: &str = ".subscriptions";
 
 /// How mbox files are written and locked.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MboxSettings {
     pub quoting: Quoting,
     pub locks: LockConfig,

@@ -40,7 +40,7 @@ impl LockMethod {
 }
 
 /// Which locks, in which order, and how long to wait.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockConfig {
     /// For reading (Dovecot's default: `fcntl`).
     pub read: Vec<LockMethod>,

@@ -114,8 +114,24 @@ impl Place {
         out
     }
 
+    /// The backend reference of a message: its place, then its `X-UIDL` if it has one.
+    fn reference(m: &RawMessage) -> Vec<u8> {
+        let mut out = Place::of(m).encode().to_vec();
+        if let Some(uidl) = &m.meta.uidl {
+            out.extend_from_slice(uidl.as_bytes());
+        }
+        out
+    }
+
+    /// The `X-UIDL` kept in a backend reference.
+    fn uidl(raw: &[u8]) -> Option<&str> {
+        std::str::from_utf8(raw.get(Place::LEN..)?)
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+
     fn decode(raw: &[u8]) -> Option<Place> {
-        if raw.len() != Place::LEN {
+        if raw.len() < Place::LEN {
             return None;
         }
         let word = |i: usize| {
@@ -349,7 +365,7 @@ impl MboxMailbox {
             );
             let size = crlf_size(&visible);
             let flags = Flags::new(m.meta.flags, m.meta.keywords.iter().cloned());
-            let place = Place::of(m).encode();
+            let place = Place::reference(m);
             let uid_next = st.index.header().uid_next.get();
             let existing = m
                 .meta
@@ -564,7 +580,7 @@ impl MboxMailbox {
             st.index.apply(Op::Expunge(expunge)).map_err(index_error)?;
         }
         for (uid, m) in rewritten.iter().zip(&parsed) {
-            let place = Place::of(m).encode();
+            let place = Place::reference(m);
             st.index
                 .apply(Op::SetBackend {
                     uid: *uid,
@@ -916,6 +932,11 @@ impl Mailbox for MboxMailbox {
 
     fn watch(&self, listener: Weak<dyn ChangeListener>) {
         self.listeners.watch(listener);
+    }
+
+    fn stored_uidl(&self, uid: Uid) -> Option<String> {
+        let st = self.lock();
+        Place::uidl(st.index.get(uid)?.backend()).map(str::to_owned)
     }
 
     fn keywords(&self) -> Option<Vec<Keyword>> {

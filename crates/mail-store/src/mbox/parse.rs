@@ -59,6 +59,9 @@ pub struct Meta {
     pub base: Option<Base>,
     /// The message carries `X-IMAP`: it is the pseudo-message.
     pub pseudo: bool,
+    /// `X-UIDL`: the POP3 UIDL the old server (UW-IMAP's ipop3d, qpopper) gave the message,
+    /// which POP3 keeps showing. Not hidden: those servers showed it too.
+    pub uidl: Option<String>,
 }
 
 /// One message of the file, by absolute offsets.
@@ -228,6 +231,15 @@ fn metadata(buf: &[u8], header: usize, fields: &[Field]) -> Meta {
     let mut meta = Meta::default();
     let mut seen = [false; 6];
     for f in fields {
+        if meta.uidl.is_none() && f.name.eq_ignore_ascii_case("X-UIDL") {
+            let value = String::from_utf8_lossy(&buf[f.value.0..f.value.1]);
+            let value = value.trim();
+            // A UIDL is 1 to 70 printable characters (RFC 1939 7).
+            if (1..=70).contains(&value.len()) && value.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+                meta.uidl = Some(value.to_owned());
+            }
+            continue;
+        }
         let Some(which) = HIDDEN_HEADERS[..6]
             .iter()
             .position(|h| h.eq_ignore_ascii_case(&f.name))

@@ -125,6 +125,38 @@ hi
 }
 
 #[test]
+fn uw_pop3_uidls_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("spool/inbox");
+    std::fs::create_dir_all(inbox.parent().unwrap()).unwrap();
+    std::fs::write(
+        &inbox,
+        "From a  Sun Nov 29 08:42:00 2026\nX-UIDL: 4a8c3b2e00000001\nSubject: a\n\nx\n\n\
+         From b  Sun Nov 29 08:42:00 2026\nSubject: b\n\ny\n",
+    )
+    .unwrap();
+    let store = MboxStore::new(dir.path().join("mail"), inbox, MboxSettings::default()).unwrap();
+    let mailbox = store.open(&MailboxName::inbox()).unwrap();
+    let uid = |n| Uid::new(n).unwrap();
+    assert_eq!(
+        mailbox.stored_uidl(uid(1)).as_deref(),
+        Some("4a8c3b2e00000001")
+    );
+    assert_eq!(mailbox.stored_uidl(uid(2)), None);
+    // Still there after the file was rewritten with UIDs and flags.
+    mailbox
+        .store_flags(
+            &[uid(1)],
+            &FlagChange::Add(Flags::new(SystemFlags::SEEN, [])),
+        )
+        .unwrap();
+    assert_eq!(
+        mailbox.stored_uidl(uid(1)).as_deref(),
+        Some("4a8c3b2e00000001")
+    );
+}
+
+#[test]
 fn not_an_mbox() {
     assert!(scan(b"Subject: x\n\nbody\n", 0).is_err());
     assert!(scan(b"", 0).unwrap().is_empty());
