@@ -6,7 +6,8 @@
 //! `<root>/.imap/` holds the UIDVALIDITY counter both servers share (`dovecot-uidvalidity`)
 //! and, per mailbox, `.imap/<name>/`, where Columba keeps the journal that makes rewrites crash
 //! safe (Dovecot keeps its index files there). Subscriptions are Dovecot's `<root>/.subscriptions`,
-//! one name per line.
+//! one name per line, merged with UW-IMAP's `~/.mailboxlist` (names relative to the home
+//! directory, `mail/work`) when the user has one, and both are kept up to date.
 //!
 //! The code is split by concern: the `From ` line (`from_line`), reading (`parse`) and writing
 //! (`write`) messages with their metadata headers, locking (`lock`), crash safety (`journal`)
@@ -42,6 +43,8 @@ use crate::{MailStore, Mailbox, MailboxEntry, Result, StoreError};
 pub const CONTROL_DIR: &str = ".imap";
 /// Dovecot's subscriptions file for mbox, in the root.
 pub const SUBSCRIPTIONS_FILE: &str = ".subscriptions";
+/// UW-IMAP's subscriptions file, in the home directory, with names relative to it.
+pub const UW_SUBSCRIPTIONS_FILE: &str = ".mailboxlist";
 
 /// How mbox files are written and locked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -185,6 +188,51 @@ impl MboxStore {
     }
 }
 
+impl MboxStore {
+    /// UW-IMAP's subscription list, `~/.mailboxlist`, when it exists beside the root (the
+    /// root being `~/mail` or the like), and the prefix its names carry (`mail/`).
+    fn uw_mailboxlist(&self) -> Option<(PathBuf, String)> {
+        let home = self.root.parent()?;
+        let list = home.join(UW_SUBSCRIPTIONS_FILE);
+        let prefix = format!("{}/", self.root.file_name()?.to_str()?);
+        list.is_file().then_some((list, prefix))
+    }
+}
+
+/// The lines of a subscription file; none when it does not exist.
+fn read_lines(path: &Path) -> Result<Vec<String>> {
+    match fs::read(path) {
+        Ok(t) => Ok(String::from_utf8_lossy(&t)
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::io(path, e)),
+    }
+}
+
+fn read_names(path: &Path) -> Result<Vec<MailboxName>> {
+    Ok(read_lines(path)?
+        .iter()
+        .filter_map(|l| MailboxName::new(l).ok())
+        .collect())
+}
+
+/// Replaces a subscription file atomically.
+fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<()> {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(&l);
+        text.push('\n');
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, text).map_err(|e| mio::error(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
+}
+
 fn create_empty(path: &Path) -> Result<()> {
     match fs::OpenOptions::new()
         .write(true)
@@ -273,38 +321,49 @@ impl MailStore for MboxStore {
     }
 
     fn subscriptions(&self) -> Result<Vec<MailboxName>> {
-        let path = self.root.join(SUBSCRIPTIONS_FILE);
-        let text = match fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::io(&path, e)),
-        };
-        Ok(String::from_utf8_lossy(&text)
-            .lines()
-            .filter_map(|l| MailboxName::new(l.trim_end_matches('\r')).ok())
-            .collect())
+        let mut names = read_names(&self.root.join(SUBSCRIPTIONS_FILE))?;
+        if let Some((list, prefix)) = self.uw_mailboxlist() {
+            for line in read_lines(&list)? {
+                let name = if line.eq_ignore_ascii_case("INBOX") {
+                    Some(line.as_str())
+                } else {
+                    line.strip_prefix(&prefix)
+                };
+                if let Some(name) = name.and_then(|n| MailboxName::new(n).ok())
+                    && !names.contains(&name)
+                {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(names)
     }
 
     fn set_subscribed(&self, name: &MailboxName, subscribed: bool) -> Result<()> {
-        let path = self.root.join(SUBSCRIPTIONS_FILE);
-        let mut names = self.subscriptions()?;
-        let present = names.iter().any(|n| n == name);
-        if present == subscribed {
-            return Ok(());
-        }
+        let mut names = read_names(&self.root.join(SUBSCRIPTIONS_FILE))?;
+        names.retain(|n| n != name);
         if subscribed {
             names.push(name.clone());
-        } else {
-            names.retain(|n| n != name);
         }
-        let mut text = String::new();
-        for n in &names {
-            text.push_str(n.as_str());
-            text.push('\n');
+        write_lines(
+            &self.root.join(SUBSCRIPTIONS_FILE),
+            names.iter().map(|n| n.as_str().to_owned()),
+        )?;
+        // UW-IMAP's list is kept in step when the user has one, so both servers agree.
+        if let Some((list, prefix)) = self.uw_mailboxlist() {
+            let entry = if name.is_inbox() {
+                "INBOX".to_owned()
+            } else {
+                format!("{prefix}{name}")
+            };
+            let mut lines = read_lines(&list)?;
+            lines.retain(|l| *l != entry);
+            if subscribed {
+                lines.push(entry);
+            }
+            write_lines(&list, lines.into_iter())?;
         }
-        let tmp = self.root.join(format!("{SUBSCRIPTIONS_FILE}.tmp"));
-        fs::write(&tmp, text).map_err(|e| mio::error(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))
+        Ok(())
     }
 
     fn open(&self, name: &MailboxName) -> Result<Arc<dyn Mailbox>> {

@@ -484,3 +484,36 @@ fn hierarchy_and_subscriptions() {
     store.delete(&name("lists")).unwrap();
     assert!(store.open(&name("lists")).is_err());
 }
+
+#[test]
+fn uw_mailboxlist_is_read_and_kept_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    std::fs::write(
+        home.join(".mailboxlist"),
+        "mail/lists\nINBOX\nelsewhere/x\n",
+    )
+    .unwrap();
+    let store = MboxStore::new(
+        home.join("mail"),
+        home.join("inbox"),
+        MboxSettings::default(),
+    )
+    .unwrap();
+    let name = |s: &str| MailboxName::new(s).unwrap();
+    store.create(&name("lists")).unwrap();
+    assert_eq!(
+        store.subscriptions().unwrap(),
+        vec![name("lists"), name("INBOX")]
+    );
+    store.set_subscribed(&name("lists"), false).unwrap();
+    store.set_subscribed(&name("work"), true).unwrap();
+    assert_eq!(
+        store.subscriptions().unwrap(),
+        vec![name("work"), name("INBOX")]
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join(".mailboxlist")).unwrap(),
+        "INBOX\nelsewhere/x\nmail/work\n"
+    );
+}
