@@ -20,7 +20,8 @@ pub mod query;
 mod sqlite;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crate::system::{resolve_gid, resolve_uid};
 use crate::{AuthError, AuthOutcome, CredentialLookup, PassDb, UserDb, UserRecord, scheme};
@@ -30,6 +31,10 @@ use query::{PreparedQuery, QueryTemplate};
 /// Dovecot's example `password_query` (dovecot-sql.conf.ext).
 pub const DEFAULT_PASSWORD_QUERY: &str =
     "SELECT userid AS user, password FROM users WHERE userid = '%u'";
+/// How many lookups run at once, each on its own connection (Dovecot's `maxconns`, whose
+/// default this is).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 5;
+
 /// Dovecot's example `user_query`.
 pub const DEFAULT_USER_QUERY: &str = "SELECT home, uid, gid FROM users WHERE userid = '%u'";
 
@@ -64,6 +69,8 @@ pub struct SqlSettings {
     /// The scheme of stored passwords without a `{SCHEME}` prefix (Dovecot's
     /// `default_pass_scheme`); `None`: a crypt(3) string.
     pub default_pass_scheme: Option<String>,
+    /// Connections opened at most, so that that many lookups run at once (at least 1).
+    pub max_connections: usize,
 }
 
 /// One row: column names (lower-cased) and their values as text, NULL as `None`.
@@ -76,7 +83,7 @@ pub(crate) trait Connection: Send {
     fn query(&mut self, query: &PreparedQuery, params: &[String]) -> Result<Vec<Row>, String>;
 }
 
-/// An SQL database used as passdb, userdb or both. Cloning shares the connection.
+/// An SQL database used as passdb, userdb or both. Cloning shares the connections.
 #[derive(Clone)]
 pub struct SqlDb {
     inner: Arc<Inner>,
@@ -84,7 +91,9 @@ pub struct SqlDb {
 
 struct Inner {
     backend: &'static str,
-    connection: Mutex<Box<dyn Connection>>,
+    /// A lookup takes the first idle connection, or waits for one in turn.
+    connections: Vec<Mutex<Box<dyn Connection>>>,
+    next: AtomicUsize,
     password_query: Option<PreparedQuery>,
     user_query: Option<PreparedQuery>,
     default_pass_scheme: Option<String>,
@@ -108,13 +117,20 @@ impl SqlDb {
     /// at start. A PostgreSQL server is first contacted at the first lookup (it may start after
     /// Columba).
     pub fn open(settings: SqlSettings) -> Result<SqlDb, AuthError> {
-        let (backend, connection): (_, Box<dyn Connection>) = match &settings.driver {
-            SqlDriver::Sqlite(path) => ("sqlite", Box::new(sqlite::SqliteConnection::open(path)?)),
-            SqlDriver::Postgresql(connect) => (
-                "postgresql",
-                Box::new(postgresql::PostgresConnection::new(connect)?),
-            ),
+        let backend = match &settings.driver {
+            SqlDriver::Sqlite(_) => "sqlite",
+            SqlDriver::Postgresql(_) => "postgresql",
         };
+        let connections = (0..settings.max_connections.max(1))
+            .map(|_| -> Result<Mutex<Box<dyn Connection>>, AuthError> {
+                Ok(Mutex::new(match &settings.driver {
+                    SqlDriver::Sqlite(path) => Box::new(sqlite::SqliteConnection::open(path)?),
+                    SqlDriver::Postgresql(connect) => {
+                        Box::new(postgresql::PostgresConnection::new(connect)?)
+                    }
+                }))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let placeholder = match &settings.driver {
             SqlDriver::Sqlite(_) => sqlite::placeholder,
             SqlDriver::Postgresql(_) => postgresql::placeholder,
@@ -138,7 +154,8 @@ impl SqlDb {
         Ok(SqlDb {
             inner: Arc::new(Inner {
                 backend,
-                connection: Mutex::new(connection),
+                connections,
+                next: AtomicUsize::new(0),
                 password_query: prepare("password_query", &settings.password_query)?,
                 user_query: prepare("user_query", &settings.user_query)?,
                 default_pass_scheme: settings.default_pass_scheme,
@@ -150,21 +167,32 @@ impl SqlDb {
     /// The one row `query` finds for `user`, if any.
     fn row(&self, name: &str, query: &PreparedQuery, user: &str) -> Result<Option<Row>, AuthError> {
         let params = query.params(user);
-        let mut rows = {
-            let mut connection = self
-                .inner
-                .connection
-                .lock()
-                .map_err(|_| self.error(name, "connection lock poisoned".to_owned()))?;
-            connection
-                .query(query, &params)
-                .map_err(|e| self.error(name, e))?
-        };
+        let mut rows = self
+            .connection()
+            .query(query, &params)
+            .map_err(|e| self.error(name, e))?;
         match rows.len() {
             0 => Ok(None),
             1 => Ok(rows.pop()),
             _ => Err(self.error(name, format!("more than one row for user {user:?}"))),
         }
+    }
+
+    /// An idle connection, or the next one in turn to wait for. A connection whose lookup
+    /// panicked is used again: its next failure makes it anew.
+    fn connection(&self) -> MutexGuard<'_, Box<dyn Connection>> {
+        let connections = &self.inner.connections;
+        for slot in connections {
+            match slot.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let turn = self.inner.next.fetch_add(1, Ordering::Relaxed) % connections.len();
+        connections[turn]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn error(&self, query: &str, reason: String) -> AuthError {

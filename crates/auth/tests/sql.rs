@@ -86,6 +86,7 @@ fn open(path: &Path, password_query: Option<&str>, user_query: Option<&str>) -> 
         password_query: password_query.map(str::to_owned),
         user_query: user_query.map(str::to_owned),
         default_pass_scheme: None,
+        max_connections: 1,
     })
     .unwrap()
 }
@@ -261,6 +262,7 @@ fn default_pass_scheme_applies_to_values_without_a_prefix() {
         password_query: Some("SELECT pass AS password FROM u WHERE name = '%u'".into()),
         user_query: None,
         default_pass_scheme: Some("PLAIN-MD5".into()),
+        max_connections: 1,
     })
     .unwrap();
     success(db.verify_plain("md5", b"password").unwrap());
@@ -315,6 +317,7 @@ fn configuration_errors_are_reported_when_opened() {
         password_query: Some(query.to_owned()),
         user_query: None,
         default_pass_scheme: None,
+        max_connections: 1,
     };
     let sqlite = || SqlDriver::Sqlite(path.clone());
     for bad in ["WHERE u = '%x'", "WHERE u = '%u", "WHERE \"%u\" = 1"] {

@@ -218,6 +218,7 @@ fn sql_db(config: &Config, role: SqlRole) -> anyhow::Result<SqlDb> {
         password_query,
         user_query,
         default_pass_scheme: c.default_pass_scheme.clone(),
+        max_connections: c.max_connections,
     })
     .context("[auth.sql]")
 }

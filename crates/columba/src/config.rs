@@ -265,6 +265,9 @@ pub struct SqlConfig {
     pub user_query: String,
     /// The scheme of stored passwords without a `{SCHEME}` prefix (default: crypt(3) strings).
     pub default_pass_scheme: Option<String>,
+    /// Connections kept open at most, each serving one lookup at a time (Dovecot's
+    /// `maxconns`).
+    pub max_connections: usize,
 }
 
 /// How OAUTHBEARER and XOAUTH2 tokens are checked: RFC 7662 token introspection.
@@ -449,6 +452,7 @@ impl Default for SqlConfig {
             password_query: auth::sql::DEFAULT_PASSWORD_QUERY.to_owned(),
             user_query: auth::sql::DEFAULT_USER_QUERY.to_owned(),
             default_pass_scheme: None,
+            max_connections: auth::sql::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -243,6 +243,7 @@ fn pg_db(pg: &Postgres, password_query: Option<&str>, user_query: Option<&str>) 
         password_query: password_query.map(str::to_owned),
         user_query: user_query.map(str::to_owned),
         default_pass_scheme: None,
+        max_connections: 1,
     })
     .unwrap()
 }
@@ -326,6 +327,32 @@ fn postgresql_passdb_and_userdb() {
     let e = UserDb::lookup(&timestamp, "erin").unwrap_err();
     assert!(e.to_string().contains("created"), "{e}");
 
+    // Five lookups at once run on five connections: together they take about as long as one
+    // (each sleeps half a second in the server), not five times as long.
+    let slow = SqlDb::open(SqlSettings {
+        driver: SqlDriver::Postgresql(pg.connect_string()),
+        password_query: Some(
+            "SELECT pw AS password FROM accounts, pg_sleep(0.5) WHERE name = '%u'".into(),
+        ),
+        user_query: None,
+        default_pass_scheme: None,
+        max_connections: 5,
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..5 {
+            scope.spawn(|| {
+                assert!(matches!(
+                    slow.verify_plain("erin", b"erin-pw").unwrap(),
+                    AuthOutcome::Success(_)
+                ));
+            });
+        }
+    });
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_millis(2000), "{took:?}");
+
     // The server drops the connection (an admin, a restart): the next lookup connects again.
     pg.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -344,6 +371,7 @@ fn postgresql_passdb_and_userdb() {
         password_query: Some("SELECT 1".into()),
         user_query: None,
         default_pass_scheme: None,
+        max_connections: 1,
     })
     .unwrap();
     let e = wrong.verify_plain("erin", b"x").unwrap_err();
