@@ -391,6 +391,17 @@ pub enum FetchAttr {
     Preview {
         lazy: bool,
     },
+    /// RFC 3516 4.2 `BINARY[part]<partial>` and `BINARY.PEEK[...]`: the part's body with its
+    /// transfer encoding removed; `part` empty is the whole message.
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<Partial>,
+    },
+    /// RFC 3516 4.2 `BINARY.SIZE[part]`.
+    BinarySize {
+        part: Vec<u32>,
+    },
 }
 
 /// `<origin.octets>` of a partial fetch.

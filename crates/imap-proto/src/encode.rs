@@ -540,6 +540,12 @@ fn write_key(out: &mut Vec<u8>, key: &SearchKey) {
     }
 }
 
+/// Part numbers as `1.2.3`.
+fn write_part(out: &mut Vec<u8>, part: &[u32]) {
+    let numbers: Vec<String> = part.iter().map(u32::to_string).collect();
+    push(out, &numbers.join("."));
+}
+
 fn write_fetch_attr(out: &mut Vec<u8>, attr: &FetchAttr) {
     match attr {
         FetchAttr::Envelope => push(out, "ENVELOPE"),
@@ -558,6 +564,23 @@ fn write_fetch_attr(out: &mut Vec<u8>, attr: &FetchAttr) {
         FetchAttr::ThreadId => push(out, "THREADID"),
         FetchAttr::Preview { lazy: false } => push(out, "PREVIEW"),
         FetchAttr::Preview { lazy: true } => push(out, "PREVIEW (LAZY)"),
+        FetchAttr::Binary {
+            peek,
+            part,
+            partial,
+        } => {
+            push(out, if *peek { "BINARY.PEEK[" } else { "BINARY[" });
+            write_part(out, part);
+            out.push(b']');
+            if let Some(p) = partial {
+                push(out, &format!("<{}.{}>", p.origin, p.length));
+            }
+        }
+        FetchAttr::BinarySize { part } => {
+            push(out, "BINARY.SIZE[");
+            write_part(out, part);
+            out.push(b']');
+        }
         FetchAttr::BodySection {
             peek,
             section,

@@ -1221,18 +1221,22 @@ fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
             }
             FetchAttr::Preview { lazy }
         }
+        // RFC 3516 7: `section-binary = "[" [section-part] "]"`.
+        "BINARY" | "BINARY.PEEK" => {
+            let part = section_part_only(c)?;
+            FetchAttr::Binary {
+                peek: name == "BINARY.PEEK",
+                part,
+                partial: partial(c)?,
+            }
+        }
+        "BINARY.SIZE" => FetchAttr::BinarySize {
+            part: section_part_only(c)?,
+        },
         "BODY" if c.peek() != Some(b'[') => FetchAttr::Body,
         "BODY" | "BODY.PEEK" => {
             let section = section(c)?;
-            let partial = if c.eat(b'<') {
-                let origin = c.number()?;
-                c.expect(b'.')?;
-                let length = c.nz_number()?.get();
-                c.expect(b'>')?;
-                Some(Partial { origin, length })
-            } else {
-                None
-            };
+            let partial = partial(c)?;
             FetchAttr::BodySection {
                 peek: name == "BODY.PEEK",
                 section,
@@ -1241,6 +1245,34 @@ fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
         }
         _ => return Err(invalid()),
     })
+}
+
+/// `[partial]` after a section: `"<" number "." nz-number ">"`.
+fn partial(c: &mut Cursor<'_>) -> R<Option<Partial>> {
+    if !c.eat(b'<') {
+        return Ok(None);
+    }
+    let origin = c.number()?;
+    c.expect(b'.')?;
+    let length = c.nz_number()?.get();
+    c.expect(b'>')?;
+    Ok(Some(Partial { origin, length }))
+}
+
+/// `section-binary` (RFC 3516 7): `"[" [section-part] "]"`, part numbers only.
+fn section_part_only(c: &mut Cursor<'_>) -> R<Vec<u32>> {
+    c.expect(b'[')?;
+    let mut part = Vec::new();
+    if c.eat(b']') {
+        return Ok(part);
+    }
+    loop {
+        part.push(c.nz_number()?.get());
+        if c.eat(b']') {
+            return Ok(part);
+        }
+        c.expect(b'.')?;
+    }
 }
 
 /// `section` (RFC 3501 9): `"[" [section-spec] "]"`.

@@ -84,6 +84,8 @@ pub enum Code {
     UseAttr,
     /// RFC 8474 4.1, 4.2: the mailbox's `objectid`.
     MailboxId(String),
+    /// RFC 3516 4.3: a transfer encoding the server cannot remove.
+    UnknownCte,
 }
 
 impl Code {
@@ -115,6 +117,7 @@ impl Code {
             Code::TooBig => "TOOBIG",
             Code::NoModSeq => "NOMODSEQ",
             Code::UseAttr => "USEATTR",
+            Code::UnknownCte => "UNKNOWN-CTE",
             _ => "",
         };
         if !simple.is_empty() {

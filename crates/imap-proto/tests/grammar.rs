@@ -663,7 +663,7 @@ fn fetch_items() {
         "a FETCH 1 (FLAGS) (CHANGEDSINCE)",
         "a FETCH 1 (FLAGS) ()",
         "a FETCH 1 FLAGS UID",
-        "a FETCH 1 BINARY[1]",
+        "a FETCH 1 BINARY[1.MIME]",
         "a FETCH 1 ((FLAGS))",
         "a FETCH 1",
         "a FETCH 1 ALLX",
@@ -1322,4 +1322,38 @@ fn preview_item() {
         },
     );
     invalid("a FETCH 1 (PREVIEW (FUZZY))", "FETCH");
+}
+
+/// RFC 3516 BINARY, BINARY.PEEK with a partial, BINARY.SIZE; part numbers only.
+#[test]
+fn binary_items() {
+    ok(
+        "a FETCH 1 (BINARY[1.2] BINARY.PEEK[]<0.100> BINARY.SIZE[3])",
+        CommandBody::Fetch {
+            uid: false,
+            set: nums("1"),
+            items: vec![
+                FetchAttr::Binary {
+                    peek: false,
+                    part: vec![1, 2],
+                    partial: None,
+                },
+                FetchAttr::Binary {
+                    peek: true,
+                    part: vec![],
+                    partial: Some(Partial {
+                        origin: 0,
+                        length: 100,
+                    }),
+                },
+                FetchAttr::BinarySize { part: vec![3] },
+            ],
+            changed_since: None,
+            vanished: false,
+        },
+    );
+    invalid("a FETCH 1 (BINARY[1.TEXT])", "FETCH");
+    invalid("a FETCH 1 (BINARY[0])", "FETCH");
+    invalid("a FETCH 1 (BINARY.SIZE[1]<0.5>)", "FETCH");
+    invalid("a FETCH 1 BINARY", "FETCH");
 }

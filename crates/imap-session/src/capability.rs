@@ -28,6 +28,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "SEARCHRES",
             "WITHIN",
             "LIST-STATUS",
+            "BINARY",
             "MOVE",
             "PREVIEW",
             "STATUS=SIZE",

@@ -254,6 +254,17 @@ fn fetch_attr(codec_safe: bool) -> BoxedStrategy<FetchAttr> {
         1 => Just(F::EmailId),
         1 => Just(F::ThreadId),
         1 => any::<bool>().prop_map(|lazy| F::Preview { lazy }),
+        1 => (
+            any::<bool>(),
+            vec(1u32.., 0..4),
+            proptest::option::of((any::<u32>(), 1u32..)),
+        )
+            .prop_map(|(peek, part, partial)| F::Binary {
+                peek,
+                part,
+                partial: partial.map(|(origin, length)| Partial { origin, length }),
+            }),
+        1 => vec(1u32.., 0..4).prop_map(|part| F::BinarySize { part }),
     ]
     .boxed()
 }

@@ -4,12 +4,13 @@ use imap_proto::DateTime;
 use imap_proto::response::{
     write_astring, write_date_time, write_flag_list, write_literal, write_string,
 };
-use imap_proto::{FetchAttr, MessageSet, Section, SectionText};
+use imap_proto::{FetchAttr, MessageSet, Partial, Section, SectionText};
 use mail_parse::{ParsedMessage, SectionSpec};
 use mail_store::{CacheField, FlagChange, Mailbox, MessageInfo, StoreErrorKind, ViewMessage};
 use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
 
 use crate::cmd::{objectid, preview, searchres};
+use crate::fetch::binary::{UnknownCte, decoded_section};
 use crate::fetch::structure::{write_body_structure, write_envelope};
 use crate::session::{FLUSH_THRESHOLD, Reply, Session, State};
 
@@ -43,6 +44,8 @@ impl FetchPlan {
                     | FetchAttr::Rfc822Header
                     | FetchAttr::Rfc822Text
                     | FetchAttr::BodySection { .. }
+                    | FetchAttr::Binary { .. }
+                    | FetchAttr::BinarySize { .. }
             )
         });
         let sets_seen = list.iter().any(|i| {
@@ -51,6 +54,7 @@ impl FetchPlan {
                 FetchAttr::Rfc822
                     | FetchAttr::Rfc822Text
                     | FetchAttr::BodySection { peek: false, .. }
+                    | FetchAttr::Binary { peek: false, .. }
             )
         });
         let has_flags = list.contains(&FetchAttr::Flags);
@@ -186,6 +190,10 @@ impl Session {
                 Ok(()) => {}
                 Err(FetchError::Expunged) => expunged = true,
                 Err(FetchError::Store(e)) => return self.store_error(e),
+                Err(FetchError::UnknownCte(cte)) => {
+                    return Reply::no(format!("Unknown Content-Transfer-Encoding: {cte}"))
+                        .with_code(imap_proto::response::Code::UnknownCte);
+                }
             }
             if self.out.len() >= FLUSH_THRESHOLD && self.flush().await.is_err() {
                 return Reply::no("Connection lost.");
@@ -203,6 +211,8 @@ impl Session {
 enum FetchError {
     Expunged,
     Store(mail_store::StoreError),
+    /// RFC 3516 4.3: the transfer encoding named cannot be removed.
+    UnknownCte(String),
 }
 
 impl From<mail_store::StoreError> for FetchError {
@@ -240,6 +250,8 @@ fn write_fetch_response(
                 | FetchAttr::Rfc822Header
                 | FetchAttr::Rfc822Text
                 | FetchAttr::BodySection { .. }
+                | FetchAttr::Binary { .. }
+                | FetchAttr::BinarySize { .. }
         )
     });
     let mut cached: Vec<(CacheField, Arc<[u8]>)> = Vec::new();
@@ -261,6 +273,21 @@ fn write_fetch_response(
             loaded.raw = Some(mailbox.read_message(entry.uid)?);
         }
     }
+    // RFC 3516 4.3: an encoding that cannot be removed fails the command before anything of
+    // this response is written. Decoded in item order, used in the loop below.
+    let mut binaries = Vec::new();
+    for item in &plan.items {
+        if let FetchAttr::Binary { part, .. } | FetchAttr::BinarySize { part } = item {
+            let Some((raw, parsed)) = loaded.parsed() else {
+                return Err(FetchError::Expunged);
+            };
+            match decoded_section(raw, parsed, part) {
+                Ok(data) => binaries.push(data),
+                Err(UnknownCte(cte)) => return Err(FetchError::UnknownCte(cte)),
+            }
+        }
+    }
+    let mut binaries = binaries.into_iter();
     let start = out.len();
     out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
     let mut first = true;
@@ -366,6 +393,27 @@ fn write_fetch_response(
                     .and_then(|(raw, p)| p.section(raw, &[], spec).map(|c| c.into_owned()));
                 write_literal(out, data.as_deref().unwrap_or_default());
             }
+            FetchAttr::Binary { part, partial, .. } => {
+                let data = binaries.next().unwrap_or_default();
+                out.extend_from_slice(b"BINARY[");
+                write_part_numbers(out, part);
+                out.push(b']');
+                let slice = partial_slice(out, &data, partial.as_ref());
+                out.push(b' ');
+                if slice.contains(&0) {
+                    // RFC 3516 4.3: NUL octets only travel in a literal8.
+                    out.extend_from_slice(format!("~{{{}}}\r\n", slice.len()).as_bytes());
+                    out.extend_from_slice(slice);
+                } else {
+                    write_literal(out, slice);
+                }
+            }
+            FetchAttr::BinarySize { part } => {
+                let size = binaries.next().map_or(0, |d| d.len());
+                out.extend_from_slice(b"BINARY.SIZE[");
+                write_part_numbers(out, part);
+                out.extend_from_slice(format!("] {size}").as_bytes());
+            }
             FetchAttr::BodySection {
                 section, partial, ..
             } => {
@@ -379,15 +427,7 @@ fn write_fetch_response(
                             .map(|c| c.into_owned())
                     })
                     .unwrap_or_default();
-                let slice: &[u8] = match partial {
-                    Some(p) => {
-                        out.extend_from_slice(format!("<{}>", p.origin).as_bytes());
-                        let from = (p.origin as usize).min(data.len());
-                        let to = from.saturating_add(p.length as usize).min(data.len());
-                        &data[from..to]
-                    }
-                    None => &data,
-                };
+                let slice = partial_slice(out, &data, partial.as_ref());
                 out.push(b' ');
                 write_literal(out, slice);
             }
@@ -406,6 +446,26 @@ fn write_fetch_response(
     }
     out.extend_from_slice(b")\r\n");
     Ok(())
+}
+
+/// The `<origin.length>` part of `data` (all of it without a partial), writing the `<origin>`
+/// the response names it with (RFC 3501 7.4.2; RFC 3516 4.3 counts in decoded octets).
+fn partial_slice<'d>(out: &mut Vec<u8>, data: &'d [u8], partial: Option<&Partial>) -> &'d [u8] {
+    match partial {
+        Some(p) => {
+            out.extend_from_slice(format!("<{}>", p.origin).as_bytes());
+            let from = (p.origin as usize).min(data.len());
+            let to = from.saturating_add(p.length as usize).min(data.len());
+            &data[from..to]
+        }
+        None => data,
+    }
+}
+
+/// Part numbers as `1.2.3` (empty for the whole message).
+fn write_part_numbers(out: &mut Vec<u8>, part: &[u32]) {
+    let numbers: Vec<String> = part.iter().map(u32::to_string).collect();
+    out.extend_from_slice(numbers.join(".").as_bytes());
 }
 
 fn section_spec(section: &Section) -> SectionSpec<'_> {

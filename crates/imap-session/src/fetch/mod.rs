@@ -1,3 +1,4 @@
 //! FETCH support: encoding of message structure and sections.
 
+pub mod binary;
 pub mod structure;
