@@ -172,6 +172,11 @@ fn server(mechanisms: &str, url: &str) -> Server {
 
 /// [`server`] with more `[auth.oauth2]` lines.
 fn server_with(mechanisms: &str, url: &str, oauth2_extra: &str) -> Server {
+    server_configured("", mechanisms, url, oauth2_extra)
+}
+
+/// [`server_with`], with `head` (other sections) at the start of the configuration.
+fn server_configured(head: &str, mechanisms: &str, url: &str, oauth2_extra: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     write_passwd_file(&dir.path().join("users"));
     let secret = dir.path().join("client-secret");
@@ -180,7 +185,7 @@ fn server_with(mechanisms: &str, url: &str, oauth2_extra: &str) -> Server {
     std::fs::write(
         &config,
         format!(
-            "[auth]\nmechanisms = [{mechanisms}]\nfailure_delay_ms = 20\n\
+            "{head}[auth]\nmechanisms = [{mechanisms}]\nfailure_delay_ms = 20\n\
              [auth.oauth2]\nintrospection_url = \"{url}\"\nclient_id = \"columba\"\n\
              client_secret_file = \"{}\"\ntimeout_secs = 3\n{oauth2_extra}",
             secret.display()
@@ -488,4 +493,67 @@ fn https_endpoint_trusted_through_ca_file() {
         2,
         "no request without trust"
     );
+}
+
+/// With privilege separation the exchange runs in the auth process, its challenges and the
+/// client's answers relayed by the login process: the token still logs alice in (her mail
+/// served by a mail process) and a refused token still gets the JSON status, then NO.
+#[test]
+fn separated_processes_relay_token_exchanges() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        if std::env::var("COLUMBA_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!("the separated server needs root (COLUMBA_REQUIRE_EXTERNAL=1)");
+        }
+        eprintln!("skipping: the separated server needs root");
+        return;
+    }
+    let endpoint = Introspector::start();
+    let mut server = server_configured(
+        "[server]\nprocess_model = \"separated\"\nmail_user = \"nobody\"\n",
+        BOTH,
+        &endpoint.url(),
+        "",
+    );
+    server.wait_for_log("login process running as");
+    // The mail process runs as nobody: let it reach its Maildir under the data directory.
+    use std::os::unix::fs::PermissionsExt as _;
+    let data_dir = server.data_dir.path();
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let mail = data_dir.join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let nobody = |flag: &str| -> u32 {
+        let out = std::process::Command::new("id")
+            .args([flag, "nobody"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    std::os::unix::fs::chown(&mail, Some(nobody("-u")), Some(nobody("-g"))).unwrap();
+    let mut c = RawClient::connect(server.imap);
+    c.send(
+        format!(
+            "a AUTHENTICATE OAUTHBEARER {}\r\nb SELECT INBOX\r\n",
+            oauthbearer(Some("alice"), "alice-token")
+        )
+        .as_bytes(),
+    );
+    let reply = c.until_tagged("a");
+    assert!(reply.last().unwrap().starts_with("a OK"), "{reply:?}");
+    let reply = c.until_tagged("b");
+    assert!(reply.last().unwrap().starts_with("b OK"), "{reply:?}");
+    server.wait_for_log("Login: user=<alice>, method=OAUTHBEARER");
+
+    let (challenge, reply) = imap_auth(
+        server.imap,
+        "OAUTHBEARER",
+        &oauthbearer(Some("alice"), "bob-token"),
+        &b64("\x01"),
+    );
+    assert_eq!(
+        json(&challenge).get("status").map(String::as_str),
+        Some("invalid_token"),
+        "{challenge}"
+    );
+    assert!(reply.starts_with("a NO [AUTHENTICATIONFAILED]"), "{reply}");
 }
