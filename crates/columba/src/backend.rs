@@ -1,6 +1,8 @@
 //! Wires authentication to mail: the configured passdb and userdb (an [`Authenticator`]) check
 //! passwords and say who the user is, the mail location template says where each user's
-//! Maildir is.
+//! mail is (a Maildir or an mbox tree, see `location`).
+
+mod location;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +21,6 @@ use auth::userdb::StaticUserDb;
 use auth::{
     AuthError, AuthOutcome, AuthSettings, Authenticator, PassDb, UidRange, UserDb, UserRecord,
 };
-use mail_store::maildir::MaildirStore;
 use mail_store::{MailStore, StoreError};
 use session_api::{ConnectionInfo, ConnectionSlot, SaslExchange, TooManyConnections, UserBackend};
 
@@ -72,23 +73,29 @@ impl AuthBackend {
 /// Where `user`'s mail lives: the record's `userdb_mail` (or `mail`) field, else the
 /// configured location template.
 fn mail_root(location: &str, user: &UserRecord) -> anyhow::Result<PathBuf> {
-    let location = user
-        .extra
-        .iter()
-        .find(|(k, _)| k == "userdb_mail" || k == "mail")
-        .map(|(_, v)| v.trim_start_matches("maildir:").to_owned())
-        .unwrap_or_else(|| location.to_owned());
-    expand_location(&location, &user.name, user.home.as_deref())
+    let location = user_location(location, user);
+    expand_location(
+        location.trim_start_matches("maildir:"),
+        &user.name,
+        user.home.as_deref(),
+    )
 }
 
-/// Opens the mail of `user` at the configured `location` (or the record's own).
+/// The record's `userdb_mail` (or `mail`) field, else the configured location template.
+fn user_location<'a>(location: &'a str, user: &'a UserRecord) -> &'a str {
+    user.extra
+        .iter()
+        .find(|(k, _)| k == "userdb_mail" || k == "mail")
+        .map_or(location, |(_, v)| v.as_str())
+}
+
+/// Opens the mail of `user` at the configured `location` (or the record's own), Maildir or
+/// mbox (see `location`).
 pub fn open_user_store(
     location: &str,
     user: &UserRecord,
 ) -> Result<Arc<dyn MailStore>, StoreError> {
-    let root = mail_root(location, user)
-        .map_err(|e| StoreError::Internal(format!("mail location for {}: {e}", user.name)))?;
-    Ok(Arc::new(MaildirStore::new(root)?))
+    location::open(user_location(location, user), user)
 }
 
 /// The [`UserBackend`] of a mail process (privilege separation): its users logged in
