@@ -234,12 +234,22 @@ pub struct QresyncParams {
     pub seq_match: Option<(SeqSet, SeqSet)>,
 }
 
-/// What precedes the message literal of an APPEND (RFC 3501 6.3.11).
+/// What precedes the message literal of an APPEND (RFC 3501 6.3.11), or of a REPLACE (RFC
+/// 8508 3.2, 3.3), whose message goes where an APPEND's would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendHeader {
     pub mailbox: MailboxArg,
     pub flags: Vec<Flag>,
     pub date: Option<DateTime>,
+    /// For REPLACE: the message of the selected mailbox the new one replaces.
+    pub replace: Option<ReplaceTarget>,
+}
+
+/// The message a REPLACE removes: `REPLACE seq-number` or `UID REPLACE uid` (RFC 8508 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplaceTarget {
+    pub uid: bool,
+    pub message: mail_types::SeqBound,
 }
 
 /// What an ESEARCH response reports (RFC 4731 3.1).

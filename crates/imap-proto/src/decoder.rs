@@ -126,6 +126,8 @@ struct Doomed {
 struct AppendCtx {
     tag: Tag,
     mailbox: MailboxArg,
+    /// A REPLACE (RFC 8508), which takes exactly one message.
+    replace: bool,
 }
 
 /// Line-level lexical state, advanced one byte at a time so that arbitrary fragmentation gives
@@ -528,6 +530,7 @@ impl Decoder {
                 self.append = Some(AppendCtx {
                     tag: tag.clone(),
                     mailbox: header.mailbox.clone(),
+                    replace: header.replace.is_some(),
                 });
                 self.state = State::AppendData {
                     size,
@@ -584,6 +587,13 @@ impl Decoder {
     /// Decides what the literal whose header ends `cmd` is, before its bytes are accepted.
     fn classify_literal(&self, tilde: bool) -> LiteralKind {
         if let Some(ctx) = &self.append {
+            if ctx.replace {
+                // RFC 8508 4.7: REPLACE has no MULTIAPPEND form.
+                return LiteralKind::Invalid {
+                    tag: Some(ctx.tag.clone()),
+                    message: bad_text(Some("REPLACE"), INVALID_ARGUMENTS),
+                };
+            }
             // RFC 3502 3: each further message is `append-opts SP literal`.
             let mut c = Cursor::new(&self.cmd);
             return match parser::append_opts(&mut c) {
@@ -593,6 +603,7 @@ impl Decoder {
                         mailbox: ctx.mailbox.clone(),
                         flags,
                         date,
+                        replace: None,
                     },
                 },
                 Err(parser::Fail(detail)) => LiteralKind::Invalid {
@@ -609,7 +620,10 @@ impl Decoder {
             let (tag, message) = head.bad(detail);
             LiteralKind::Invalid { tag, message }
         };
-        if head.name.as_deref() == Some("APPEND") {
+        if matches!(
+            head.name.as_deref(),
+            Some("APPEND" | "REPLACE" | "UID REPLACE")
+        ) {
             match parser::append_prefix(&self.cmd) {
                 Ok(AppendLiteral::Mailbox) => {}
                 Ok(AppendLiteral::Message(header)) => {

@@ -36,11 +36,18 @@ impl Command {
     }
 }
 
-/// An APPEND command (RFC 3501 6.3.11) with its message, CRLF included.
+/// An APPEND command (RFC 3501 6.3.11), or a REPLACE (RFC 8508), with its message, CRLF
+/// included.
 pub fn append_to_wire(tag: &Tag, header: &AppendHeader, message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + message.len());
     out.extend_from_slice(tag.0.as_bytes());
-    out.extend_from_slice(b" APPEND ");
+    match header.replace {
+        None => out.extend_from_slice(b" APPEND "),
+        Some(target) => {
+            let uid = if target.uid { " UID" } else { "" };
+            out.extend_from_slice(format!("{uid} REPLACE {} ", target.message).as_bytes());
+        }
+    }
     write_astring(&mut out, &header.mailbox.0);
     if !header.flags.is_empty() {
         out.push(b' ');

@@ -558,6 +558,7 @@ pub(crate) fn is_known_command(name: &str) -> bool {
             | "LSUB"
             | "STATUS"
             | "APPEND"
+            | "REPLACE"
             | "NAMESPACE"
             | "ENABLE"
             | "IDLE"
@@ -577,6 +578,7 @@ pub(crate) fn is_known_command(name: &str) -> bool {
             | "UID COPY"
             | "UID MOVE"
             | "UID EXPUNGE"
+            | "UID REPLACE"
             | "SORT"
             | "THREAD"
             | "UID SORT"
@@ -606,12 +608,27 @@ pub(crate) enum AppendLiteral {
     Message(AppendHeader),
 }
 
-/// Classifies the literal whose header ends `buf`, the partial APPEND command read so far.
+/// Classifies the literal whose header ends `buf`, the partial APPEND (or `[UID] REPLACE n`,
+/// RFC 8508 5) command read so far.
 pub(crate) fn append_prefix(buf: &[u8]) -> R<AppendLiteral> {
     let mut c = Cursor::new(buf);
     c.take_while(is_tag_char);
     c.sp()?;
-    c.take_while(is_atom_char);
+    let name = c.take_while(is_atom_char).to_ascii_uppercase();
+    let uid = name == b"UID";
+    if uid {
+        c.sp()?;
+        c.take_while(is_atom_char);
+    }
+    let replace = if uid || name == b"REPLACE" {
+        c.sp()?;
+        Some(ReplaceTarget {
+            uid,
+            message: c.seq_number()?,
+        })
+    } else {
+        None
+    };
     c.sp()?;
     if c.peek() == Some(b'{') {
         let mut probe = Cursor { buf, pos: c.pos };
@@ -625,6 +642,7 @@ pub(crate) fn append_prefix(buf: &[u8]) -> R<AppendLiteral> {
         mailbox,
         flags,
         date,
+        replace,
     }))
 }
 
@@ -734,7 +752,8 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
         }
         // A complete APPEND never reaches here with its literal: the framer reports those with
         // AppendStart. What is left is an APPEND without a message.
-        "APPEND" => return Err(invalid()),
+        // Like APPEND, these end in a message literal, which the decoder hands out itself.
+        "APPEND" | "REPLACE" => return Err(invalid()),
         "ENABLE" => {
             let mut caps = Vec::new();
             while c.eat(b' ') {
@@ -766,6 +785,7 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
                     c.sp()?;
                     CommandBody::UidExpunge(c.message_set()?)
                 }
+                "REPLACE" => return Err(invalid()),
                 _ => return Err(fail("Unknown command.")),
             }
         }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Ev, drive, drive_all, drive_bytes, without_continuations};
 use imap_proto::*;
-use mail_types::Flag;
+use mail_types::{Flag, SeqBound};
 
 fn tag(t: &str) -> Option<Tag> {
     Some(Tag(t.to_owned()))
@@ -40,6 +40,7 @@ fn append_start(t: &str, mailbox: &str, flags: Vec<Flag>, size: u64, sync: bool)
             mailbox: MailboxArg(mailbox.as_bytes().to_vec()),
             flags,
             date: None,
+            replace: None,
         },
         size,
         synchronizing: sync,
@@ -317,6 +318,7 @@ fn append_streams_the_message() {
                         unix: 1_688_457_600,
                         offset_minutes: 120
                     }),
+                    replace: None,
                 },
                 size: 5,
                 synchronizing: true,
@@ -543,4 +545,75 @@ fn take_line_cases() {
     assert_eq!(buf, b"next\r\n");
     let mut buf = b"\r\n".to_vec();
     assert_eq!(take_line(&mut buf, 0), LineRead::Line(vec![]));
+}
+
+/// RFC 8508 REPLACE and UID REPLACE stream their message as APPEND does; a second message
+/// (MULTIAPPEND's form) is refused, and the command word alone is no command.
+#[test]
+fn replace_streams_its_message_like_append() {
+    let value = |n| SeqBound::Value(std::num::NonZeroU32::new(n).unwrap());
+    let replace = |uid, message, mailbox: &str, size, sync| {
+        Ev::D(Decoded::AppendStart {
+            tag: Tag("a".into()),
+            header: AppendHeader {
+                mailbox: MailboxArg(mailbox.as_bytes().to_vec()),
+                flags: vec![Flag::Seen],
+                date: None,
+                replace: Some(ReplaceTarget { uid, message }),
+            },
+            size,
+            synchronizing: sync,
+        })
+    };
+    assert_eq!(
+        drive_all(b"a REPLACE 4 Drafts (\\Seen) {5+}\r\nhello\r\nb NOOP\r\n"),
+        vec![
+            replace(false, value(4), "Drafts", 5, false),
+            msg("hello"),
+            done("a"),
+            cmd("b", CommandBody::Noop),
+        ]
+    );
+    assert_eq!(
+        drive(
+            &[
+                b"a uid replace 2000 {4}\r\n",
+                b"Sent (\\Seen) {2}\r\n",
+                b"hi\r\n"
+            ],
+            Limits::default()
+        ),
+        vec![
+            NEED,
+            replace(true, value(2000), "Sent", 2, true),
+            msg("hi"),
+            done("a")
+        ]
+    );
+    let evs = drive_all(b"a REPLACE * INBOX (\\Seen) {1+}\r\nx (\\Seen) {1+}\r\ny\r\nb NOOP\r\n");
+    assert_eq!(evs[0], replace(false, SeqBound::Star, "INBOX", 1, false));
+    assert_eq!(
+        evs[2..],
+        [
+            bad(
+                Some("a"),
+                "Error in IMAP command REPLACE: Invalid arguments."
+            ),
+            cmd("b", CommandBody::Noop)
+        ]
+    );
+    assert_eq!(
+        drive_all(b"a REPLACE 1 INBOX\r\n"),
+        vec![bad(
+            Some("a"),
+            "Error in IMAP command REPLACE: Invalid arguments."
+        )]
+    );
+    assert_eq!(
+        drive_all(b"a REPLACE x INBOX {1+}\r\ny\r\n"),
+        vec![bad(
+            Some("a"),
+            "Error in IMAP command REPLACE: Invalid messageset"
+        )]
+    );
 }

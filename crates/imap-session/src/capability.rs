@@ -37,6 +37,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "SPECIAL-USE",
             "CREATE-SPECIAL-USE",
             "OBJECTID",
+            "REPLACE",
         ]);
     } else {
         caps.push("LITERAL+");

@@ -311,15 +311,26 @@ pub fn base64(data: &[u8]) -> Vec<u8> {
 }
 
 pub fn append_header(codec_safe: bool) -> impl Strategy<Value = AppendHeader> {
+    // RFC 8508 REPLACE only outside `codec_safe`: imap-codec does not read it.
+    let replace = if codec_safe {
+        Just(None).boxed()
+    } else {
+        proptest::option::of(
+            (any::<bool>(), seq_bound()).prop_map(|(uid, message)| ReplaceTarget { uid, message }),
+        )
+        .boxed()
+    };
     (
         bytes(codec_safe),
         vec(flag(), 0..3),
         proptest::option::of(date_time(codec_safe)),
+        replace,
     )
-        .prop_map(|(mailbox, flags, date)| AppendHeader {
+        .prop_map(|(mailbox, flags, date, replace)| AppendHeader {
             mailbox: MailboxArg(mailbox),
             flags,
             date,
+            replace,
         })
 }
 

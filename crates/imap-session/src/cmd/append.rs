@@ -2,12 +2,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use imap_proto::response::{Code, continuation, status_line};
-use imap_proto::{AppendHeader, Tag};
-use mail_store::{AppendWriter, Mailbox, PendingAppend};
-use mail_types::{Flags, SeqSet};
+use imap_proto::{AppendHeader, ReplaceTarget, Tag};
+use mail_store::{AppendWriter, FlagChange, Mailbox, PendingAppend};
+use mail_types::{Flags, SeqRange, SeqSet, SystemFlags, Uid};
 
 use crate::names::mailbox_name;
-use crate::session::{Flow, Reply, Session};
+use crate::session::{Flow, Reply, Session, State};
 
 /// Where an APPEND's message goes: its mailbox and the writer streaming the message there.
 type AppendTarget = (Arc<dyn Mailbox>, Box<dyn AppendWriter>);
@@ -17,6 +17,8 @@ type AppendTarget = (Arc<dyn Mailbox>, Box<dyn AppendWriter>);
 pub(crate) struct AppendInProgress {
     mailbox: Option<Arc<dyn Mailbox>>,
     pending: Vec<PendingAppend>,
+    /// REPLACE (RFC 8508): the selected mailbox's message the new one replaces.
+    replaces: Option<Uid>,
     /// Set when the command already failed; the rest of its literals are read and dropped.
     failed: Option<Reply>,
 }
@@ -33,8 +35,17 @@ impl Session {
         let mut progress = self.append.take().unwrap_or(AppendInProgress {
             mailbox: None,
             pending: Vec::new(),
+            replaces: None,
             failed: None,
         });
+        if let Some(target) = header.replace
+            && progress.failed.is_none()
+        {
+            match self.replace_target(target) {
+                Ok(uid) => progress.replaces = Some(uid),
+                Err(reply) => progress.failed = Some(reply),
+            }
+        }
         if progress.failed.is_none() {
             match self.prepare_append(&header, size, progress.mailbox.clone()) {
                 Ok((mailbox, writer)) => {
@@ -180,6 +191,9 @@ impl Session {
             Ok(uids) => uids,
             Err(e) => return self.store_error(e),
         };
+        if let Some(old) = progress.replaces {
+            return self.replace_done(mailbox.as_ref(), &uids, old);
+        }
         match SeqSet::from_values(uids.iter().map(|u| u.get())) {
             Some(set) => Reply::ok("Append completed.").with_code(Code::AppendUid {
                 uid_validity: mailbox.uid_validity().get(),
@@ -187,5 +201,81 @@ impl Session {
             }),
             None => Reply::ok("Append completed."),
         }
+    }
+
+    /// REPLACE and UID REPLACE (RFC 8508 3.2-3.5): only in the selected state, only in a
+    /// writable mailbox, and only for a message that exists, all checked before the literal
+    /// is accepted; the UID of the message to remove.
+    fn replace_target(&self, target: ReplaceTarget) -> Result<Uid, Reply> {
+        if !self.is_authenticated() {
+            return Err(Reply::bad("Please log in first."));
+        }
+        let State::Selected(_, selected) = &self.state else {
+            return Err(Reply::bad("No mailbox selected."));
+        };
+        if selected.view.read_only() {
+            return Err(Reply::no("Mailbox is read-only.").with_code(Code::ReadOnly));
+        }
+        let range = SeqRange {
+            start: target.message,
+            end: target.message,
+        };
+        let Some(set) = SeqSet::new(vec![range]) else {
+            return Err(Reply::bad(
+                "Error in IMAP command REPLACE: Invalid messageset",
+            ));
+        };
+        let found = selected
+            .view
+            .resolve(&set, target.uid)
+            .map_err(|e| Reply::bad(format!("Error in IMAP command REPLACE: {e}.")))?;
+        match found.first() {
+            Some((seq, uid)) if selected.view.get(*seq).is_some_and(|m| !m.expunged) => Ok(*uid),
+            Some(_) => Err(Reply::no("The message to replace no longer exists.")
+                .with_code(Code::ExpungeIssued)),
+            None => Err(Reply::no("The message to replace does not exist.")),
+        }
+    }
+
+    /// The new message is in: report its UID in an untagged OK before the EXPUNGE (RFC 8508
+    /// 4.3), then remove the replaced message as UID EXPUNGE would (3.4, 4.5). If that fails,
+    /// the new message goes again, so that the mailboxes look as if nothing happened.
+    fn replace_done(&mut self, mailbox: &dyn Mailbox, new: &[Uid], old: Uid) -> Reply {
+        let State::Selected(_, selected) = &self.state else {
+            return Reply::bad("No mailbox selected.");
+        };
+        let source = selected.view.mailbox().clone();
+        let deleted = || FlagChange::Add(Flags::new(SystemFlags::DELETED, []));
+        let removed = source
+            .store_flags(&[old], &deleted())
+            .and_then(|_| source.expunge(Some(&[old])));
+        let removed = match removed {
+            Ok(gone) if gone.contains(&old) => Ok(()),
+            Ok(_) => Err(Reply::no("The message to replace no longer exists.")
+                .with_code(Code::ExpungeIssued)),
+            Err(e) => Err(self.store_error(e)),
+        };
+        if let Err(reply) = removed {
+            let undone = mailbox
+                .store_flags(new, &deleted())
+                .and_then(|_| mailbox.expunge(Some(new)));
+            if let Err(e) = undone {
+                tracing::warn!(session = %self.info.session_id, "REPLACE could not remove its new message again: {e}");
+            }
+            return reply;
+        }
+        if let Some(uids) = SeqSet::from_values(new.iter().map(|u| u.get())) {
+            let code = Code::AppendUid {
+                uid_validity: mailbox.uid_validity().get(),
+                uids,
+            };
+            self.out.extend_from_slice(&status_line(
+                None,
+                imap_proto::response::Status::Ok,
+                Some(&code),
+                "Replacement Message ready",
+            ));
+        }
+        Reply::ok("Replace completed.")
     }
 }
