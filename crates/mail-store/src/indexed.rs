@@ -155,3 +155,63 @@ impl Listeners {
         }
     }
 }
+
+/// A mailbox's cache file of derived values (`mail_index::MessageCache`), opened on first use
+/// and again under a new UIDVALIDITY. Locked on its own, never while waiting for the mailbox's
+/// state, so FETCH and SEARCH do not hold up the mailbox's writers.
+pub struct CacheSlot {
+    path: std::path::PathBuf,
+    cache: Mutex<Option<mail_index::MessageCache>>,
+}
+
+impl CacheSlot {
+    pub fn new(path: std::path::PathBuf) -> CacheSlot {
+        CacheSlot {
+            path,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on the cache of a mailbox now at `uid_validity`. When the file is (re)opened,
+    /// values of messages `live` does not list any more are dropped; `live` runs without the
+    /// cache's lock held, so it may take the mailbox's state lock. Repairs are logged; a
+    /// cache that cannot be used does nothing.
+    pub fn with<T>(
+        &self,
+        uid_validity: mail_types::UidValidity,
+        live: impl FnOnce() -> Vec<Uid>,
+        f: impl FnOnce(&mut mail_index::MessageCache) -> T,
+    ) -> T {
+        let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = guard
+            .as_ref()
+            .is_some_and(|c| c.uid_validity() != uid_validity);
+        if guard.is_none() || stale {
+            let (mut cache, repairs) = mail_index::MessageCache::open(&self.path, uid_validity);
+            for r in repairs {
+                tracing::warn!(file = %r.path.display(), "cache file repaired: {}", r.what);
+            }
+            // Values of messages expunged while the file was closed are dropped.
+            drop(guard);
+            let live = live();
+            cache.retain(|u| live.binary_search(&u).is_ok());
+            guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            *guard = Some(cache);
+        }
+        match guard.as_mut() {
+            Some(cache) => f(cache),
+            None => f(&mut mail_index::MessageCache::disabled()),
+        }
+    }
+
+    /// Drops the values of expunged messages, if the file is open.
+    pub fn forget(&self, uids: &[Uid]) {
+        if uids.is_empty() {
+            return;
+        }
+        let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cache) = guard.as_mut() {
+            cache.forget(uids);
+        }
+    }
+}

@@ -24,7 +24,7 @@ use super::state::{Dir, DirStamp, Location, State};
 use super::sync::{dir_mtime, index_error};
 use super::tmp_cleanup::TmpCleanup;
 use super::uidlist;
-use crate::indexed::{self, Listeners};
+use crate::indexed::{self, CacheSlot, Listeners};
 use crate::{
     AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
     MailboxStatus, MessageInfo, MessageState, Result, SharedSnapshot, Snapshot, StoreError,
@@ -44,9 +44,8 @@ pub struct MaildirMailbox {
     pub(super) state: Mutex<State>,
     listeners: Listeners,
     deleted: AtomicBool,
-    /// The cache file of derived values, opened on first use. Locked on its own, never while
-    /// waiting for `state`, so FETCH and SEARCH do not hold up the mailbox's writers.
-    cache: Mutex<Option<MessageCache>>,
+    /// The cache file of derived values (`CACHE_FILE`).
+    cache: CacheSlot,
     /// When `tmp/` was last checked for files writers left behind.
     pub(super) tmp_cleanup: TmpCleanup,
 }
@@ -64,6 +63,7 @@ impl MaildirMailbox {
     /// Opens the mailbox in `path`: from its saved index when there is a usable one (then only
     /// what changed since is scanned), otherwise by indexing its files, and saves the result.
     pub(super) fn open(name: MailboxName, root: PathBuf, path: PathBuf) -> Result<Arc<Self>> {
+        let cache = CacheSlot::new(path.join(CACHE_FILE));
         let mailbox = Arc::new_cyclic(|me| MaildirMailbox {
             name,
             root,
@@ -72,7 +72,7 @@ impl MaildirMailbox {
             state: Mutex::new(State::new()),
             listeners: Listeners::default(),
             deleted: AtomicBool::new(false),
-            cache: Mutex::new(None),
+            cache,
             tmp_cleanup: TmpCleanup::default(),
         });
         {
@@ -130,43 +130,15 @@ impl MaildirMailbox {
         self.listeners.notify();
     }
 
-    /// Runs `f` on the cache file, opening it first if needed (or again, under a new
-    /// UIDVALIDITY). Repairs are logged as warnings; a cache that cannot be used does nothing.
+    /// Runs `f` on the cache file (see [`CacheSlot::with`]).
     fn with_cache<T>(&self, f: impl FnOnce(&mut MessageCache) -> T) -> T {
         let uid_validity = self.lock().index.uid_validity();
-        let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let stale = guard
-            .as_ref()
-            .is_some_and(|c| c.uid_validity() != uid_validity);
-        if guard.is_none() || stale {
-            let path = self.path.join(CACHE_FILE);
-            let (mut cache, repairs) = MessageCache::open(&path, uid_validity);
-            for r in repairs {
-                tracing::warn!(file = %r.path.display(), "cache file repaired: {}", r.what);
-            }
-            // Values of messages expunged while the file was closed are dropped. The live
-            // UIDs are read under the state lock, which is never taken while holding the
-            // cache lock elsewhere: release ours first.
-            drop(guard);
-            let live: Vec<Uid> = self.lock().index.records().map(|r| r.uid()).collect();
-            cache.retain(|u| live.binary_search(&u).is_ok());
-            guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            *guard = Some(cache);
-        }
-        match guard.as_mut() {
-            Some(cache) => f(cache),
-            None => f(&mut MessageCache::disabled()),
-        }
+        let live = || self.lock().index.records().map(|r| r.uid()).collect();
+        self.cache.with(uid_validity, live, f)
     }
 
     pub(super) fn forget_cached(&self, uids: &[Uid]) {
-        if uids.is_empty() {
-            return;
-        }
-        let mut guard = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(cache) = guard.as_mut() {
-            cache.forget(uids);
-        }
+        self.cache.forget(uids);
     }
 
     pub(super) fn file_path(&self, loc: &Location<'_>) -> PathBuf {

@@ -29,17 +29,19 @@ use super::lock::{Access, MboxLock};
 use super::parse::{self, RawMessage};
 use super::write::{self, BaseOut, MetaOut};
 use super::{MboxSettings, from_line, journal};
-use crate::indexed::{self, Listeners};
+use crate::indexed::{self, CacheSlot, Listeners};
 use crate::maildir::io::{self as mio, FileStamp};
 use crate::maildir::mailbox::{apply_change, crlf_size, to_crlf};
 use crate::maildir::sync::index_error;
 use crate::{
-    AppendWriter, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox, MailboxStatus,
-    MessageInfo, MessageState, Result, SharedSnapshot, Snapshot, StoreError,
+    AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
+    MailboxStatus, MessageInfo, MessageState, Result, SharedSnapshot, Snapshot, StoreError,
 };
 
 /// The journal's name in the mailbox's control directory.
 pub const JOURNAL_FILE: &str = "columba.mbox-journal";
+/// The cache of derived values (ENVELOPE, BODYSTRUCTURE...) in the control directory.
+pub const CACHE_FILE: &str = "columba.index.cache";
 
 /// An mbox mailbox shared by every session of this process that has it open.
 pub struct MboxMailbox {
@@ -55,6 +57,7 @@ pub struct MboxMailbox {
     state: Mutex<State>,
     listeners: Listeners,
     deleted: AtomicBool,
+    cache: CacheSlot,
 }
 
 /// Everything behind the mailbox's mutex.
@@ -168,6 +171,7 @@ impl MboxMailbox {
         uidvalidity_dir: PathBuf,
         settings: Arc<MboxSettings>,
     ) -> Result<Arc<Self>> {
+        let cache = CacheSlot::new(control.join(CACHE_FILE));
         let mailbox = Arc::new_cyclic(|me| MboxMailbox {
             name,
             path,
@@ -188,6 +192,7 @@ impl MboxMailbox {
             }),
             listeners: Listeners::default(),
             deleted: AtomicBool::new(false),
+            cache,
         });
         {
             let mut st = mailbox.lock();
@@ -223,6 +228,14 @@ impl MboxMailbox {
 
     fn notify(&self) {
         self.listeners.notify();
+    }
+
+    /// Runs `f` on the cache file (see [`CacheSlot::with`]); its directory is made first.
+    fn with_cache<T>(&self, f: impl FnOnce(&mut mail_index::MessageCache) -> T) -> T {
+        let _ = fs::create_dir_all(&self.control);
+        let uid_validity = self.lock().index.uid_validity();
+        let live = || self.lock().index.records().map(|r| r.uid()).collect();
+        self.cache.with(uid_validity, live, f)
     }
 
     /// Takes the write locks and finishes whatever a crashed writer left in the journal.
@@ -889,6 +902,7 @@ impl Mailbox for MboxMailbox {
             }
             done
         };
+        self.cache.forget(&done);
         if !done.is_empty() {
             self.notify();
         }
@@ -932,6 +946,21 @@ impl Mailbox for MboxMailbox {
 
     fn watch(&self, listener: Weak<dyn ChangeListener>) {
         self.listeners.watch(listener);
+    }
+
+    fn cached(&self, uid: Uid, field: CacheField) -> Option<Arc<[u8]>> {
+        self.with_cache(|c| c.get(uid, field.id())).map(Arc::from)
+    }
+
+    fn cached_many(&self, uids: &[Uid], field: CacheField) -> Vec<Option<Arc<[u8]>>> {
+        self.with_cache(|c| c.get_many(uids, field.id()))
+            .into_iter()
+            .map(|v| v.map(Arc::from))
+            .collect()
+    }
+
+    fn cache(&self, uid: Uid, field: CacheField, value: &[u8]) {
+        self.with_cache(|c| c.put(uid, field.id(), value));
     }
 
     fn stored_uidl(&self, uid: Uid) -> Option<String> {
