@@ -215,3 +215,47 @@ impl CacheSlot {
         }
     }
 }
+
+/// How far ahead a mod-sequence ceiling is moved, so that it is written once per this many
+/// changes.
+const MODSEQ_RESERVE: u64 = 4096;
+
+/// The mod-sequence ceiling stored in `path` (0 when there is none or it is unreadable): no
+/// mod-sequence above it has left the process, and none at or below it may be handed out again
+/// (RFC 7162 3.1.1), even by an index rebuilt after a crash or a restart.
+pub fn read_modseq_ceiling(path: &std::path::Path) -> u64 {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse::<u64>().unwrap_or_else(|_| {
+            tracing::warn!(file = %path.display(), "unreadable mod-sequence ceiling ignored");
+            0
+        }),
+        Err(_) => 0,
+    }
+}
+
+/// Moves the ceiling in `dir`/`file` above `highest` (fsynced, with the directory) when
+/// `*ceiling` is below it, before mod-sequences up to `highest` leave the store. Failures are
+/// logged and leave `*ceiling` as it was.
+pub fn reserve_modseqs(dir: &std::path::Path, file: &str, highest: u64, ceiling: &mut u64) {
+    if highest <= *ceiling {
+        return;
+    }
+    let new = highest.saturating_add(MODSEQ_RESERVE);
+    let path = dir.join(file);
+    let tmp = dir.join(format!(".{file}.tmp.{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("{new}\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    match written {
+        Ok(()) => *ceiling = new,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(file = %path.display(), "cannot save the mod-sequence ceiling: {e}");
+        }
+    }
+}

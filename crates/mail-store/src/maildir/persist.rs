@@ -23,9 +23,6 @@ pub const INDEX_FILE: &str = "columba.index";
 /// The mod-sequence ceiling beside the index: no mod-sequence above it has left the process.
 pub const MODSEQ_FILE: &str = "columba.index.modseq";
 
-/// How far ahead the ceiling is moved, so that it is written once per this many changes.
-const MODSEQ_RESERVE: u64 = 4096;
-
 /// Version of the Maildir part of the saved state.
 const STATE_VERSION: u8 = 1;
 
@@ -94,17 +91,7 @@ impl MaildirMailbox {
     /// may be older than the last mod-sequences handed out (a crash before it was saved), and
     /// those must never be handed out again.
     pub(super) fn apply_modseq_ceiling(&self, st: &mut State) {
-        let path = self.path.join(MODSEQ_FILE);
-        let ceiling = match std::fs::read_to_string(&path) {
-            Ok(text) => match text.trim().parse::<u64>() {
-                Ok(v) => v,
-                Err(_) => {
-                    tracing::warn!(file = %path.display(), "unreadable mod-sequence ceiling ignored");
-                    0
-                }
-            },
-            Err(_) => 0,
-        };
+        let ceiling = crate::indexed::read_modseq_ceiling(&self.path.join(MODSEQ_FILE));
         st.index.raise_modseq(ceiling);
         st.modseq_ceiling = ceiling;
     }
@@ -114,29 +101,7 @@ impl MaildirMailbox {
     /// come round again.
     pub(super) fn reserve_modseqs(&self, st: &mut State) {
         let highest = st.index.cursor();
-        if highest <= st.modseq_ceiling {
-            return;
-        }
-        let ceiling = highest.saturating_add(MODSEQ_RESERVE);
-        let path = self.path.join(MODSEQ_FILE);
-        let tmp = self
-            .path
-            .join(format!(".{MODSEQ_FILE}.tmp.{}", std::process::id()));
-        let written = (|| -> std::io::Result<()> {
-            use std::io::Write as _;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(format!("{ceiling}\n").as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.path)?.sync_all()
-        })();
-        match written {
-            Ok(()) => st.modseq_ceiling = ceiling,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                tracing::warn!(file = %path.display(), "cannot save the mod-sequence ceiling: {e}");
-            }
-        }
+        crate::indexed::reserve_modseqs(&self.path, MODSEQ_FILE, highest, &mut st.modseq_ceiling);
     }
 
     /// Saves the state if it changed since it was loaded or last saved. Failures are logged: the

@@ -42,6 +42,8 @@ use crate::{
 pub const JOURNAL_FILE: &str = "columba.mbox-journal";
 /// The cache of derived values (ENVELOPE, BODYSTRUCTURE...) in the control directory.
 pub const CACHE_FILE: &str = "columba.index.cache";
+/// The mod-sequence ceiling in the control directory (see `indexed::read_modseq_ceiling`).
+pub const MODSEQ_FILE: &str = "columba.index.modseq";
 
 /// An mbox mailbox shared by every session of this process that has it open.
 pub struct MboxMailbox {
@@ -78,6 +80,9 @@ struct State {
     /// The file lacks something another reader needs (UIDs, the base): write at once.
     must_write: bool,
     shared: indexed::SharedList,
+    /// Every mod-sequence a client has seen is at or below this value, which is on disk: the
+    /// index this process builds from the file starts above it.
+    modseq_ceiling: u64,
 }
 
 /// Where a message is in the file: `parse::RawMessage`'s offsets, as the index keeps them.
@@ -189,6 +194,7 @@ impl MboxMailbox {
                 dirty: BTreeSet::new(),
                 must_write: false,
                 shared: None,
+                modseq_ceiling: 0,
             }),
             listeners: Listeners::default(),
             deleted: AtomicBool::new(false),
@@ -196,6 +202,7 @@ impl MboxMailbox {
         });
         {
             let mut st = mailbox.lock();
+            st.modseq_ceiling = indexed::read_modseq_ceiling(&mailbox.control.join(MODSEQ_FILE));
             mailbox.sync_locked(&mut st)?;
         }
         Ok(mailbox)
@@ -228,6 +235,12 @@ impl MboxMailbox {
 
     fn notify(&self) {
         self.listeners.notify();
+    }
+
+    /// Moves the mod-sequence ceiling on disk above what is about to leave the store.
+    fn reserve_modseqs(&self, st: &mut State) {
+        let highest = st.index.cursor();
+        indexed::reserve_modseqs(&self.control, MODSEQ_FILE, highest, &mut st.modseq_ceiling);
     }
 
     /// Runs `f` on the cache file (see [`CacheSlot::with`]); its directory is made first.
@@ -327,11 +340,14 @@ impl MboxMailbox {
                     st.index.reset(uv);
                 } else {
                     st.index = MailboxIndex::new(uv);
+                    // What this process finds comes after everything an earlier one showed.
+                    st.index.raise_modseq(st.modseq_ceiling);
                 }
             }
             Some(_) => {}
             None if !st.initialized => {
                 st.index = MailboxIndex::new(super::next_uid_validity(&self.uidvalidity_dir));
+                st.index.raise_modseq(st.modseq_ceiling);
                 st.must_write = !parsed.is_empty();
             }
             None => st.must_write = !parsed.is_empty() || st.index.header().uid_next.get() > 1,
@@ -791,6 +807,7 @@ impl Mailbox for MboxMailbox {
         self.check_not_deleted()?;
         let mut st = self.lock();
         let recent = recent_for(&mut st, claim_recent);
+        self.reserve_modseqs(&mut st);
         Ok(indexed::snapshot(&st.index, recent))
     }
 
@@ -798,6 +815,7 @@ impl Mailbox for MboxMailbox {
         self.check_not_deleted()?;
         let mut st = self.lock();
         let recent = recent_for(&mut st, claim_recent);
+        self.reserve_modseqs(&mut st);
         let State { index, shared, .. } = &mut *st;
         Ok(indexed::shared_snapshot(index, shared, recent))
     }
@@ -807,13 +825,16 @@ impl Mailbox for MboxMailbox {
         let mut st = self.lock();
         let ch = st.index.changes_since(cursor.0);
         let recent = claim_recent.then(|| claim(&mut st));
+        self.reserve_modseqs(&mut st);
         Ok(indexed::changes(&st.index, ch, recent))
     }
 
     fn status(&self) -> Result<MailboxStatus> {
         self.refresh()?;
+        let mut st = self.lock();
+        self.reserve_modseqs(&mut st);
         // Every size is known: the scan measures each message.
-        Ok(indexed::status(&self.lock().index).0)
+        Ok(indexed::status(&st.index).0)
     }
 
     fn message_info(&self, uid: Uid) -> Result<MessageInfo> {
@@ -873,6 +894,7 @@ impl Mailbox for MboxMailbox {
             if !out.is_empty() || st.must_write {
                 self.rewrite(&mut st, &lock, &[])?;
             }
+            self.reserve_modseqs(&mut st);
         }
         if !out.is_empty() {
             self.notify();

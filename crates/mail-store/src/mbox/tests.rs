@@ -517,3 +517,35 @@ fn uw_mailboxlist_is_read_and_kept_in_step() {
         "INBOX\nelsewhere/x\nmail/work\n"
     );
 }
+
+#[test]
+fn mod_sequences_never_go_back_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let uid = append(&*inbox, b"Subject: a\r\n\r\nx\r\n", Flags::default());
+    for _ in 0..5 {
+        inbox
+            .store_flags(&[uid], &FlagChange::Add(Flags::new(SystemFlags::SEEN, [])))
+            .unwrap();
+        inbox
+            .store_flags(
+                &[uid],
+                &FlagChange::Remove(Flags::new(SystemFlags::SEEN, [])),
+            )
+            .unwrap();
+    }
+    let before = inbox.snapshot(false).unwrap().highest_modseq;
+    drop(inbox);
+    release_idle_mailboxes(dir.path());
+    // A new process builds its index from the file: its mod-sequences start above every one
+    // shown before, so CHANGEDSINCE from an old value reports the message again.
+    let again = store.open(&MailboxName::inbox()).unwrap();
+    let snap = again.snapshot(false).unwrap();
+    assert!(
+        snap.highest_modseq > before,
+        "{:?} <= {before:?}",
+        snap.highest_modseq
+    );
+    assert!(snap.messages[0].modseq > before);
+}
