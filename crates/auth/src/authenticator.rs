@@ -159,6 +159,13 @@ impl Authenticator {
                  cannot provide (use passdb passwd-file or sql, or offer PLAIN and LOGIN only)"
             )));
         }
+        // A certificate names a user; only a userdb can say that the user exists (with
+        // prefetch, any name a trusted authority put in a certificate would log in).
+        if userdb.is_none() && settings.mechanisms.contains(&Mechanism::External) {
+            return Err(AuthError::Config(
+                "mechanism EXTERNAL needs a userdb that knows the users (not prefetch)".to_owned(),
+            ));
+        }
         if token_validator.is_none()
             && let Some(m) = settings.mechanisms.iter().find(|m| m.needs_token())
         {

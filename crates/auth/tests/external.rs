@@ -179,4 +179,15 @@ fn external_not_offered_means_no_exchange() {
         .unwrap(),
     );
     assert!(auth.start_external("alice").is_none());
+    // With prefetch (no userdb), nothing could tell that a certificate's user exists.
+    let e = Authenticator::new(
+        Box::new(PasswdFile::new(&users)),
+        None,
+        AuthSettings {
+            mechanisms: vec![Mechanism::External],
+            ..AuthSettings::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("EXTERNAL needs a userdb"), "{e}");
 }

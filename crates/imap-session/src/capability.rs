@@ -55,10 +55,14 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
     }
     if !s.is_authenticated() {
         // The backend's mechanisms; those that send the password itself only where a
-        // plaintext password is allowed (RFC 3501 6.2.3; Dovecot's disable_plaintext_auth).
-        let offered = s.ctx.backend.mechanisms().into_iter();
-        let usable = offered.filter(|m| !m.is_plaintext() || s.plaintext_auth_allowed());
-        caps.extend(usable.map(|m| format!("AUTH={m}")));
+        // plaintext password is allowed (RFC 3501 6.2.3; Dovecot's disable_plaintext_auth),
+        // EXTERNAL only with a verified client certificate.
+        let usable = session_api::offered_mechanisms(
+            s.ctx.backend.as_ref(),
+            s.tls_client_user.as_deref(),
+            s.plaintext_auth_allowed(),
+        );
+        caps.extend(usable.iter().map(|m| format!("AUTH={m}")));
     }
     caps
 }

@@ -125,6 +125,9 @@ pub(crate) struct Session {
     pub decoder: Decoder,
     pub state: State,
     pub tls: bool,
+    /// The user a verified TLS client certificate names (SASL EXTERNAL's identity): set by
+    /// STARTTLS when the binary verifies client certificates.
+    pub tls_client_user: Option<String>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub bad_commands: u32,
@@ -192,6 +195,7 @@ impl Session {
         Session {
             decoder: Decoder::new(ctx.settings.limits.clone()),
             tls: info.implicit_tls,
+            tls_client_user: None,
             ctx,
             info,
             stream,

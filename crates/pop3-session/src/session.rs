@@ -62,6 +62,9 @@ pub(crate) struct Session {
     pub out: Vec<u8>,
     pub state: State,
     pub tls: bool,
+    /// The user a verified TLS client certificate names (SASL EXTERNAL's identity): set by
+    /// STLS when the binary verifies client certificates.
+    pub tls_client_user: Option<String>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub bad_commands: u32,
@@ -117,6 +120,7 @@ impl Session {
         Session {
             decoder: Decoder::new(ctx.settings.max_line),
             tls: info.implicit_tls,
+            tls_client_user: None,
             ctx,
             info,
             stream,

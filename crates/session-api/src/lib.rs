@@ -21,7 +21,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 mod sasl;
 
-pub use sasl::{SaslExchange, offered_mechanisms, sasl_step, start_external_sasl, start_sasl};
+pub use sasl::{
+    SaslExchange, offered_mechanisms, sasl_step, start_external_sasl, start_mechanism, start_sasl,
+};
 
 /// Any bidirectional byte stream: a TCP socket, a TLS stream, an in-memory pipe in tests.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -165,14 +167,17 @@ pub struct ConnectionInfo {
 }
 
 /// Replaces `stream` with the TLS stream `upgrader` makes of it (after the protocol's "begin TLS
-/// now" reply has been flushed). On failure the old stream is gone, and the connection must end.
+/// now" reply has been flushed), and returns the user a verified client certificate names, if
+/// any (SASL EXTERNAL's identity; see [`TlsUpgrade::upgrade_verified`]). On failure the old
+/// stream is gone, and the connection must end.
 pub async fn upgrade_in_place(
     stream: &mut BoxedStream,
     upgrader: &dyn TlsUpgrade,
-) -> io::Result<()> {
+) -> io::Result<Option<String>> {
     let plain = std::mem::replace(stream, Box::new(tokio::io::empty()));
-    *stream = upgrader.upgrade(plain).await?;
-    Ok(())
+    let (upgraded, client_user) = upgrader.upgrade_verified(plain).await?;
+    *stream = upgraded;
+    Ok(client_user)
 }
 
 impl ConnectionInfo {

@@ -53,6 +53,19 @@ pub fn start_sasl(
     })
 }
 
+/// The exchange a session starts for `mechanism`: EXTERNAL with the connection's certificate
+/// identity ([`start_external_sasl`]), any other through [`start_sasl`].
+pub fn start_mechanism(
+    backend: &Arc<dyn UserBackend>,
+    mechanism: Mechanism,
+    tls_identity: Option<&str>,
+) -> Option<Box<dyn SaslExchange>> {
+    match mechanism {
+        Mechanism::External => start_external_sasl(backend, tls_identity),
+        other => start_sasl(backend, other),
+    }
+}
+
 /// SASL EXTERNAL for a connection whose TLS client certificate verified and names
 /// `tls_identity`: `None` when there is no such identity or the backend does not offer
 /// EXTERNAL, so that a session answers it as an unsupported mechanism.

@@ -14,7 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mail_store::maildir::MaildirStore;
 use mail_store::{MailStore, StoreError};
-use session_api::{SaslExchange, UserBackend};
+use session_api::{
+    BoxedStream, SaslExchange, TlsUpgrade, UpgradeFuture, UserBackend, VerifiedUpgradeFuture,
+};
 
 /// `(name, password, scheme)`: alice's password is stored in plaintext (every mechanism works),
 /// bob's as SCRAM-SHA-256 keys (PLAIN, LOGIN and SCRAM-SHA-256), carol's as a one-way hash
@@ -34,6 +36,24 @@ pub fn write_passwd_file(path: &Path) {
     std::fs::write(path, lines).expect("write passwd-file");
 }
 
+/// A STARTTLS/STLS stand-in for SASL EXTERNAL tests: keeps the byte stream as it is and
+/// reports `client_user` as the user of a verified client certificate, as the binary's
+/// verifying upgrade would (its real handshakes are tested in columba's `tls` module).
+pub struct CertificateUpgrade {
+    pub client_user: Option<&'static str>,
+}
+
+impl TlsUpgrade for CertificateUpgrade {
+    fn upgrade(&self, stream: BoxedStream) -> UpgradeFuture {
+        Box::pin(async move { Ok(stream) })
+    }
+
+    fn upgrade_verified(&self, stream: BoxedStream) -> VerifiedUpgradeFuture {
+        let user = self.client_user.map(str::to_owned);
+        Box::pin(async move { Ok((stream, user)) })
+    }
+}
+
 /// A backend offering `mechanisms` over a passwd-file of [`SASL_USERS`]; each user's Maildir is
 /// `root/<name>`.
 pub struct AuthBackend {
@@ -49,8 +69,13 @@ impl AuthBackend {
             mechanisms: mechanisms.to_vec(),
             ..AuthSettings::default()
         };
-        let auth = Authenticator::new(Box::new(PasswdFile::new(&passwd)), None, settings)
-            .expect("authenticator");
+        // The passwd-file is the userdb too, as in the server's default configuration.
+        let auth = Authenticator::new(
+            Box::new(PasswdFile::new(&passwd)),
+            Some(Box::new(PasswdFile::new(&passwd))),
+            settings,
+        )
+        .expect("authenticator");
         AuthBackend {
             auth: Arc::new(auth),
             root: root.to_owned(),
@@ -74,6 +99,12 @@ impl UserBackend for AuthBackend {
     fn sasl_exchange(&self, mechanism: Mechanism) -> Option<Box<dyn SaslExchange>> {
         self.auth
             .start(mechanism)
+            .map(|e| Box::new(e) as Box<dyn SaslExchange>)
+    }
+
+    fn sasl_external(&self, identity: &str) -> Option<Box<dyn SaslExchange>> {
+        self.auth
+            .start_external(identity)
             .map(|e| Box::new(e) as Box<dyn SaslExchange>)
     }
 }

@@ -31,8 +31,9 @@ impl Session {
         self.rbuf.clear();
         self.decoder = imap_proto::Decoder::new(self.ctx.settings.limits.clone());
         match session_api::upgrade_in_place(&mut self.stream, upgrader.as_ref()).await {
-            Ok(()) => {
+            Ok(client_user) => {
                 self.tls = true;
+                self.tls_client_user = client_user;
                 Flow::Continue
             }
             Err(e) => {

@@ -69,7 +69,9 @@ impl Session {
             return Some(());
         };
         let exchange = Mechanism::from_name(mechanism)
-            .and_then(|m| session_api::start_sasl(&self.ctx.backend, m));
+            .and_then(|m| {
+                session_api::start_mechanism(&self.ctx.backend, m, self.tls_client_user.as_deref())
+            });
         let Some(mut exchange) = exchange else {
             response::err(&mut self.out, None, "Unsupported authentication mechanism.");
             return Some(());
@@ -151,11 +153,13 @@ impl Session {
     }
 
     /// The mechanisms to list in CAPA and AUTH: the backend's, the plaintext ones only where a
-    /// password may be sent in the clear.
+    /// password may be sent in the clear, EXTERNAL only with a verified client certificate.
     pub(crate) fn offered_mechanisms(&self) -> Vec<Mechanism> {
-        let mut mechs = self.ctx.backend.mechanisms();
-        mechs.retain(|m| !m.is_plaintext() || self.plaintext_auth_allowed());
-        mechs
+        session_api::offered_mechanisms(
+            self.ctx.backend.as_ref(),
+            self.tls_client_user.as_deref(),
+            self.plaintext_auth_allowed(),
+        )
     }
 
     fn temporary_auth_failure(&mut self) {

@@ -25,8 +25,9 @@ impl Session {
         self.decoder.clear();
         self.state = State::Authorization { user: None };
         match session_api::upgrade_in_place(&mut self.stream, upgrader.as_ref()).await {
-            Ok(()) => {
+            Ok(client_user) => {
                 self.tls = true;
+                self.tls_client_user = client_user;
                 Flow::Continue
             }
             Err(e) => {
