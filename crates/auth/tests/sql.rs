@@ -417,3 +417,46 @@ fn stored_secrets_serve_cram_md5_and_scram_through_the_authenticator() {
     };
     assert_eq!(f.kind, FailureKind::WrongPassword);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever the user name — quotes, comment markers, backslashes, `%`-variables,
+    /// any Unicode — the query finds exactly the row whose name it is, or none: the name is
+    /// data, never SQL. (Built from SQL's special characters more often than chance would.)
+    #[test]
+    fn any_user_name_is_only_ever_compared(
+        name in proptest::string::string_regex(
+            "(['\"\\\\;%_\\-/*()=|]|OR|--|1|alice|[a-z ]|\\PC){0,24}"
+        ).unwrap()
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.sqlite");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("CREATE TABLE u (name TEXT, pass TEXT)").unwrap();
+        db.execute("INSERT INTO u VALUES ('alice', '{PLAIN}pw')", []).unwrap();
+        if !name.is_empty() && name != "alice" {
+            db.execute("INSERT INTO u VALUES (?1, '{PLAIN}theirs')", [&name]).unwrap();
+        }
+        let sql = open(
+            &path,
+            Some("SELECT pass AS password FROM u WHERE name = '%u' AND pass <> '%u'"),
+            None,
+        );
+        let expected = if name.is_empty() {
+            AuthOutcome::UnknownUser
+        } else if name == "alice" {
+            AuthOutcome::WrongPassword
+        } else {
+            AuthOutcome::Success(UserRecord::named(name.clone()))
+        };
+        proptest::prop_assert_eq!(sql.verify_plain(&name, b"theirs").unwrap(), expected);
+        // Nobody gets in as alice with her name spelled any other way.
+        if name != "alice" {
+            proptest::prop_assert_ne!(
+                sql.verify_plain(&name, b"pw").unwrap(),
+                AuthOutcome::Success(UserRecord::named("alice"))
+            );
+        }
+    }
+}
