@@ -540,13 +540,10 @@ impl MboxMailbox {
         if use_pseudo && start == 0 {
             pseudo_message(&mut tail, &base);
         }
-        let mut kept: Vec<Uid> = Vec::with_capacity(survivors);
+        // The messages written from `start` on, in file order.
+        let mut rewritten: Vec<Uid> = Vec::with_capacity(survivors);
         for (i, (uid, place)) in records.iter().enumerate() {
-            if place.from < start {
-                kept.push(*uid);
-                continue;
-            }
-            if gone(uid) {
+            if place.from < start || gone(uid) {
                 continue;
             }
             let raw = &buf[rel(place.from)..rel(place.next.min(size))];
@@ -574,7 +571,7 @@ impl MboxMailbox {
             } else {
                 tail.extend_from_slice(raw);
             }
-            kept.push(*uid);
+            rewritten.push(*uid);
         }
         journal::rewrite(&self.journal_path(), lock, start, &tail)?;
         // The new places, from what was just written.
@@ -593,11 +590,6 @@ impl MboxMailbox {
                 st.pseudo_end = Some(parsed.remove(0).next);
             }
         }
-        let rewritten: Vec<Uid> = kept
-            .iter()
-            .copied()
-            .filter(|u| records.iter().any(|(r, p)| r == u && p.from >= start))
-            .collect();
         if rewritten.len() != parsed.len() {
             return Err(StoreError::Internal(format!(
                 "rewritten mbox has {} messages where {} were written",
@@ -727,11 +719,8 @@ impl MboxMailbox {
             }
             // A base that could not be updated in place is rewritten now (a new keyword, or
             // a base written by a program that does not pad the last UID).
-            if st.must_write || first {
-                st.must_write = st.must_write || !first;
-                if st.must_write {
-                    self.rewrite(&mut st, &lock, &[])?;
-                }
+            if st.must_write {
+                self.rewrite(&mut st, &lock, &[])?;
             }
             uid
         };
