@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use mail_types::{Uid, UidValidity};
@@ -480,11 +481,13 @@ fn write_fresh(path: &Path, uid_validity: UidValidity, body: &[u8]) -> std::io::
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
+        // The user's alone: it holds envelopes, subjects and addresses.
         let mut f = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
         f.write_all(&header_bytes(uid_validity))?;
         f.write_all(body)?;

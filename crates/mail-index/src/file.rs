@@ -23,6 +23,7 @@
 //! corrupt count cannot make the reader allocate gigabytes.
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use mail_types::{Keyword, SystemFlags, UidValidity};
@@ -377,7 +378,13 @@ impl MailboxIndex {
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            // The user's alone, as the mail files are: it holds flags, sizes and dates.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             std::fs::rename(&tmp, path)?;

@@ -35,6 +35,10 @@ fn values_survive_reopening() {
     assert_eq!(c.get(uid(1), 1).unwrap(), b"(envelope one, again)");
     assert_eq!(c.get(uid(1), 2).unwrap(), b"(bodystructure one)");
     assert_eq!(c.get(uid(7), 1).unwrap(), b"");
+    // Envelopes and subjects are the mail owner's alone, whatever the umask.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]

@@ -184,6 +184,10 @@ fn files_are_replaced_atomically() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["columba.index"]);
+    // Readable by the mail's owner only, whatever the umask.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 proptest! {
