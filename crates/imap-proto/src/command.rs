@@ -128,6 +128,10 @@ pub enum CommandBody {
     Enable(Vec<String>),
     /// RFC 2177
     Idle,
+    /// RFC 4978; the mechanism upper-cased.
+    Compress {
+        mechanism: String,
+    },
 
     // --- selected (RFC 3501 6.4) ---
     Check,

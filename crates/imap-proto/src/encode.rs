@@ -74,6 +74,7 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
         CommandBody::Logout => push(out, "LOGOUT"),
         CommandBody::StartTls => push(out, "STARTTLS"),
         CommandBody::Namespace => push(out, "NAMESPACE"),
+        CommandBody::Compress { mechanism } => push(out, &format!("COMPRESS {mechanism}")),
         CommandBody::Idle => push(out, "IDLE"),
         CommandBody::Check => push(out, "CHECK"),
         CommandBody::Close => push(out, "CLOSE"),

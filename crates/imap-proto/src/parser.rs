@@ -560,6 +560,7 @@ pub(crate) fn is_known_command(name: &str) -> bool {
             | "APPEND"
             | "REPLACE"
             | "NAMESPACE"
+            | "COMPRESS"
             | "ENABLE"
             | "IDLE"
             | "CHECK"
@@ -686,6 +687,13 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
         "LOGOUT" => CommandBody::Logout,
         "STARTTLS" => CommandBody::StartTls,
         "NAMESPACE" => CommandBody::Namespace,
+        // RFC 4978 3: `COMPRESS SP algorithm`.
+        "COMPRESS" => {
+            c.sp()?;
+            CommandBody::Compress {
+                mechanism: c.word()?,
+            }
+        }
         "IDLE" => CommandBody::Idle,
         "CHECK" => CommandBody::Check,
         "CLOSE" => CommandBody::Close,

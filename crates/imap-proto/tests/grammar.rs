@@ -1357,3 +1357,16 @@ fn binary_items() {
     invalid("a FETCH 1 (BINARY.SIZE[1]<0.5>)", "FETCH");
     invalid("a FETCH 1 BINARY", "FETCH");
 }
+
+/// RFC 4978 COMPRESS: one mechanism name, upper-cased.
+#[test]
+fn compress_command() {
+    ok(
+        "a compress deflate",
+        CommandBody::Compress {
+            mechanism: "DEFLATE".to_owned(),
+        },
+    );
+    invalid("a COMPRESS", "COMPRESS");
+    invalid("a COMPRESS DEFLATE X", "COMPRESS");
+}

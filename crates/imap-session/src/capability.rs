@@ -38,6 +38,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "CREATE-SPECIAL-USE",
             "OBJECTID",
             "REPLACE",
+            "COMPRESS=DEFLATE",
         ]);
     } else {
         caps.push("LITERAL+");

@@ -139,6 +139,8 @@ pub(crate) struct Session {
     /// What `$` stands for (RFC 5182 2.1): the UIDs the last `SEARCH RETURN (SAVE)` kept in the
     /// selected mailbox, ascending; emptied by SELECT and EXAMINE.
     pub saved_result: Vec<mail_types::Uid>,
+    /// COMPRESS=DEFLATE (RFC 4978) is active: `stream` is a DeflateStream.
+    pub compressed: bool,
     /// Who logged in, kept after LOGOUT for the disconnect log line.
     pub logged_in_as: Option<String>,
     pub append: Option<AppendInProgress>,
@@ -209,6 +211,7 @@ impl Session {
             condstore: false,
             qresync: false,
             saved_result: Vec::new(),
+            compressed: false,
             logged_in_as: None,
             append: None,
             started: Instant::now(),
@@ -435,6 +438,7 @@ impl Session {
             CommandBody::Logout => self.cmd_logout(),
             CommandBody::Id(params) => self.cmd_id(params),
             CommandBody::StartTls => return self.cmd_starttls(tag).await,
+            CommandBody::Compress { mechanism } => return self.cmd_compress(tag, &mechanism).await,
             CommandBody::Authenticate {
                 mechanism,
                 initial_response,

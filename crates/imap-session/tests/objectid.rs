@@ -3,37 +3,18 @@
 //! between mailboxes; EMAILID is kept by COPY and MOVE (5.1), differs between messages, and
 //! is found again by SEARCH EMAILID.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
-use std::time::Duration;
 
-use imap_session::{ConnectionInfo, ImapSettings, LoginPenalty, SessionContext};
-use test_support::transcript::{Conn, TestBackend};
-
-fn context(root: &std::path::Path) -> Arc<SessionContext> {
-    Arc::new(SessionContext {
-        settings: ImapSettings::default(),
-        backend: Arc::new(TestBackend {
-            root: root.to_owned(),
-        }),
-        starttls: None,
-        penalty: Arc::new(LoginPenalty::new(
-            Duration::from_millis(1),
-            Duration::from_millis(5),
-        )),
-    })
-}
+use common::{context, serve};
+use imap_session::SessionContext;
+use test_support::transcript::Conn;
 
 /// A logged-in session as alice.
 async fn login(ctx: &Arc<SessionContext>) -> Conn {
     let (mut conn, server) = Conn::pair();
-    let info = ConnectionInfo {
-        remote: "127.0.0.1:5000".parse::<SocketAddr>().unwrap(),
-        local: "127.0.0.1:143".parse().unwrap(),
-        implicit_tls: false,
-        session_id: "objectid".into(),
-    };
-    tokio::spawn(imap_session::serve(Box::new(server), ctx.clone(), info));
+    serve(ctx, server, "objectid");
     conn.line().await;
     let reply = command(&mut conn, "l", "LOGIN alice wonderland").await;
     assert!(reply.last().unwrap().contains("OBJECTID"), "{reply:?}");

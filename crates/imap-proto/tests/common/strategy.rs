@@ -370,6 +370,16 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
         Just(C::Unselect),
         Just(C::Expunge),
     ];
+    // RFC 4978 COMPRESS, which imap-codec is not built to read.
+    let simple = if codec_safe {
+        simple.boxed()
+    } else {
+        prop_oneof![
+            10 => simple,
+            1 => "[A-Z0-9]{1,10}".prop_map(|mechanism| C::Compress { mechanism }),
+        ]
+        .boxed()
+    };
     let auth = (
         "[A-Z0-9_-]{1,12}",
         proptest::option::of(vec(any::<u8>(), 0..20)),

@@ -7,6 +7,7 @@ pub(crate) mod authenticate;
 pub(crate) mod capability;
 pub(crate) mod check;
 pub(crate) mod close;
+pub(crate) mod compress;
 pub(crate) mod copy;
 pub(crate) mod create;
 pub(crate) mod delete;
