@@ -161,3 +161,17 @@ pub trait UserDb: Send + Sync {
     /// The record of `user` (the canonical name the passdb gave), `None` when unknown.
     fn lookup(&self, user: &str) -> Result<Option<UserRecord>, AuthError>;
 }
+
+/// Reads a secret kept in a file of its own (an OAuth client secret, a database password),
+/// without its final line end.
+pub fn read_secret_file(path: &std::path::Path) -> Result<Zeroizing<String>, AuthError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|source| AuthError::Io {
+            path: path.to_owned(),
+            source,
+        })?,
+    );
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}

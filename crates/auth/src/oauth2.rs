@@ -217,19 +217,6 @@ impl TokenValidator for Introspection {
     }
 }
 
-/// Reads a secret kept in a file of its own (the client secret), without its final line end.
-pub fn read_secret_file(path: &std::path::Path) -> Result<Zeroizing<String>, AuthError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|source| AuthError::Io {
-            path: path.to_owned(),
-            source,
-        })?,
-    );
-    Ok(Zeroizing::new(
-        text.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
-}
-
 /// A rustls client configuration trusting the PEM authorities in `ca_file`.
 fn client_tls(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::CertificateDer;

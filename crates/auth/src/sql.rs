@@ -27,6 +27,7 @@ use crate::system::{resolve_gid, resolve_uid};
 use crate::{AuthError, AuthOutcome, CredentialLookup, PassDb, UserDb, UserRecord, scheme};
 
 use query::{PreparedQuery, QueryTemplate};
+use zeroize::Zeroizing;
 
 /// Dovecot's example `password_query` (dovecot-sql.conf.ext).
 pub const DEFAULT_PASSWORD_QUERY: &str =
@@ -58,8 +59,8 @@ impl std::fmt::Debug for SqlDriver {
     }
 }
 
-/// What an [`SqlDb`] is configured with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an [`SqlDb`] is configured with. `Debug` shows no password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SqlSettings {
     pub driver: SqlDriver,
     /// `None`: this database is not used as a passdb.
@@ -71,6 +72,22 @@ pub struct SqlSettings {
     pub default_pass_scheme: Option<String>,
     /// Connections opened at most, so that that many lookups run at once (at least 1).
     pub max_connections: usize,
+    /// PostgreSQL: the password, when it is kept out of the connection string (read from a
+    /// file of its own; the `postgres` client reads no `~/.pgpass`).
+    pub password: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for SqlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlSettings")
+            .field("driver", &self.driver)
+            .field("password_query", &self.password_query)
+            .field("user_query", &self.user_query)
+            .field("default_pass_scheme", &self.default_pass_scheme)
+            .field("max_connections", &self.max_connections)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// One row: column names (lower-cased) and their values as text, NULL as `None`.
@@ -121,12 +138,20 @@ impl SqlDb {
             SqlDriver::Sqlite(_) => "sqlite",
             SqlDriver::Postgresql(_) => "postgresql",
         };
+        if settings.password.is_some() && matches!(settings.driver, SqlDriver::Sqlite(_)) {
+            return Err(AuthError::Config(
+                "sql: a password is for PostgreSQL, not SQLite".to_owned(),
+            ));
+        }
         let connections = (0..settings.max_connections.max(1))
             .map(|_| -> Result<Mutex<Box<dyn Connection>>, AuthError> {
                 Ok(Mutex::new(match &settings.driver {
                     SqlDriver::Sqlite(path) => Box::new(sqlite::SqliteConnection::open(path)?),
                     SqlDriver::Postgresql(connect) => {
-                        Box::new(postgresql::PostgresConnection::new(connect)?)
+                        Box::new(postgresql::PostgresConnection::new(
+                            connect,
+                            settings.password.as_ref().map(|p| p.as_str()),
+                        )?)
                     }
                 }))
             })

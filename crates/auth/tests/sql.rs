@@ -87,6 +87,7 @@ fn open(path: &Path, password_query: Option<&str>, user_query: Option<&str>) -> 
         user_query: user_query.map(str::to_owned),
         default_pass_scheme: None,
         max_connections: 1,
+        password: None,
     })
     .unwrap()
 }
@@ -263,6 +264,7 @@ fn default_pass_scheme_applies_to_values_without_a_prefix() {
         user_query: None,
         default_pass_scheme: Some("PLAIN-MD5".into()),
         max_connections: 1,
+        password: None,
     })
     .unwrap();
     success(db.verify_plain("md5", b"password").unwrap());
@@ -318,6 +320,7 @@ fn configuration_errors_are_reported_when_opened() {
         user_query: None,
         default_pass_scheme: None,
         max_connections: 1,
+        password: None,
     };
     let sqlite = || SqlDriver::Sqlite(path.clone());
     for bad in ["WHERE u = '%x'", "WHERE u = '%u", "WHERE \"%u\" = 1"] {
@@ -339,6 +342,16 @@ fn configuration_errors_are_reported_when_opened() {
     let junk = dir.path().join("junk");
     std::fs::write(&junk, b"this is not an SQLite database, not at all, no").unwrap();
     assert!(SqlDb::open(settings(SqlDriver::Sqlite(junk), "SELECT 1")).is_err());
+    // A password is for PostgreSQL only, and never shown.
+    let with_password = SqlSettings {
+        password: Some(zeroize::Zeroizing::new("hunter2".to_owned())),
+        ..settings(sqlite(), "SELECT 1")
+    };
+    assert!(!format!("{with_password:?}").contains("hunter2"));
+    assert!(matches!(
+        SqlDb::open(with_password),
+        Err(AuthError::Config(_))
+    ));
     // The PostgreSQL connection string is checked, and its password never shown.
     let secret = "host=127.0.0.1 password=hunter2 port=notaport";
     let e = SqlDb::open(settings(SqlDriver::Postgresql(secret.into()), "SELECT 1")).unwrap_err();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::checkpassword::CheckPassword;
-use auth::oauth2::{Introspection, IntrospectionSettings, TokenValidator, read_secret_file};
+use auth::oauth2::{Introspection, IntrospectionSettings, TokenValidator};
 use auth::pam::PamPassDb;
 use auth::passwd_file::PasswdFile;
 use auth::sasl::Mechanism;
@@ -20,6 +20,7 @@ use auth::system::PasswdUserDb;
 use auth::userdb::StaticUserDb;
 use auth::{
     AuthError, AuthOutcome, AuthSettings, Authenticator, PassDb, UidRange, UserDb, UserRecord,
+    read_secret_file,
 };
 use mail_store::{MailStore, StoreError};
 use session_api::{ConnectionInfo, ConnectionSlot, SaslExchange, TooManyConnections, UserBackend};
@@ -226,6 +227,12 @@ fn sql_db(config: &Config, role: SqlRole) -> anyhow::Result<SqlDb> {
         user_query,
         default_pass_scheme: c.default_pass_scheme.clone(),
         max_connections: c.max_connections,
+        password: c
+            .password_file
+            .as_deref()
+            .map(read_secret_file)
+            .transpose()
+            .context("[auth.sql] password_file")?,
     })
     .context("[auth.sql]")
 }

@@ -268,6 +268,9 @@ pub struct SqlConfig {
     /// Connections kept open at most, each serving one lookup at a time (Dovecot's
     /// `maxconns`).
     pub max_connections: usize,
+    /// PostgreSQL: a file holding the password, kept out of `connect` (which `columba config`
+    /// prints).
+    pub password_file: Option<PathBuf>,
 }
 
 /// How OAUTHBEARER and XOAUTH2 tokens are checked: RFC 7662 token introspection.
@@ -453,6 +456,7 @@ impl Default for SqlConfig {
             user_query: auth::sql::DEFAULT_USER_QUERY.to_owned(),
             default_pass_scheme: None,
             max_connections: auth::sql::DEFAULT_MAX_CONNECTIONS,
+            password_file: None,
         }
     }
 }

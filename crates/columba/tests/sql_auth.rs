@@ -62,11 +62,18 @@ fn users_sql(homes: &Path) -> String {
     sql
 }
 
-fn config(driver: &str, connect: &str, userdb: &str, password_query: &str) -> String {
+/// The server's configuration; `sql_extra` goes into `[auth.sql]`.
+fn config(
+    driver: &str,
+    connect: &str,
+    userdb: &str,
+    password_query: &str,
+    sql_extra: &str,
+) -> String {
     format!(
         "[auth]\npassdb = \"sql\"\nuserdb = \"{userdb}\"\n\
          mechanisms = [\"PLAIN\", \"LOGIN\", \"SCRAM-SHA-256\"]\nfailure_delay_ms = 20\n\
-         [auth.sql]\ndriver = \"{driver}\"\nconnect = \"{connect}\"\n\
+         [auth.sql]\ndriver = \"{driver}\"\nconnect = \"{connect}\"\n{sql_extra}\
          password_query = \"{password_query}\"\n\
          user_query = \"SELECT home, mail FROM users WHERE userid = '%u'\"\n\
          [mail]\nlocation = \"%h/Maildir\"\n"
@@ -209,6 +216,7 @@ fn sqlite_users_log_in_over_imap_and_pop3() {
         db_path.to_str().unwrap(),
         "sql",
         "SELECT userid AS user, password FROM users WHERE userid = '%u'",
+        "",
     );
     let server = start(dir, &config);
     check_logins(&server, &homes);
@@ -220,13 +228,21 @@ fn postgresql_users_log_in_over_imap_and_pop3() {
     let dir = tempfile::tempdir().unwrap();
     let homes = dir.path().join("homes");
     pg.psql(&users_sql(&homes));
-    // One query for passdb and userdb ("prefetch").
+    // One query for passdb and userdb ("prefetch"); the database password in a file of its
+    // own.
+    let password_file = dir.path().join("pg-password");
+    std::fs::write(
+        &password_file,
+        format!("{}\n", test_support::postgres::PASSWORD),
+    )
+    .unwrap();
     let config = config(
         "postgresql",
-        &pg.connect_string(),
+        &pg.connect_string_without_password(),
         "prefetch",
         "SELECT userid AS user, password, home AS userdb_home, mail AS userdb_mail \
          FROM users WHERE userid = '%u'",
+        &format!("password_file = \"{}\"\n", password_file.display()),
     );
     let mut server = start(dir, &config);
     check_logins(&server, &homes);
@@ -244,6 +260,7 @@ fn pg_db(pg: &Postgres, password_query: Option<&str>, user_query: Option<&str>) 
         user_query: user_query.map(str::to_owned),
         default_pass_scheme: None,
         max_connections: 1,
+        password: None,
     })
     .unwrap()
 }
@@ -337,6 +354,7 @@ fn postgresql_passdb_and_userdb() {
         user_query: None,
         default_pass_scheme: None,
         max_connections: 5,
+        password: None,
     })
     .unwrap();
     let started = std::time::Instant::now();
@@ -372,6 +390,7 @@ fn postgresql_passdb_and_userdb() {
         user_query: None,
         default_pass_scheme: None,
         max_connections: 1,
+        password: None,
     })
     .unwrap();
     let e = wrong.verify_plain("erin", b"x").unwrap_err();

@@ -90,6 +90,14 @@ impl Postgres {
         )
     }
 
+    /// [`Postgres::connect_string`] without the password, which [`PASSWORD`] then supplies.
+    pub fn connect_string_without_password(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={ROLE} dbname={DATABASE}",
+            self.port
+        )
+    }
+
     /// Runs SQL in the test database with `psql`; panics when it fails.
     pub fn psql(&self, sql: &str) {
         self.psql_on(DATABASE, sql);

@@ -28,12 +28,19 @@ pub(super) struct PostgresConnection {
 }
 
 impl PostgresConnection {
-    /// Parses the connection string; connects later.
-    pub(super) fn new(connect: &str) -> Result<PostgresConnection, AuthError> {
+    /// Parses the connection string (`password`, when given, overrides one in it); connects
+    /// later.
+    pub(super) fn new(
+        connect: &str,
+        password: Option<&str>,
+    ) -> Result<PostgresConnection, AuthError> {
         let mut config = postgres::Config::from_str(connect).map_err(|e| {
             // The error names the bad part, never the password.
             AuthError::Config(format!("sql connect string: {e}"))
         })?;
+        if let Some(password) = password {
+            config.password(password);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
