@@ -318,6 +318,117 @@ mod tests {
         assert_eq!(handshake(&plain, &cert, Some(alice())).await.unwrap(), None);
     }
 
+    /// The whole STARTTLS path with real TLS: an IMAP session whose upgrade verifies client
+    /// certificates, a client presenting one made for alice by the test's CA, AUTHENTICATE
+    /// EXTERNAL offered only after the handshake and logging alice in.
+    #[tokio::test]
+    async fn imap_starttls_then_authenticate_external() {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("Columba test client CA");
+        let (cert, key, ca_file) = server_files(dir.path(), &ca);
+        let client_auth = ClientCertAuth {
+            ca_file,
+            username_field: CertUserField::CommonName,
+        };
+        let upgrade = StartTlsVerified {
+            acceptor: acceptor_with_client_auth(&cert, &key, Some(&client_auth)).unwrap(),
+            username_field: CertUserField::CommonName,
+        };
+        let backend = test_support::sasl::AuthBackend::new(
+            dir.path(),
+            &[
+                auth::sasl::Mechanism::Plain,
+                auth::sasl::Mechanism::External,
+            ],
+        );
+        let ctx = Arc::new(imap_session::SessionContext {
+            settings: imap_session::ImapSettings::default(),
+            backend: Arc::new(backend),
+            starttls: Some(Arc::new(upgrade)),
+            penalty: Arc::new(auth::LoginPenalty::new(
+                std::time::Duration::from_millis(1),
+                std::time::Duration::from_millis(5),
+            )),
+        });
+        let info = session_api::ConnectionInfo {
+            remote: "192.0.2.7:50000".parse().unwrap(),
+            local: "192.0.2.1:143".parse().unwrap(),
+            implicit_tls: false,
+            session_id: "external".into(),
+        };
+        let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(imap_session::serve(Box::new(server_end), ctx, info));
+
+        // Cleartext: greeting, no EXTERNAL, then STARTTLS.
+        let mut plain = BufReader::new(client_end);
+        let mut line = String::new();
+        plain.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("* OK"), "{line}");
+        plain.write_all(b"c CAPABILITY\r\n").await.unwrap();
+        line.clear();
+        plain.read_line(&mut line).await.unwrap();
+        assert!(
+            line.starts_with("* CAPABILITY") && !line.contains("EXTERNAL"),
+            "{line}"
+        );
+        line.clear();
+        plain.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("c OK"), "{line}");
+        plain.write_all(b"t STARTTLS\r\n").await.unwrap();
+        line.clear();
+        plain.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("t OK"), "{line}");
+
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let (client_cert, client_key) = ca.client("alice", None);
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![client_cert],
+            PrivateKeyDer::try_from(client_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(
+                ServerName::try_from("localhost").unwrap(),
+                plain.into_inner(),
+            )
+            .await
+            .unwrap();
+        let mut tls = BufReader::new(tls);
+        let mut command = async |text: &str, tag: &str| -> Vec<String> {
+            tls.write_all(text.as_bytes()).await.unwrap();
+            tls.flush().await.unwrap();
+            let mut lines = Vec::new();
+            loop {
+                let mut l = String::new();
+                if tls.read_line(&mut l).await.unwrap() == 0 {
+                    return lines;
+                }
+                let done = l.starts_with(&format!("{tag} "));
+                lines.push(l.trim_end().to_owned());
+                if done {
+                    return lines;
+                }
+            }
+        };
+        let caps = command("c CAPABILITY\r\n", "c").await;
+        assert!(caps[0].ends_with("AUTH=PLAIN AUTH=EXTERNAL"), "{caps:?}");
+        let reply = command("a AUTHENTICATE EXTERNAL =\r\n", "a").await;
+        assert!(reply.last().unwrap().starts_with("a OK"), "{reply:?}");
+        let reply = command("s SELECT INBOX\r\n", "s").await;
+        assert!(reply.last().unwrap().starts_with("s OK"), "{reply:?}");
+    }
+
     #[test]
     fn client_settings_from_the_configuration() {
         let config: crate::config::Config = toml::from_str("").unwrap();
