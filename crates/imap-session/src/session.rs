@@ -21,6 +21,8 @@ use session_api::LoggedIn;
 /// Output is flushed once this much is buffered, so a large FETCH streams instead of piling up.
 pub(crate) const FLUSH_THRESHOLD: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// What an idle connection's input and output buffers shrink back to.
+const IDLE_BUFFER: usize = 4096;
 
 /// The connection state (RFC 3501 3). Each state carries what it needs, so a handler for the
 /// selected state cannot run without a selected mailbox.
@@ -392,13 +394,21 @@ impl Session {
 
     /// Reads whatever the client has sent into `rbuf`. `Ok(false)` at end of stream.
     pub(crate) async fn fill(&mut self) -> std::io::Result<bool> {
-        let start = self.rbuf.len();
-        self.rbuf.resize(start + READ_CHUNK, 0);
-        let result = self.stream.read(&mut self.rbuf[start..]).await;
-        let n = *result.as_ref().unwrap_or(&0);
-        self.rbuf.truncate(start + n);
+        // Thousands of connections wait here: between commands each keeps only small buffers
+        // (those that grew for a large FETCH or pipelined input are given back), and reading
+        // fills spare capacity instead of zeroing a full chunk first.
+        if self.rbuf.is_empty() {
+            self.rbuf.shrink_to(IDLE_BUFFER);
+            self.rbuf.reserve(IDLE_BUFFER);
+        } else {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        if self.out.is_empty() {
+            self.out.shrink_to(IDLE_BUFFER);
+        }
+        let n = self.stream.read_buf(&mut self.rbuf).await?;
         self.bytes_in += n as u64;
-        result.map(|n| n > 0)
+        Ok(n > 0)
     }
 
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {

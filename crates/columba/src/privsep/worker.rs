@@ -29,7 +29,10 @@ pub fn run(config: Config, user: String) -> anyhow::Result<()> {
         libc::umask(0o077);
     }
     let from_master = inherited_fd(0)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread for the sessions: a single user's connections rarely need more, and with a
+    // process per user the threads, stacks and allocator arenas of a multi-threaded runtime
+    // would be paid once per user. Disk work still goes to tokio's blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(serve(config, user, from_master));
