@@ -416,6 +416,13 @@ pub enum FetchAttr {
     BinarySize {
         part: Vec<u32>,
     },
+    /// The preview's draft forms that Dovecot answers (SNIPPET=FUZZY, PREVIEW=FUZZY):
+    /// `SNIPPET (FUZZY)` or `PREVIEW (FUZZY)`, `LAZY=FUZZY` for lazy; answered
+    /// `(FUZZY "text")`.
+    FuzzyPreview {
+        snippet: bool,
+        lazy: bool,
+    },
 }
 
 /// `<origin.octets>` of a partial fetch.

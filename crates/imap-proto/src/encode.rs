@@ -584,6 +584,10 @@ fn write_fetch_attr(out: &mut Vec<u8>, attr: &FetchAttr) {
                 push(out, &format!("<{}.{}>", p.origin, p.length));
             }
         }
+        FetchAttr::FuzzyPreview { snippet, lazy } => {
+            push(out, if *snippet { "SNIPPET" } else { "PREVIEW" });
+            push(out, if *lazy { " (LAZY=FUZZY)" } else { " (FUZZY)" });
+        }
         FetchAttr::BinarySize { part } => {
             push(out, "BINARY.SIZE[");
             write_part(out, part);

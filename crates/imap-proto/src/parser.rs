@@ -1237,17 +1237,21 @@ fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
         "SAVEDATE" => FetchAttr::SaveDate,
         "EMAILID" => FetchAttr::EmailId,
         "THREADID" => FetchAttr::ThreadId,
-        // RFC 8970 4.1: LAZY is the only modifier. The lookahead is for `(LAZY)` exactly, so
-        // that `FETCH 1 PREVIEW (CHANGEDSINCE 5)` keeps its FETCH modifier.
-        "PREVIEW" => {
-            let lazy = c
-                .rest()
-                .get(..7)
-                .is_some_and(|m| m.eq_ignore_ascii_case(b" (LAZY)"));
-            if lazy {
-                c.pos += 7;
+        // RFC 8970 4.1: LAZY is the only modifier; FUZZY and LAZY=FUZZY are the draft's
+        // (Dovecot's PREVIEW=FUZZY and SNIPPET=FUZZY), answered in the draft's form.
+        "PREVIEW" | "SNIPPET" => {
+            let modifiers = preview_modifiers(c);
+            let fuzzy = name == "SNIPPET" || modifiers.fuzzy;
+            if fuzzy {
+                FetchAttr::FuzzyPreview {
+                    snippet: name == "SNIPPET",
+                    lazy: modifiers.lazy,
+                }
+            } else {
+                FetchAttr::Preview {
+                    lazy: modifiers.lazy,
+                }
             }
-            FetchAttr::Preview { lazy }
         }
         // RFC 3516 7: `section-binary = "[" [section-part] "]"`.
         "BINARY" | "BINARY.PEEK" => {
@@ -1273,6 +1277,40 @@ fn fetch_att(c: &mut Cursor<'_>) -> R<FetchAttr> {
         }
         _ => return Err(invalid()),
     })
+}
+
+/// What follows PREVIEW or SNIPPET in parentheses.
+#[derive(Default)]
+struct PreviewModifiers {
+    lazy: bool,
+    fuzzy: bool,
+}
+
+/// ` (LAZY)`, ` (FUZZY)`, ` (LAZY=FUZZY)` and combinations after PREVIEW or SNIPPET; taken
+/// only when every word in the parentheses is one of these, so that a FETCH modifier list
+/// (`FETCH 1 PREVIEW (CHANGEDSINCE 5)`) stays for the FETCH.
+fn preview_modifiers(c: &mut Cursor<'_>) -> PreviewModifiers {
+    let mut found = PreviewModifiers::default();
+    let rest = c.rest();
+    let Some(inner) = rest.strip_prefix(b" (") else {
+        return found;
+    };
+    let Some(close) = inner.iter().position(|&b| b == b')') else {
+        return found;
+    };
+    for word in inner[..close].split(|&b| b == b' ') {
+        match word.to_ascii_uppercase().as_slice() {
+            b"LAZY" => found.lazy = true,
+            b"FUZZY" => found.fuzzy = true,
+            b"LAZY=FUZZY" => {
+                found.lazy = true;
+                found.fuzzy = true;
+            }
+            _ => return PreviewModifiers::default(),
+        }
+    }
+    c.pos += 2 + close + 1;
+    found
 }
 
 /// `[partial]` after a section: `"<" number "." nz-number ">"`.

@@ -1321,7 +1321,7 @@ fn preview_item() {
             vanished: false,
         },
     );
-    invalid("a FETCH 1 (PREVIEW (FUZZY))", "FETCH");
+    invalid("a FETCH 1 (PREVIEW (TEASER))", "FETCH");
 }
 
 /// RFC 3516 BINARY, BINARY.PEEK with a partial, BINARY.SIZE; part numbers only.
@@ -1369,4 +1369,37 @@ fn compress_command() {
     );
     invalid("a COMPRESS", "COMPRESS");
     invalid("a COMPRESS DEFLATE X", "COMPRESS");
+}
+
+/// The draft preview forms Dovecot answers: SNIPPET and PREVIEW with FUZZY, LAZY=FUZZY.
+#[test]
+fn fuzzy_preview_items() {
+    let fetch = |items| CommandBody::Fetch {
+        uid: false,
+        set: nums("1"),
+        items,
+        changed_since: None,
+        vanished: false,
+    };
+    let fuzzy = |snippet, lazy| FetchAttr::FuzzyPreview { snippet, lazy };
+    ok("a FETCH 1 (SNIPPET)", fetch(vec![fuzzy(true, false)]));
+    ok(
+        "a FETCH 1 (SNIPPET (LAZY=FUZZY) PREVIEW (FUZZY) UID)",
+        fetch(vec![fuzzy(true, true), fuzzy(false, false), FetchAttr::Uid]),
+    );
+    ok(
+        "a FETCH 1 (PREVIEW (lazy fuzzy))",
+        fetch(vec![fuzzy(false, true)]),
+    );
+    ok(
+        "a FETCH 1 SNIPPET (CHANGEDSINCE 3)",
+        CommandBody::Fetch {
+            uid: false,
+            set: nums("1"),
+            items: vec![fuzzy(true, false)],
+            changed_since: Some(3),
+            vanished: false,
+        },
+    );
+    invalid("a FETCH 1 (SNIPPET (FUZZY)", "FETCH");
 }

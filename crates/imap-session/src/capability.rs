@@ -30,6 +30,8 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "LIST-STATUS",
             "BINARY",
             "MOVE",
+            "SNIPPET=FUZZY",
+            "PREVIEW=FUZZY",
             "PREVIEW",
             "STATUS=SIZE",
             "SAVEDATE",

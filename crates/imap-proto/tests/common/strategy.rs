@@ -254,6 +254,8 @@ fn fetch_attr(codec_safe: bool) -> BoxedStrategy<FetchAttr> {
         1 => Just(F::EmailId),
         1 => Just(F::ThreadId),
         1 => any::<bool>().prop_map(|lazy| F::Preview { lazy }),
+        1 => (any::<bool>(), any::<bool>())
+            .prop_map(|(snippet, lazy)| F::FuzzyPreview { snippet, lazy }),
         1 => (
             any::<bool>(),
             vec(1u32.., 0..4),

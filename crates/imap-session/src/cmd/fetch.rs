@@ -329,12 +329,17 @@ fn write_fetch_response(
             },
             FetchAttr::Preview { lazy } => {
                 out.extend_from_slice(b"PREVIEW ");
-                match preview::preview(mailbox, entry.uid, *lazy) {
-                    Some(text) => write_string(out, text.as_bytes()),
-                    // RFC 8970 3.2: NIL only for LAZY; without it a gone message is the error.
-                    None if *lazy => out.extend_from_slice(b"NIL"),
-                    None => return Err(FetchError::Expunged),
-                }
+                write_preview(out, mailbox, entry.uid, *lazy)?;
+            }
+            // The draft form Dovecot answers: `(FUZZY "text")`, `(FUZZY NIL)` when lazy.
+            FetchAttr::FuzzyPreview { snippet, lazy } => {
+                out.extend_from_slice(if *snippet {
+                    b"SNIPPET (FUZZY "
+                } else {
+                    b"PREVIEW (FUZZY "
+                });
+                write_preview(out, mailbox, entry.uid, *lazy)?;
+                out.push(b')');
             }
             // RFC 8474 5.2: THREADID is optional; NIL says it is not computed.
             FetchAttr::ThreadId => out.extend_from_slice(b"THREADID NIL"),
@@ -445,6 +450,22 @@ fn write_fetch_response(
         out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
     }
     out.extend_from_slice(b")\r\n");
+    Ok(())
+}
+
+/// The preview text as a string, or NIL for a lazy request it was not ready for (RFC 8970
+/// 3.2: NIL only with LAZY; without it, no preview means the message is gone).
+fn write_preview(
+    out: &mut Vec<u8>,
+    mailbox: &dyn Mailbox,
+    uid: Uid,
+    lazy: bool,
+) -> Result<(), FetchError> {
+    match preview::preview(mailbox, uid, lazy) {
+        Some(text) => write_string(out, text.as_bytes()),
+        None if lazy => out.extend_from_slice(b"NIL"),
+        None => return Err(FetchError::Expunged),
+    }
     Ok(())
 }
 
