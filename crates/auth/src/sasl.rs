@@ -792,6 +792,27 @@ fn hmac_md5(key: &[u8], data: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // SCRAM (RFC 5802 section 7)
 
+/// The two fields of a `gs2-header = gs2-cbind-flag "," [authzid] ","` (RFC 5801 section 4),
+/// as SCRAM and OAUTHBEARER begin: the authzid, if any. Channel binding is refused: no
+/// `-PLUS` mechanism is offered.
+fn gs2_header(cbind: &str, authzid: &str) -> Result<Option<String>, SaslError> {
+    match cbind {
+        // "y": the client could bind but thinks the server cannot, which is true here.
+        "n" | "y" => {}
+        c if c.starts_with("p=") => {
+            return Err(SaslError::Malformed("channel binding is not supported"));
+        }
+        _ => return Err(SaslError::Malformed("invalid channel binding flag")),
+    }
+    match authzid {
+        "" => Ok(None),
+        a => match a.strip_prefix("a=") {
+            Some(name) if !name.is_empty() => Ok(Some(saslname(name)?)),
+            _ => Err(SaslError::Malformed("invalid authzid in the GS2 header")),
+        },
+    }
+}
+
 /// `client-first-message = gs2-header client-first-message-bare`, where
 /// `gs2-header = gs2-cbind-flag "," [authzid] ","` and
 /// `client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions]`.
@@ -805,24 +826,7 @@ fn parse_scram_first(hash: ScramHash, message: &[u8]) -> Result<ScramFirst, Sasl
             "SCRAM client-first message lacks its GS2 header",
         ));
     };
-    match cbind {
-        // "y": the client could bind but thinks the server cannot, which is true here (no
-        // -PLUS mechanism is offered).
-        "n" | "y" => {}
-        c if c.starts_with("p=") => {
-            return Err(SaslError::Malformed(
-                "SCRAM channel binding is not supported",
-            ));
-        }
-        _ => return Err(SaslError::Malformed("invalid SCRAM channel binding flag")),
-    }
-    let authzid = match authzid {
-        "" => None,
-        a => match a.strip_prefix("a=") {
-            Some(name) => Some(saslname(name)?),
-            None => return Err(SaslError::Malformed("invalid SCRAM authzid")),
-        },
-    };
+    let authzid = gs2_header(cbind, authzid)?;
     if bare.starts_with("m=") {
         return Err(SaslError::Malformed(
             "SCRAM mandatory extensions are not supported",

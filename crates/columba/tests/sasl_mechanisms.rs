@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::Command;
 
 use auth::sasl::Mechanism;
-use common::{Pop3Client, RawClient, Server};
+use common::{Pop3Client, RawClient, Server, imap_scram};
 use test_support::sasl::{ScramClient, b64, unb64, write_passwd_file};
 
 const CONFIG: &str = "[auth]\n\
@@ -21,21 +21,6 @@ fn server() -> Server {
     let config = dir.path().join("columba.toml");
     std::fs::write(&config, CONFIG).unwrap();
     Server::start_in(dir, &["--config", config.to_str().unwrap()])
-}
-
-fn imap_scram(server: &Server, mechanism: Mechanism, user: &str, pw: &str) -> String {
-    let mut c = RawClient::connect(server.imap);
-    let mut client = ScramClient::new(mechanism, user, pw);
-    c.send(format!("a1 AUTHENTICATE {mechanism} {}\r\n", b64(client.first())).as_bytes());
-    let first = String::from_utf8(unb64(&c.line())).unwrap();
-    c.send(format!("{}\r\n", b64(client.answer(&first))).as_bytes());
-    let next = c.line();
-    if !next.starts_with("+ ") {
-        return next;
-    }
-    assert!(client.server_final_ok(&String::from_utf8(unb64(&next)).unwrap()));
-    c.send(b"\r\n");
-    c.line()
 }
 
 #[test]
@@ -55,7 +40,7 @@ fn imap_offers_and_runs_every_mechanism() {
         (Mechanism::ScramSha256, "bob", "wrong", false),
         (Mechanism::ScramSha256, "carol", "christmas", false),
     ] {
-        let reply = imap_scram(&server, mechanism, user, pw);
+        let reply = imap_scram(server.imap, mechanism, user, pw);
         assert_eq!(
             reply.starts_with("a1 OK"),
             ok,
@@ -175,8 +160,8 @@ fn user_add_writes_scram_keys() {
     let config = dir.path().join("columba.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let server = Server::start_in(dir, &["--config", config.to_str().unwrap()]);
-    let reply = imap_scram(&server, Mechanism::ScramSha256, "dora", "explorer");
+    let reply = imap_scram(server.imap, Mechanism::ScramSha256, "dora", "explorer");
     assert!(reply.starts_with("a1 OK"), "{reply}");
-    let reply = imap_scram(&server, Mechanism::ScramSha1, "eve", "explorer");
+    let reply = imap_scram(server.imap, Mechanism::ScramSha1, "eve", "explorer");
     assert!(reply.starts_with("a1 OK"), "{reply}");
 }

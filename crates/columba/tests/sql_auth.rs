@@ -14,9 +14,9 @@ use auth::sasl::Mechanism;
 use auth::scheme::hash;
 use auth::sql::{SqlDb, SqlDriver, SqlSettings};
 use auth::{AuthError, AuthOutcome, PassDb, UserDb};
-use common::{Pop3Client, RawClient, Server};
+use common::{Pop3Client, RawClient, Server, imap_scram};
 use test_support::postgres::Postgres;
-use test_support::sasl::{SASL_USERS, ScramClient, b64, unb64};
+use test_support::sasl::{SASL_USERS, b64};
 
 /// A PostgreSQL server of our own, or `None` (skip) when PostgreSQL is not installed.
 fn postgres() -> Option<Postgres> {
@@ -123,21 +123,6 @@ fn imap_refused(server: &Server, command: &str) -> String {
     c.command("n", command).last().unwrap().clone()
 }
 
-fn imap_scram(addr: SocketAddr, user: &str, password: &str) -> String {
-    let mut c = RawClient::connect(addr);
-    let mut client = ScramClient::new(Mechanism::ScramSha256, user, password);
-    c.send(format!("s AUTHENTICATE SCRAM-SHA-256 {}\r\n", b64(client.first())).as_bytes());
-    let first = String::from_utf8(unb64(&c.line())).unwrap();
-    c.send(format!("{}\r\n", b64(client.answer(&first))).as_bytes());
-    let next = c.line();
-    if !next.starts_with("+ ") {
-        return next;
-    }
-    assert!(client.server_final_ok(&String::from_utf8(unb64(&next)).unwrap()));
-    c.send(b"\r\n");
-    c.line()
-}
-
 /// A POP3 conversation: sends each line and returns the first reply line to each.
 fn pop3(addr: SocketAddr, lines: &[&str]) -> Vec<String> {
     let mut c = Pop3Client::connect(addr);
@@ -156,12 +141,12 @@ fn check_logins(server: &Server, homes: &Path) {
     assert!(!homes.join("dave/Maildir").exists());
     // Carol's one-way hash takes her password, but not a wrong one.
     login(server, "carol", "christmas");
-    let reply = imap_scram(server.imap, "bob", "builder");
+    let reply = imap_scram(server.imap, Mechanism::ScramSha256, "bob", "builder");
     assert!(
-        reply.starts_with("s OK") && reply.ends_with("Logged in"),
+        reply.starts_with("a1 OK") && reply.ends_with("Logged in"),
         "SCRAM from stored keys: {reply}"
     );
-    assert!(imap_scram(server.imap, "bob", "wrong").starts_with("s NO"));
+    assert!(imap_scram(server.imap, Mechanism::ScramSha256, "bob", "wrong").starts_with("a1 NO"));
     for command in [
         "LOGIN carol wrong",
         "LOGIN nobody x",

@@ -15,7 +15,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::{SaslError, identity, saslname};
+use super::{SaslError, gs2_header, identity};
 
 const KVSEP: u8 = 0x01;
 
@@ -64,20 +64,7 @@ pub fn parse_oauthbearer(message: &[u8]) -> Result<TokenMessage, SaslError> {
             "OAUTHBEARER gs2-header is not 'n,a=user,'",
         ));
     };
-    match flag {
-        "n" | "y" => {}
-        f if f.starts_with("p=") => {
-            return Err(SaslError::Malformed("channel binding is not supported"));
-        }
-        _ => return Err(SaslError::Malformed("bad gs2-cbind-flag")),
-    }
-    let user = match authzid {
-        "" => None,
-        a => match a.strip_prefix("a=") {
-            Some(name) if !name.is_empty() => Some(saslname(name)?),
-            _ => return Err(SaslError::Malformed("bad authzid in gs2-header")),
-        },
-    };
+    let user = gs2_header(flag, authzid)?;
     let pairs = key_values(rest)?;
     let auth = pairs
         .iter()

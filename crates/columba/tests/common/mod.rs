@@ -392,3 +392,26 @@ impl Pop3Client {
         }
     }
 }
+
+/// AUTHENTICATE with SCRAM (tag `a1`) as `user`: the tagged reply, after checking the server's
+/// signature when the exchange got that far.
+pub fn imap_scram(
+    addr: SocketAddr,
+    mechanism: auth::sasl::Mechanism,
+    user: &str,
+    password: &str,
+) -> String {
+    use test_support::sasl::{ScramClient, b64, unb64};
+    let mut c = RawClient::connect(addr);
+    let mut client = ScramClient::new(mechanism, user, password);
+    c.send(format!("a1 AUTHENTICATE {mechanism} {}\r\n", b64(client.first())).as_bytes());
+    let first = String::from_utf8(unb64(&c.line())).unwrap();
+    c.send(format!("{}\r\n", b64(client.answer(&first))).as_bytes());
+    let next = c.line();
+    if !next.starts_with("+ ") {
+        return next;
+    }
+    assert!(client.server_final_ok(&String::from_utf8(unb64(&next)).unwrap()));
+    c.send(b"\r\n");
+    c.line()
+}
