@@ -319,6 +319,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// An endpoint's answer, however broken, is an error or a response: never a panic.
+        #[test]
+        fn any_answer_parses_or_fails(
+            raw in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b'\r'),
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b':'),
+                    proptest::strategy::Just(b'0'),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..200,
+            ),
+            prefix in proptest::sample::select(vec![
+                "",
+                "HTTP/1.1 200 OK\r\n",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            ]),
+        ) {
+            let mut answer = prefix.as_bytes().to_vec();
+            answer.extend_from_slice(&raw);
+            let _ = parse_response(&answer);
+            let _ = HttpUrl::parse(&String::from_utf8_lossy(&raw));
+        }
+    }
+
     #[test]
     fn responses() {
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk").unwrap();
