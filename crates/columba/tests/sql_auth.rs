@@ -329,6 +329,17 @@ fn postgresql_passdb_and_userdb() {
     let e = UserDb::lookup(&timestamp, "erin").unwrap_err();
     assert!(e.to_string().contains("created"), "{e}");
 
+    // Lookups are limited in time by the server unless the connection string says otherwise.
+    let timeout = pg_db(
+        &pg,
+        Some("SELECT '{PLAIN}' || current_setting('statement_timeout') AS password"),
+        None,
+    );
+    assert!(matches!(
+        timeout.verify_plain("anyone", b"5s").unwrap(),
+        AuthOutcome::Success(_)
+    ));
+
     // Five lookups at once run on five connections: together they take about as long as one
     // (each sleeps half a second in the server), not five times as long.
     let slow = SqlDb::open(SqlSettings {

@@ -17,6 +17,10 @@ use crate::AuthError;
 /// (`connect_timeout=`): a dead server fails logins quickly as temporary failures.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The server-side limit on one lookup when the connection string sets no `options`: a query
+/// stuck on a lock fails as a temporary failure instead of holding its connection for ever.
+const STATEMENT_TIMEOUT_OPTION: &str = "-c statement_timeout=5s";
+
 pub(super) fn placeholder(n: usize) -> String {
     // Typed, so that a parameter inside `'' || $1` is text too.
     format!("${n}::text")
@@ -43,6 +47,9 @@ impl PostgresConnection {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_options().is_none() {
+            config.options(STATEMENT_TIMEOUT_OPTION);
         }
         if config.get_application_name().is_none() {
             config.application_name("columba-auth");
