@@ -21,10 +21,9 @@ impl Session {
         initial: Option<Vec<u8>>,
     ) -> Option<Reply> {
         let _ = tag;
-        let exchange = Mechanism::from_name(mechanism)
-            .and_then(|m| {
-                session_api::start_mechanism(&self.ctx.backend, m, self.tls_client_user.as_deref())
-            });
+        let exchange = Mechanism::from_name(mechanism).and_then(|m| {
+            session_api::start_mechanism(&self.ctx.backend, m, self.tls_client_user.as_deref())
+        });
         let Some(mut exchange) = exchange else {
             return Some(Reply::no("Unsupported authentication mechanism."));
         };
