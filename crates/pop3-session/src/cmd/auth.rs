@@ -68,10 +68,9 @@ impl Session {
             response::end_multiline(&mut self.out);
             return Some(());
         };
-        let exchange = Mechanism::from_name(mechanism)
-            .and_then(|m| {
-                session_api::start_mechanism(&self.ctx.backend, m, self.tls_client_user.as_deref())
-            });
+        let exchange = Mechanism::from_name(mechanism).and_then(|m| {
+            session_api::start_mechanism(&self.ctx.backend, m, self.tls_client_user.as_deref())
+        });
         let Some(mut exchange) = exchange else {
             response::err(&mut self.out, None, "Unsupported authentication mechanism.");
             return Some(());
