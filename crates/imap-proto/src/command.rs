@@ -132,6 +132,19 @@ pub enum CommandBody {
     Compress {
         mechanism: String,
     },
+    /// RFC 9208 4.1.1
+    GetQuota {
+        root: Vec<u8>,
+    },
+    /// RFC 9208 4.1.2
+    GetQuotaRoot {
+        mailbox: MailboxArg,
+    },
+    /// RFC 9208 4.1.3; resource names upper-cased.
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
 
     // --- selected (RFC 3501 6.4) ---
     Check,
@@ -356,6 +369,8 @@ pub enum StatusItem {
     AppendLimit,
     /// RFC 8474 4.3
     MailboxId,
+    /// RFC 9208 4.2
+    DeletedStorage,
     /// RFC 9051 6.3.11
     Deleted,
 }

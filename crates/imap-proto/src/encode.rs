@@ -221,6 +221,17 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
         }
         // Handled by `to_wire`, which needs the tag.
         CommandBody::Append(_) => {}
+        CommandBody::GetQuota { root } => {
+            push(out, "GETQUOTA ");
+            write_astring(out, root);
+        }
+        CommandBody::GetQuotaRoot { mailbox } => mailbox_cmd(out, "GETQUOTAROOT ", mailbox),
+        CommandBody::SetQuota { root, limits } => {
+            push(out, "SETQUOTA ");
+            write_astring(out, root);
+            let list: Vec<String> = limits.iter().map(|(n, l)| format!("{n} {l}")).collect();
+            push(out, &format!(" ({})", list.join(" ")));
+        }
         CommandBody::Enable(caps) => {
             push(out, "ENABLE");
             for cap in caps {
@@ -661,6 +672,7 @@ fn write_status_items(out: &mut Vec<u8>, items: &[StatusItem]) {
                 StatusItem::Deleted => "DELETED",
                 StatusItem::AppendLimit => "APPENDLIMIT",
                 StatusItem::MailboxId => "MAILBOXID",
+                StatusItem::DeletedStorage => "DELETED-STORAGE",
             },
         );
     }

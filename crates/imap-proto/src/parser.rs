@@ -561,6 +561,9 @@ pub(crate) fn is_known_command(name: &str) -> bool {
             | "REPLACE"
             | "NAMESPACE"
             | "COMPRESS"
+            | "GETQUOTA"
+            | "GETQUOTAROOT"
+            | "SETQUOTA"
             | "ENABLE"
             | "IDLE"
             | "CHECK"
@@ -762,6 +765,35 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
         // AppendStart. What is left is an APPEND without a message.
         // Like APPEND, these end in a message literal, which the decoder hands out itself.
         "APPEND" | "REPLACE" => return Err(invalid()),
+        // RFC 9208 7.
+        "GETQUOTA" => {
+            c.sp()?;
+            CommandBody::GetQuota {
+                root: c.astring()?.into_owned(),
+            }
+        }
+        "GETQUOTAROOT" => {
+            c.sp()?;
+            CommandBody::GetQuotaRoot {
+                mailbox: c.mailbox()?,
+            }
+        }
+        "SETQUOTA" => {
+            c.sp()?;
+            let root = c.astring()?.into_owned();
+            c.sp()?;
+            c.expect(b'(')?;
+            let mut limits = Vec::new();
+            while !c.eat(b')') {
+                if !limits.is_empty() {
+                    c.sp()?;
+                }
+                let name = c.word()?;
+                c.sp()?;
+                limits.push((name, c.number64()?));
+            }
+            CommandBody::SetQuota { root, limits }
+        }
         "ENABLE" => {
             let mut caps = Vec::new();
             while c.eat(b' ') {
@@ -1034,6 +1066,7 @@ fn status_items(c: &mut Cursor<'_>) -> R<Vec<StatusItem>> {
             "DELETED" => StatusItem::Deleted,
             "APPENDLIMIT" => StatusItem::AppendLimit,
             "MAILBOXID" => StatusItem::MailboxId,
+            "DELETED-STORAGE" => StatusItem::DeletedStorage,
             _ => return Err(invalid()),
         });
         if c.eat(b')') {

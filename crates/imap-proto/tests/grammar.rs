@@ -1403,3 +1403,44 @@ fn fuzzy_preview_items() {
     );
     invalid("a FETCH 1 (SNIPPET (FUZZY)", "FETCH");
 }
+
+/// RFC 9208 QUOTA: GETQUOTA, GETQUOTAROOT, SETQUOTA; STATUS DELETED-STORAGE.
+#[test]
+fn quota_commands() {
+    ok(
+        "a GETQUOTA \"User quota\"",
+        CommandBody::GetQuota {
+            root: b"User quota".to_vec(),
+        },
+    );
+    ok(
+        "a GETQUOTAROOT INBOX",
+        CommandBody::GetQuotaRoot {
+            mailbox: mb("INBOX"),
+        },
+    );
+    ok(
+        "a SETQUOTA \"\" (STORAGE 512 message 10)",
+        CommandBody::SetQuota {
+            root: Vec::new(),
+            limits: vec![("STORAGE".to_owned(), 512), ("MESSAGE".to_owned(), 10)],
+        },
+    );
+    ok(
+        "a SETQUOTA x ()",
+        CommandBody::SetQuota {
+            root: b"x".to_vec(),
+            limits: vec![],
+        },
+    );
+    ok(
+        "a STATUS INBOX (DELETED DELETED-STORAGE)",
+        CommandBody::Status {
+            mailbox: mb("INBOX"),
+            items: vec![StatusItem::Deleted, StatusItem::DeletedStorage],
+        },
+    );
+    invalid("a GETQUOTA", "GETQUOTA");
+    invalid("a SETQUOTA x (STORAGE)", "SETQUOTA");
+    invalid("a SETQUOTA x (STORAGE -1)", "SETQUOTA");
+}

@@ -41,6 +41,9 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "OBJECTID",
             "REPLACE",
             "COMPRESS=DEFLATE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
         ]);
     } else {
         caps.push("LITERAL+");

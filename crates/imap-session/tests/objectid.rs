@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{context, serve};
+use common::{command, context, serve};
 use imap_session::SessionContext;
 use test_support::transcript::Conn;
 
@@ -19,20 +19,6 @@ async fn login(ctx: &Arc<SessionContext>) -> Conn {
     let reply = command(&mut conn, "l", "LOGIN alice wonderland").await;
     assert!(reply.last().unwrap().contains("OBJECTID"), "{reply:?}");
     conn
-}
-
-/// Sends a command and returns every line up to and including its tagged reply.
-async fn command(conn: &mut Conn, tag: &str, text: &str) -> Vec<String> {
-    conn.send(format!("{tag} {text}\r\n").as_bytes()).await;
-    let mut lines = Vec::new();
-    loop {
-        let line = conn.line().await;
-        let done = line.starts_with(&format!("{tag} "));
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
 }
 
 /// The `(...)` after `label` in the first line holding it.

@@ -286,6 +286,7 @@ fn status_item(codec_safe: bool) -> BoxedStrategy<StatusItem> {
         items.push(S::Size);
         items.push(S::AppendLimit);
         items.push(S::MailboxId);
+        items.push(S::DeletedStorage);
     }
     proptest::sample::select(items).boxed()
 }
@@ -379,6 +380,11 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
         prop_oneof![
             10 => simple,
             1 => "[A-Z0-9]{1,10}".prop_map(|mechanism| C::Compress { mechanism }),
+            // RFC 9208 QUOTA.
+            1 => bytes(false).prop_map(|root| C::GetQuota { root }),
+            1 => bytes(false).prop_map(|m| C::GetQuotaRoot { mailbox: MailboxArg(m) }),
+            1 => (bytes(false), vec(("[A-Z]{1,12}", any::<u64>()), 0..3))
+                .prop_map(|(root, limits)| C::SetQuota { root, limits }),
         ]
         .boxed()
     };

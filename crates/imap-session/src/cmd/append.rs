@@ -19,6 +19,8 @@ pub(crate) struct AppendInProgress {
     pending: Vec<PendingAppend>,
     /// REPLACE (RFC 8508): the selected mailbox's message the new one replaces.
     replaces: Option<Uid>,
+    /// Octets of the messages taken so far, for the quota check of the next (RFC 9208).
+    pending_bytes: u64,
     /// Set when the command already failed; the rest of its literals are read and dropped.
     failed: Option<Reply>,
 }
@@ -36,8 +38,15 @@ impl Session {
             mailbox: None,
             pending: Vec::new(),
             replaces: None,
+            pending_bytes: 0,
             failed: None,
         });
+        // RFC 9208 4.3: the whole command counts against the quota, before any literal.
+        if progress.failed.is_none() {
+            let messages = progress.pending.len() as u64 + 1;
+            let bytes = progress.pending_bytes.saturating_add(size);
+            progress.failed = self.quota_refusal(bytes, messages);
+        }
         if let Some(target) = header.replace
             && progress.failed.is_none()
         {
@@ -66,6 +75,8 @@ impl Session {
                         Ok(Some(reply)) => progress.failed = Some(reply),
                         Ok(None) => {
                             if let Some(writer) = writer {
+                                progress.pending_bytes =
+                                    progress.pending_bytes.saturating_add(size);
                                 progress.pending.push(PendingAppend {
                                     writer,
                                     flags: Flags::from_flags(header.flags.iter()),

@@ -52,6 +52,17 @@ impl Session {
         };
         let source = selected.view.mailbox().clone();
         let uids: Vec<_> = targets.iter().map(|(_, uid)| *uid).collect();
+        if !is_move {
+            // RFC 9208 4.3; a MOVE between the user's own mailboxes adds nothing.
+            let bytes = uids
+                .iter()
+                .filter_map(|&uid| source.message_info(uid).ok())
+                .map(|info| info.size)
+                .sum();
+            if let Some(reply) = self.quota_refusal(bytes, uids.len() as u64) {
+                return reply;
+            }
+        }
         let pairs = match source.copy_to(&uids, dest_mailbox.as_ref()) {
             Ok(p) => p,
             Err(e) => return self.store_error(e),

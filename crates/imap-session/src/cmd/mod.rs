@@ -23,6 +23,7 @@ pub(crate) mod namespace;
 pub(crate) mod noop;
 pub(crate) mod objectid;
 pub(crate) mod preview;
+pub(crate) mod quota;
 pub(crate) mod rename;
 pub(crate) mod search;
 pub(crate) mod searchres;

@@ -29,9 +29,15 @@ impl Session {
         let Some(user) = self.user() else {
             return Err(Reply::bad("Please log in first."));
         };
-        let (status, mailbox_id) = match user.store.open(name).and_then(|mb| {
+        let wants_deleted_storage = items.contains(&StatusItem::DeletedStorage);
+        let (status, mailbox_id, deleted_storage) = match user.store.open(name).and_then(|mb| {
             mb.refresh()?;
-            Ok((mb.status()?, mb.mailbox_id()))
+            let deleted_storage = if wants_deleted_storage {
+                crate::cmd::quota::deleted_storage(mb.as_ref())?
+            } else {
+                0
+            };
+            Ok((mb.status()?, mb.mailbox_id(), deleted_storage))
         }) {
             Ok(s) => s,
             Err(e) => return Err(self.store_error(e)),
@@ -47,12 +53,14 @@ impl Session {
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
                 StatusItem::Size => format!("SIZE {}", status.size),
                 StatusItem::Deleted => format!("DELETED {}", status.deleted),
-                // RFC 7889 3.1: one limit for every mailbox, the one CAPABILITY announces.
                 // RFC 8474 4.3; a backend without identifiers has nothing to say.
                 StatusItem::MailboxId => match &mailbox_id {
                     Some(id) => format!("MAILBOXID ({id})"),
                     None => continue,
                 },
+                // RFC 9208 4.2: the octets an EXPUNGE would free.
+                StatusItem::DeletedStorage => format!("DELETED-STORAGE {deleted_storage}"),
+                // RFC 7889 3.1: one limit for every mailbox, the one CAPABILITY announces.
                 StatusItem::AppendLimit => {
                     format!("APPENDLIMIT {}", self.ctx.settings.limits.max_append)
                 }
