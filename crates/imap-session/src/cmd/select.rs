@@ -11,7 +11,8 @@ use crate::session::{Reply, Selected, Session, State, Wakeup};
 
 impl Session {
     /// SELECT and EXAMINE (RFC 3501 6.3.1, 6.3.2). Any previously selected mailbox is closed first
-    /// (without expunging), so a failed SELECT leaves the session in the authenticated state.
+    /// (without expunging, and said so with `OK [CLOSED]`, RFC 7162 3.2.11), so a failed SELECT
+    /// leaves the session in the authenticated state.
     ///
     /// With CONDSTORE enabled the mailbox's HIGHESTMODSEQ is announced (RFC 7162 3.1.2.1). The
     /// QRESYNC parameter (3.2.5) also sends what changed since the client's mod-sequence: the
@@ -28,7 +29,18 @@ impl Session {
         // RFC 5182 2.1: `$` starts empty in every newly selected mailbox.
         self.saved_result.clear();
         let user = match std::mem::replace(&mut self.state, State::Logout) {
-            State::Authenticated(u) | State::Selected(u, _) => u,
+            State::Authenticated(u) => u,
+            State::Selected(u, _) => {
+                // RFC 7162 3.2.11: the boundary between the closed mailbox's responses and the
+                // new one's, sent by every server that advertises CONDSTORE or QRESYNC.
+                self.out.extend_from_slice(&status_line(
+                    None,
+                    Status::Ok,
+                    Some(&Code::Closed),
+                    "Previous mailbox closed.",
+                ));
+                u
+            }
             other => {
                 self.state = other;
                 return Reply::bad("Please log in first.");
