@@ -136,6 +136,9 @@ fn login_main(
     privileges::chroot_to(chroot)?;
     privileges::become_user(account.uid, account.gid)?;
     privileges::forbid_new_privileges()?;
+    // Changing credentials cleared the parent-death signal the master asked for; without it a
+    // login process could outlive a killed master, holding the ports.
+    privileges::die_with_parent(libc::SIGKILL)?;
     tracing::info!(
         "login process running as {user} (uid {}), chrooted to {}",
         account.uid,

@@ -119,6 +119,20 @@ pub fn forbid_new_privileges() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks the kernel for `signal` when the parent process ends (`PR_SET_PDEATHSIG`).
+pub fn die_with_parent(signal: i32) -> anyhow::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("PR_SET_PDEATHSIG");
+    }
+    // The parent may have ended before the request was made.
+    // SAFETY: getppid cannot fail.
+    if unsafe { libc::getppid() } == 1 {
+        anyhow::bail!("the master process is gone");
+    }
+    Ok(())
+}
+
 /// Arranges for the child of `command` to find `fds` as descriptors 3, 4, ... (in order), and
 /// no other descriptor of this process: Rust opens everything close-on-exec, and `dup2` clears
 /// that flag only on the copies made here. The child is also told to end with its parent.
