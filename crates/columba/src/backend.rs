@@ -155,13 +155,9 @@ fn mechanisms(config: &Config) -> anyhow::Result<Vec<Mechanism>> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if mechanisms.contains(&Mechanism::External) {
-        // The listeners do not hand verified client certificates to the sessions yet (see
-        // tls::ClientCertAuth), so EXTERNAL could only fail: refuse it rather than offer it.
-        anyhow::bail!(
-            "[auth] mechanisms: EXTERNAL is not served yet (client certificates are not passed \
-             from the TLS listeners to the sessions)"
-        );
+    if mechanisms.contains(&Mechanism::External) && config.tls.client_ca.is_none() {
+        // Without an authority to verify them, no client certificate names anyone.
+        anyhow::bail!("[auth] mechanisms: EXTERNAL needs [tls] client_ca");
     }
     Ok(mechanisms)
 }

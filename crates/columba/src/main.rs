@@ -219,7 +219,11 @@ fn run() -> anyhow::Result<()> {
 /// root, it binds the ports and reads the TLS key first, then gives up root.
 fn serve_single_process(config: Config) -> anyhow::Result<()> {
     let listeners = server::bind_listeners(&config)?;
-    let acceptor = tls::acceptor(&config.cert_path(), &config.key_path())?;
+    let acceptor = tls::acceptor_with_client_auth(
+        &config.cert_path(),
+        &config.key_path(),
+        tls::ClientCertAuth::from_config(&config).as_ref(),
+    )?;
     let backend = std::sync::Arc::new(backend::AuthBackend::from_config(&config)?);
     privsep::drop_root_single_process(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

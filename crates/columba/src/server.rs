@@ -16,7 +16,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::limits::PreLoginLimit;
-use crate::tls::StartTls;
+use crate::tls::{ClientCertAuth, StartTls, StartTlsVerified, client_user};
+use auth::cert::CertUserField;
 
 /// A protocol and what its sessions share.
 #[derive(Clone)]
@@ -49,10 +50,17 @@ impl Service {
         }
     }
 
-    async fn serve(self, stream: BoxedStream, info: ConnectionInfo) {
+    /// `tls_client_user`: whom the verified client certificate of an implicit-TLS
+    /// connection names (SASL EXTERNAL).
+    async fn serve(
+        self,
+        stream: BoxedStream,
+        info: ConnectionInfo,
+        tls_client_user: Option<String>,
+    ) {
         match self {
-            Service::Imap(ctx) => imap_session::serve(stream, ctx, info).await,
-            Service::Pop3(ctx) => pop3_session::serve(stream, ctx, info).await,
+            Service::Imap(ctx) => imap_session::serve_tls(stream, ctx, info, tls_client_user).await,
+            Service::Pop3(ctx) => pop3_session::serve_tls(stream, ctx, info, tls_client_user).await,
         }
     }
 }
@@ -170,7 +178,16 @@ pub async fn serve_listeners(
     prelogin: Arc<PreLoginLimit>,
 ) -> anyhow::Result<()> {
     let penalty = login_penalty(config);
-    let starttls: Arc<dyn TlsUpgrade> = Arc::new(StartTls(acceptor.clone()));
+    // With `[tls] client_ca`, STARTTLS and implicit TLS both tell the session whom a verified
+    // client certificate names.
+    let client_field = ClientCertAuth::from_config(config).map(|c| c.username_field);
+    let starttls: Arc<dyn TlsUpgrade> = match client_field {
+        Some(username_field) => Arc::new(StartTlsVerified {
+            acceptor: acceptor.clone(),
+            username_field,
+        }),
+        None => Arc::new(StartTls(acceptor.clone())),
+    };
     let imap = imap_settings(config);
     let imap_context = |starttls: Option<Arc<dyn TlsUpgrade>>| {
         Service::Imap(Arc::new(imap_session::SessionContext {
@@ -201,7 +218,13 @@ pub async fn serve_listeners(
             ListenerKind::Pop3 => (pop3_context(Some(starttls.clone())), None),
             ListenerKind::Pop3s => (pop3_context(None), Some(acceptor.clone())),
         };
-        tokio::spawn(accept_loop(listener, service, tls, prelogin.clone()));
+        tokio::spawn(accept_loop(
+            listener,
+            service,
+            tls,
+            prelogin.clone(),
+            client_field,
+        ));
     }
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -213,6 +236,7 @@ async fn accept_loop(
     service: Service,
     tls: Option<TlsAcceptor>,
     prelogin: Arc<PreLoginLimit>,
+    client_field: Option<CertUserField>,
 ) {
     loop {
         let (socket, remote) = match listener.accept().await {
@@ -240,7 +264,7 @@ async fn accept_loop(
         let service = service.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(socket, remote, service, tls, session).await {
+            if let Err(e) = handle(socket, remote, service, tls, session, client_field).await {
                 tracing::info!("{login_process}: Disconnected: {e}: rip={}", remote.ip());
             }
             drop(ticket);
@@ -254,6 +278,7 @@ async fn handle(
     service: Service,
     tls: Option<TlsAcceptor>,
     session_id: String,
+    client_field: Option<CertUserField>,
 ) -> anyhow::Result<()> {
     // Small responses matter more than throughput here: a client waits for each reply line.
     socket.set_nodelay(true)?;
@@ -265,13 +290,14 @@ async fn handle(
         session_id,
     };
     match tls {
-        None => service.serve(Box::new(socket), info).await,
+        None => service.serve(Box::new(socket), info, None).await,
         Some(acceptor) => {
             let stream = tokio::time::timeout(service.login_timeout(), acceptor.accept(socket))
                 .await
                 .context("TLS handshake timed out")?
                 .context("TLS handshake failed")?;
-            service.serve(Box::new(stream), info).await;
+            let user = client_field.and_then(|field| client_user(stream.get_ref().1, field));
+            service.serve(Box::new(stream), info, user).await;
         }
     }
     Ok(())

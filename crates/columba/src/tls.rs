@@ -15,6 +15,7 @@ use session_api::{BoxedStream, TlsUpgrade, UpgradeFuture, VerifiedUpgradeFuture}
 use tokio_rustls::TlsAcceptor;
 
 /// Loads a PEM certificate chain and private key into a rustls acceptor.
+#[cfg(test)]
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     acceptor_with_client_auth(cert, key, None)
 }
@@ -27,9 +28,6 @@ pub struct ClientCertAuth {
     pub username_field: CertUserField,
 }
 
-// Not yet called outside tests: server.rs builds its acceptors with `acceptor`; wiring
-// `[tls] client_ca` into the listeners (implicit TLS and STARTTLS) is the next step.
-#[allow(dead_code)]
 impl ClientCertAuth {
     /// The client certificate settings of `[tls]`, if `client_ca` is set.
     pub fn from_config(config: &crate::config::Config) -> Option<ClientCertAuth> {
@@ -98,7 +96,6 @@ pub fn acceptor_with_client_auth(
 
 /// The user the client's certificate names, if it presented one (rustls verified it during
 /// the handshake: only verified certificates are kept as peer certificates).
-#[allow(dead_code)] // Wired with ClientCertAuth, above.
 pub fn client_user(connection: &rustls::ServerConnection, field: CertUserField) -> Option<String> {
     let certificate = connection.peer_certificates()?.first()?;
     match certificate_user(certificate, field) {
@@ -132,7 +129,6 @@ pub fn generate_self_signed(cert: &Path, key: &Path) -> anyhow::Result<()> {
 
 /// The STARTTLS and STLS upgrade for listeners that verify client certificates: also gives
 /// the session the user the certificate names, for SASL EXTERNAL.
-#[allow(dead_code)] // Wired with ClientCertAuth, above.
 pub struct StartTlsVerified {
     pub acceptor: TlsAcceptor,
     pub username_field: CertUserField,

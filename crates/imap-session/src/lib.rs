@@ -21,4 +21,4 @@ pub use context::{
     AsyncStream, BoxedStream, ConnectionInfo, ImapSettings, SessionContext, TlsUpgrade,
     UpgradeFuture, UserBackend,
 };
-pub use session::{serve, serve_logged_in};
+pub use session::{serve, serve_logged_in, serve_tls};

@@ -18,7 +18,7 @@ mod uidl;
 
 pub use context::{Pop3Settings, SessionContext};
 pub use lock::{MaildropGuard, MaildropLocks};
-pub use session::{serve, serve_logged_in};
+pub use session::{serve, serve_logged_in, serve_tls};
 pub use session_api::{
     AsyncStream, BoxedStream, ConnectionInfo, TlsUpgrade, UpgradeFuture, UserBackend,
 };

@@ -84,7 +84,19 @@ pub(crate) struct Session {
 
 /// Serves one connection until it ends.
 pub async fn serve(stream: BoxedStream, ctx: Arc<SessionContext>, info: ConnectionInfo) {
+    serve_tls(stream, ctx, info, None).await;
+}
+
+/// [`serve`] for an implicit-TLS connection whose client presented a verified certificate
+/// naming `tls_client_user`: the user SASL EXTERNAL may log in (RFC 4422 Appendix A).
+pub async fn serve_tls(
+    stream: BoxedStream,
+    ctx: Arc<SessionContext>,
+    info: ConnectionInfo,
+    tls_client_user: Option<String>,
+) {
     let mut session = Session::new(stream, ctx, info);
+    session.tls_client_user = tls_client_user;
     // No timestamp banner: APOP is not offered (RFC 1939 7).
     response::ok(&mut session.out, "Columba ready.");
     session.run().await;

@@ -131,7 +131,11 @@ fn login_main(
         listeners.push((kind, listener));
     }
     // The key is read while still root; after this, nothing on disk is reachable.
-    let acceptor = crate::tls::acceptor(&config.cert_path(), &config.key_path())?;
+    let acceptor = crate::tls::acceptor_with_client_auth(
+        &config.cert_path(),
+        &config.key_path(),
+        crate::tls::ClientCertAuth::from_config(&config).as_ref(),
+    )?;
     let account = privileges::service_user(user)?;
     privileges::chroot_to(chroot)?;
     privileges::become_user(account.uid, account.gid)?;

@@ -39,6 +39,7 @@ pub fn run(config: Config, user: String) -> anyhow::Result<()> {
     // Ending the runtime ends the sessions; closing the mailboxes they kept saves their indexes.
     drop(runtime);
     mail_store::maildir::release_idle_mailboxes(std::path::Path::new("/"));
+    mail_store::mbox::release_idle_mailboxes(std::path::Path::new("/"));
     result
 }
 
