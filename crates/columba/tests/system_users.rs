@@ -639,3 +639,46 @@ fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn single_process_gives_up_root_after_binding() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !root() {
+        return;
+    }
+    // Virtual users, one process, `[server] user = "nobody"`: the data directory is the
+    // nobody user's (the key may stay root's: it is read before root is given up).
+    let dir = tempfile::tempdir().unwrap();
+    common::add_user(dir.path(), common::USER, common::PASSWORD);
+    let config = dir.path().join("columba.toml");
+    std::fs::write(&config, "[server]\nuser = \"nobody\"\n").unwrap();
+    admin(
+        &[
+            "chown",
+            "-R",
+            "nobody:nogroup",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    let mut server = Server::start_in(dir, &["--config", config.to_str().unwrap()]);
+    server.wait_for_log("running as nobody");
+    let fields = status_fields(server.pid());
+    let nobody = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    let nobody = String::from_utf8_lossy(&nobody.stdout).trim().to_owned();
+    assert!(
+        fields["Uid"].split_whitespace().all(|u| u == nobody),
+        "{fields:?}"
+    );
+    assert_eq!(fields["Groups"], "", "{fields:?}");
+    assert_eq!(fields["NoNewPrivs"], "1", "{fields:?}");
+    let (mut c, reply) = login(&server, common::USER, common::PASSWORD);
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+    append(&mut c, "Subject: as nobody\r\n\r\nx\r\n");
+    let files = messages(&server.maildir(common::USER));
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().uid().to_string(),
+        nobody
+    );
+}

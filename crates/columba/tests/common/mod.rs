@@ -178,6 +178,11 @@ impl Server {
         std::mem::replace(&mut self.data_dir, empty)
     }
 
+    /// The server's process id (the master's, when it separates itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
