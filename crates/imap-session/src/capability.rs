@@ -9,6 +9,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
     let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE"];
     if s.is_authenticated() {
         caps.extend([
+            "IMAP4rev2",
             "SORT",
             "SORT=DISPLAY",
             "THREAD=REFERENCES",

@@ -4,10 +4,30 @@ use imap_proto::response::Code;
 use imap_proto::{ListPattern, MailboxArg};
 use mail_types::{HIERARCHY_SEPARATOR, MailboxName, utf7};
 
-use crate::session::Reply;
+use crate::session::{Reply, Session};
 
 /// Longest LIST pattern accepted; matching is O(pattern x name), so it is bounded.
 const MAX_PATTERN_CHARS: usize = 1024;
+
+impl Session {
+    /// The mailbox an argument names: modified UTF-7 (RFC 3501 5.1.3), or UTF-8 as it is once
+    /// the client enabled IMAP4rev2 (RFC 9051 5.1).
+    pub(crate) fn mailbox_name(&self, arg: &MailboxArg) -> Result<MailboxName, Reply> {
+        if self.rev2 {
+            mailbox_name_utf8(arg)
+        } else {
+            mailbox_name(arg)
+        }
+    }
+}
+
+/// A UTF-8 mailbox argument (RFC 9051 5.1) into a validated name.
+fn mailbox_name_utf8(arg: &MailboxArg) -> Result<MailboxName, Reply> {
+    let name = std::str::from_utf8(&arg.0)
+        .map_err(|_| Reply::no("Mailbox name is not valid UTF-8.").with_code(Code::CanNot))?;
+    MailboxName::new(name)
+        .map_err(|e| Reply::no(format!("Invalid mailbox name: {e}.")).with_code(Code::CanNot))
+}
 
 /// Decodes a mailbox argument (modified UTF-7, RFC 3501 5.1.3) into a validated name.
 pub(crate) fn mailbox_name(arg: &MailboxArg) -> Result<MailboxName, Reply> {
@@ -32,8 +52,17 @@ pub(crate) struct ListMatcher {
 }
 
 impl ListMatcher {
-    pub(crate) fn new(reference: &ListPattern, pattern: &ListPattern) -> Result<Self, Reply> {
+    /// `utf8`: the client enabled IMAP4rev2, whose patterns are UTF-8 (RFC 9051 5.1).
+    pub(crate) fn new(
+        reference: &ListPattern,
+        pattern: &ListPattern,
+        utf8: bool,
+    ) -> Result<Self, Reply> {
         let decode = |raw: &[u8]| {
+            if utf8 {
+                return String::from_utf8(raw.to_vec())
+                    .map_err(|_| Reply::no("Pattern is not valid UTF-8.").with_code(Code::CanNot));
+            }
             utf7::decode(raw).map_err(|_| {
                 Reply::no("Pattern is not valid modified UTF-7.").with_code(Code::CanNot)
             })
@@ -111,6 +140,7 @@ mod tests {
         ListMatcher::new(
             &ListPattern(reference.as_bytes().to_vec()),
             &ListPattern(pattern.as_bytes().to_vec()),
+            false,
         )
         .unwrap_or_else(|_| panic!("pattern {pattern:?}"))
     }
@@ -153,7 +183,12 @@ mod tests {
     fn non_ascii_patterns_are_decoded() {
         assert!(m("", "Entw&APw-rfe").matches("Entw\u{fc}rfe"));
         assert!(
-            ListMatcher::new(&ListPattern(Vec::new()), &ListPattern(b"&Jjo".to_vec())).is_err()
+            ListMatcher::new(
+                &ListPattern(Vec::new()),
+                &ListPattern(b"&Jjo".to_vec()),
+                false
+            )
+            .is_err()
         );
     }
 }

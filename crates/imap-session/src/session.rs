@@ -143,6 +143,8 @@ pub(crate) struct Session {
     pub saved_result: Vec<mail_types::Uid>,
     /// COMPRESS=DEFLATE (RFC 4978) is active: `stream` is a DeflateStream.
     pub compressed: bool,
+    /// ENABLE IMAP4rev2 (RFC 9051): no RECENT or \Recent, ESEARCH for SEARCH, UTF-8 names.
+    pub rev2: bool,
     /// Who logged in, kept after LOGOUT for the disconnect log line.
     pub logged_in_as: Option<String>,
     pub append: Option<AppendInProgress>,
@@ -226,6 +228,7 @@ impl Session {
             qresync: false,
             saved_result: Vec::new(),
             compressed: false,
+            rev2: false,
             logged_in_as: None,
             append: None,
             started: Instant::now(),
@@ -628,7 +631,13 @@ impl Session {
             return;
         };
         match selected.view.sync(allow_expunge) {
-            Ok(events) => write_events(&mut self.out, &events, self.condstore, self.qresync),
+            Ok(events) => write_events(
+                &mut self.out,
+                &events,
+                self.condstore,
+                self.qresync,
+                self.rev2,
+            ),
             Err(StoreError::UidValidityChanged { was, now }) => {
                 tracing::warn!(
                     session = %self.info.session_id,
@@ -748,12 +757,14 @@ fn reads_messages(body: &CommandBody) -> bool {
 /// Writes view events as untagged responses (RFC 3501 7.3.1, 7.3.2, 7.4.1, 7.4.2).
 /// The untagged responses for what changed (RFC 3501 7.3, 7.4). With CONDSTORE the FETCH
 /// responses carry MODSEQ (RFC 7162 3.1.4.1); with QRESYNC expunges are told as one VANISHED
-/// of their UIDs instead of EXPUNGEs (3.2.10).
+/// of their UIDs instead of EXPUNGEs (3.2.10). IMAP4rev2 has no RECENT and no \Recent
+/// (RFC 9051 appendix E item 12).
 pub(crate) fn write_events(
     out: &mut Vec<u8>,
     events: &[ViewEvent],
     condstore: bool,
     qresync: bool,
+    rev2: bool,
 ) {
     if qresync {
         let gone: Vec<u32> = events
@@ -774,6 +785,7 @@ pub(crate) fn write_events(
                 out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes())
             }
             ViewEvent::Exists(n) => out.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes()),
+            ViewEvent::Recent(_) if rev2 => {}
             ViewEvent::Recent(n) => out.extend_from_slice(format!("* {n} RECENT\r\n").as_bytes()),
             ViewEvent::Flags {
                 seq,
@@ -783,7 +795,7 @@ pub(crate) fn write_events(
                 modseq,
             } => {
                 out.extend_from_slice(format!("* {seq} FETCH (UID {uid} FLAGS ").as_bytes());
-                response::write_flag_list(out, flags.iter(), *recent);
+                response::write_flag_list(out, flags.iter(), *recent && !rev2);
                 if condstore {
                     out.extend_from_slice(format!(" MODSEQ ({modseq})").as_bytes());
                 }

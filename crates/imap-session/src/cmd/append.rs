@@ -6,7 +6,6 @@ use imap_proto::{AppendHeader, ReplaceTarget, Tag};
 use mail_store::{AppendWriter, FlagChange, Mailbox, PendingAppend};
 use mail_types::{Flags, SeqRange, SeqSet, SystemFlags, Uid};
 
-use crate::names::mailbox_name;
 use crate::session::{Flow, Reply, Session, State};
 
 /// Where an APPEND's message goes: its mailbox and the writer streaming the message there.
@@ -136,7 +135,7 @@ impl Session {
         let mailbox = match current {
             Some(mb) => mb,
             None => {
-                let name = mailbox_name(&header.mailbox)?;
+                let name = self.mailbox_name(&header.mailbox)?;
                 match user.store.open(&name) {
                     Ok(mb) => mb,
                     Err(e) if e.kind() == mail_store::StoreErrorKind::NotFound => {

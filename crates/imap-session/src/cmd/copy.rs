@@ -4,7 +4,6 @@ use mail_store::{FlagChange, StoreErrorKind};
 use mail_types::{Flags, SeqSet, SystemFlags};
 
 use crate::cmd::searchres;
-use crate::names::mailbox_name;
 use crate::session::{Reply, Session, State};
 
 impl Session {
@@ -19,7 +18,7 @@ impl Session {
         is_move: bool,
     ) -> Reply {
         let verb = if is_move { "MOVE" } else { "COPY" };
-        let dest_name = match mailbox_name(dest) {
+        let dest_name = match self.mailbox_name(dest) {
             Ok(n) => n,
             Err(reply) => return reply,
         };

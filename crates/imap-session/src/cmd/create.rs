@@ -3,7 +3,6 @@ use imap_proto::response::Code;
 use mail_types::HIERARCHY_SEPARATOR;
 
 use crate::cmd::list::SPECIAL_USE;
-use crate::names::mailbox_name;
 use crate::session::{Reply, Session};
 
 /// The special uses a client may give a new mailbox (RFC 6154 3). `\All` and `\Flagged` name
@@ -25,7 +24,7 @@ impl Session {
         if raw.len() > 1 && raw.last() == Some(&(HIERARCHY_SEPARATOR as u8)) {
             raw.pop();
         }
-        let name = match mailbox_name(&MailboxArg(raw)) {
+        let name = match self.mailbox_name(&MailboxArg(raw)) {
             Ok(n) => n,
             Err(reply) => return reply,
         };

@@ -1,14 +1,13 @@
 use imap_proto::MailboxArg;
 use imap_proto::response::Code;
 
-use crate::names::mailbox_name;
 use crate::session::{Reply, Session};
 
 impl Session {
     /// DELETE (RFC 3501 6.3.4). INBOX cannot be deleted; a mailbox with children loses its
     /// messages and stays as a `\Noselect` level (the store decides).
     pub(crate) fn cmd_delete(&mut self, arg: &MailboxArg) -> Reply {
-        let name = match mailbox_name(arg) {
+        let name = match self.mailbox_name(arg) {
             Ok(n) => n,
             Err(reply) => return reply,
         };

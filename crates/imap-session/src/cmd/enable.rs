@@ -2,7 +2,7 @@ use crate::session::{Reply, Session};
 
 impl Session {
     /// ENABLE (RFC 5161 3.1). CONDSTORE and QRESYNC (RFC 7162 3.1, 3.2.3; QRESYNC implies
-    /// CONDSTORE) can be enabled; `* ENABLED` lists those this command turned on, and nothing for
+    /// CONDSTORE) and IMAP4rev2 (RFC 9051 6.3.1) can be enabled; `* ENABLED` lists those this command turned on, and nothing for
     /// names that are unknown or already enabled, as the RFC asks.
     pub(crate) fn cmd_enable(&mut self, requested: &[String]) -> Reply {
         let mut enabled = Vec::new();
@@ -16,6 +16,11 @@ impl Session {
                     self.qresync = true;
                     self.condstore = true;
                     enabled.push("QRESYNC");
+                }
+                // RFC 9051: names in UTF-8, ESEARCH for SEARCH, no RECENT or \Recent.
+                "IMAP4REV2" if !self.rev2 => {
+                    self.rev2 = true;
+                    enabled.push("IMAP4rev2");
                 }
                 _ => {}
             }

@@ -21,6 +21,8 @@ struct FetchPlan {
     needs_body: bool,
     sets_seen: bool,
     has_flags: bool,
+    /// `\Recent` is shown (not under IMAP4rev2, RFC 9051 appendix E item 12).
+    show_recent: bool,
 }
 
 impl FetchPlan {
@@ -64,6 +66,7 @@ impl FetchPlan {
             needs_body,
             sets_seen,
             has_flags,
+            show_recent: true,
         }
     }
 }
@@ -107,7 +110,8 @@ impl Session {
         if changed_since.is_some() && !items.contains(&FetchAttr::ModSeq) {
             items.push(FetchAttr::ModSeq);
         }
-        let plan = FetchPlan::new(&items, uid_command);
+        let mut plan = FetchPlan::new(&items, uid_command);
+        plan.show_recent = !self.rev2;
         let State::Selected(_, selected) = &mut self.state else {
             return Reply::bad("No mailbox selected.");
         };
@@ -302,7 +306,7 @@ fn write_fetch_response(
             FetchAttr::Uid => out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
             FetchAttr::Flags => {
                 out.extend_from_slice(b"FLAGS ");
-                write_flag_list(out, entry.flags.iter(), entry.recent);
+                write_flag_list(out, entry.flags.iter(), entry.recent && plan.show_recent);
             }
             FetchAttr::InternalDate => {
                 out.extend_from_slice(b"INTERNALDATE ");
@@ -442,7 +446,7 @@ fn write_fetch_response(
         // RFC 3501 6.4.5: a FETCH that sets \Seen reports the new flags.
         sep(out);
         out.extend_from_slice(b"FLAGS ");
-        write_flag_list(out, entry.flags.iter(), entry.recent);
+        write_flag_list(out, entry.flags.iter(), entry.recent && plan.show_recent);
     }
     if flags_changed && condstore && !plan.items.contains(&FetchAttr::ModSeq) {
         // RFC 7162 3.1.4.1: with CONDSTORE, a flag change is reported with its mod-sequence.

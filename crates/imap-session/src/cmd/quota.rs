@@ -12,7 +12,6 @@ use imap_proto::response::{Code, write_astring, write_mailbox};
 use mail_store::{MailStore, Mailbox};
 use mail_types::{MailboxName, SystemFlags};
 
-use crate::names::mailbox_name;
 use crate::session::{Reply, Session};
 
 /// The quota root every mailbox of a user belongs to (Dovecot's default name).
@@ -171,13 +170,13 @@ impl Session {
     /// GETQUOTAROOT (RFC 9208 4.1.2): the user's root for any mailbox name, existing or not,
     /// with its QUOTA; no root at all for a user without limits.
     pub(crate) fn cmd_getquotaroot(&mut self, arg: &MailboxArg) -> Reply {
-        let name = match mailbox_name(arg) {
+        let name = match self.mailbox_name(arg) {
             Ok(n) => n,
             Err(reply) => return reply,
         };
         let limits = self.quota_limits();
         self.out.extend_from_slice(b"* QUOTAROOT ");
-        write_mailbox(&mut self.out, name.as_str(), false);
+        write_mailbox(&mut self.out, name.as_str(), self.rev2);
         if limits.any() {
             self.out.push(b' ');
             write_astring(&mut self.out, QUOTA_ROOT.as_bytes());

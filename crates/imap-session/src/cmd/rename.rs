@@ -1,14 +1,13 @@
 use imap_proto::MailboxArg;
 use imap_proto::response::Code;
 
-use crate::names::mailbox_name;
 use crate::session::{Reply, Session};
 
 impl Session {
     /// RENAME (RFC 3501 6.3.5): children move along; renaming INBOX moves its messages into a
     /// new mailbox and leaves INBOX empty (the store implements both).
     pub(crate) fn cmd_rename(&mut self, from: &MailboxArg, to: &MailboxArg) -> Reply {
-        let (from, to) = match (mailbox_name(from), mailbox_name(to)) {
+        let (from, to) = match (self.mailbox_name(from), self.mailbox_name(to)) {
             (Ok(f), Ok(t)) => (f, t),
             (Err(reply), _) | (_, Err(reply)) => return reply,
         };

@@ -361,6 +361,8 @@ impl Session {
             .map(|(seq, msg)| if uid_command { msg.uid.get() } else { *seq })
             .collect();
         let modseq = reported_modseq(criteria, &found);
+        // IMAP4rev2 answers every SEARCH with ESEARCH, RETURN () being ALL (RFC 9051 6.4.4).
+        let returns = returns.or_else(|| self.rev2.then_some(&[][..]));
         match returns {
             None => {
                 let mut line = String::with_capacity(9 + hits.len() * 6);

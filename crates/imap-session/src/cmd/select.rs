@@ -1,12 +1,11 @@
 use std::sync::Arc;
 
-use imap_proto::response::{Code, Status, status_line, write_flag_list};
+use imap_proto::response::{Code, Status, status_line, write_flag_list, write_mailbox};
 use imap_proto::{MailboxArg, QresyncParams, SelectParams};
 use mail_store::{ChangeListener, MailboxView};
 use mail_types::{Flag, Keyword, SeqSet, SystemFlags};
 use tokio::sync::Notify;
 
-use crate::names::mailbox_name;
 use crate::session::{Reply, Selected, Session, State, Wakeup};
 
 impl Session {
@@ -46,7 +45,7 @@ impl Session {
                 return Reply::bad("Please log in first.");
             }
         };
-        let name = match mailbox_name(arg) {
+        let name = match self.mailbox_name(arg) {
             Ok(n) => n,
             Err(reply) => {
                 self.state = State::Authenticated(user);
@@ -88,15 +87,19 @@ impl Session {
             "Flags permitted.",
         );
         self.out.extend_from_slice(&line);
-        self.out.extend_from_slice(
-            format!(
-                "* {} EXISTS\r\n* {} RECENT\r\n",
-                view.exists(),
-                view.recent_count()
-            )
-            .as_bytes(),
-        );
-        if let Some(seq) = view.first_unseen() {
+        self.out
+            .extend_from_slice(format!("* {} EXISTS\r\n", view.exists()).as_bytes());
+        // IMAP4rev2 drops RECENT and the UNSEEN code and asks for the mailbox's LIST
+        // response instead (RFC 9051 6.3.2, appendix E items 10-12).
+        if self.rev2 {
+            self.out.extend_from_slice(b"* LIST () \"/\" ");
+            write_mailbox(&mut self.out, name.as_str(), true);
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            self.out
+                .extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
+        }
+        if let Some(seq) = view.first_unseen().filter(|_| !self.rev2) {
             let line = status_line(
                 None,
                 Status::Ok,
@@ -184,7 +187,7 @@ impl Session {
             }
             self.out
                 .extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).as_bytes());
-            write_flag_list(&mut self.out, m.flags.iter(), m.recent);
+            write_flag_list(&mut self.out, m.flags.iter(), m.recent && !self.rev2);
             self.out
                 .extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
         }

@@ -3,13 +3,12 @@ use imap_proto::{MailboxArg, StatusItem};
 
 use mail_types::MailboxName;
 
-use crate::names::mailbox_name;
 use crate::session::{Reply, Session};
 
 impl Session {
     /// STATUS (RFC 3501 6.3.10): the requested figures, in the order asked, without selecting.
     pub(crate) fn cmd_status(&mut self, arg: &MailboxArg, items: &[StatusItem]) -> Reply {
-        let name = match mailbox_name(arg) {
+        let name = match self.mailbox_name(arg) {
             Ok(n) => n,
             Err(reply) => return reply,
         };
@@ -67,7 +66,7 @@ impl Session {
             });
         }
         self.out.extend_from_slice(b"* STATUS ");
-        write_mailbox(&mut self.out, name.as_str(), false);
+        write_mailbox(&mut self.out, name.as_str(), self.rev2);
         self.out
             .extend_from_slice(format!(" ({})\r\n", figures.join(" ")).as_bytes());
         Ok(())

@@ -89,7 +89,7 @@ impl Session {
             }
             if !silent {
                 let mut f = b"FLAGS ".to_vec();
-                write_flag_list(&mut f, m.flags.iter(), m.recent);
+                write_flag_list(&mut f, m.flags.iter(), m.recent && !self.rev2);
                 items.push(f);
             }
             if condstore || report_modseq {

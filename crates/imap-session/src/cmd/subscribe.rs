@@ -1,6 +1,5 @@
 use imap_proto::MailboxArg;
 
-use crate::names::mailbox_name;
 use crate::session::{Reply, Session};
 
 impl Session {
@@ -8,7 +7,7 @@ impl Session {
     /// exist is allowed: the RFC says a server MUST NOT remove a subscription because the mailbox
     /// went away, and some clients subscribe before they create.
     pub(crate) fn cmd_subscribe(&mut self, arg: &MailboxArg, subscribe: bool) -> Reply {
-        let name = match mailbox_name(arg) {
+        let name = match self.mailbox_name(arg) {
             Ok(n) => n,
             Err(reply) => return reply,
         };
