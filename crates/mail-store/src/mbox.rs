@@ -22,6 +22,7 @@ mod journal;
 pub mod lock;
 mod mailbox;
 pub mod parse;
+mod persist;
 pub mod write;
 
 use std::collections::{HashMap, VecDeque};
@@ -34,6 +35,7 @@ use mail_types::{MailboxName, UidValidity};
 
 pub use lock::{LockConfig, LockMethod};
 pub use mailbox::{JOURNAL_FILE, MboxMailbox};
+pub use persist::INDEX_FILE;
 pub use write::Quoting;
 
 use crate::maildir::io as mio;

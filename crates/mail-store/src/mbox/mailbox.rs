@@ -28,7 +28,7 @@ use mail_types::{Flags, Keyword, MailboxName, SystemFlags, Uid, UidValidity};
 use super::lock::{Access, MboxLock};
 use super::parse::{self, RawMessage};
 use super::write::{self, BaseOut, MetaOut};
-use super::{MboxSettings, from_line, journal};
+use super::{MboxSettings, from_line, journal, persist};
 use crate::indexed::{self, CacheSlot, Listeners};
 use crate::maildir::io::{self as mio, FileStamp};
 use crate::maildir::mailbox::{apply_change, crlf_size, to_crlf};
@@ -60,6 +60,8 @@ pub struct MboxMailbox {
     listeners: Listeners,
     deleted: AtomicBool,
     cache: CacheSlot,
+    /// How many times this mailbox read its file to index it (in full or its new end).
+    scans: std::sync::atomic::AtomicU64,
 }
 
 /// Everything behind the mailbox's mutex.
@@ -83,6 +85,27 @@ struct State {
     /// Every mod-sequence a client has seen is at or below this value, which is on disk: the
     /// index this process builds from the file starts above it.
     modseq_ceiling: u64,
+    /// What `columba.index` holds, when it matches this state: (cursor, records, stamp).
+    saved: Option<(u64, usize, Option<FileStamp>)>,
+}
+
+impl State {
+    /// Nothing known yet: the first sync scans the file.
+    fn empty() -> State {
+        State {
+            index: MailboxIndex::new(UidValidity::MIN),
+            initialized: false,
+            stamp: None,
+            pseudo_end: None,
+            base: None,
+            base_digits: None,
+            dirty: BTreeSet::new(),
+            must_write: false,
+            shared: None,
+            modseq_ceiling: 0,
+            saved: None,
+        }
+    }
 }
 
 /// Where a message is in the file: `parse::RawMessage`'s offsets, as the index keeps them.
@@ -184,32 +207,37 @@ impl MboxMailbox {
             uidvalidity_dir,
             settings,
             me: me.clone(),
-            state: Mutex::new(State {
-                index: MailboxIndex::new(UidValidity::MIN),
-                initialized: false,
-                stamp: None,
-                pseudo_end: None,
-                base: None,
-                base_digits: None,
-                dirty: BTreeSet::new(),
-                must_write: false,
-                shared: None,
-                modseq_ceiling: 0,
-            }),
+            state: Mutex::new(State::empty()),
             listeners: Listeners::default(),
             deleted: AtomicBool::new(false),
             cache,
+            scans: std::sync::atomic::AtomicU64::new(0),
         });
         {
             let mut st = mailbox.lock();
             st.modseq_ceiling = indexed::read_modseq_ceiling(&mailbox.control.join(MODSEQ_FILE));
+            let restored = mailbox.restore(&mut st);
+            if restored {
+                let ceiling = st.modseq_ceiling;
+                st.index.raise_modseq(ceiling);
+            }
             mailbox.sync_locked(&mut st)?;
+            if !restored {
+                // Scanning was the expensive part: keep it even if the process dies later.
+                mailbox.save(&mut st);
+            }
         }
         Ok(mailbox)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many times this mailbox read its file to index it, in full or its new end (for
+    /// tests: a saved index spares the first scan).
+    pub fn scans(&self) -> u64 {
+        self.scans.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -235,6 +263,56 @@ impl MboxMailbox {
 
     fn notify(&self) {
         self.listeners.notify();
+    }
+
+    /// Loads the index an earlier process saved, if it is usable.
+    fn restore(&self, st: &mut State) -> bool {
+        let path = self.control.join(persist::INDEX_FILE);
+        let loaded = match MailboxIndex::read_file(&path) {
+            Ok(Some(l)) => l,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "index file ignored, scanning the mbox: {e}");
+                return false;
+            }
+        };
+        let Some((index, saved)) = persist::decode(loaded) else {
+            tracing::warn!(file = %path.display(), "index file ignored, scanning the mbox: unreadable mbox state");
+            return false;
+        };
+        st.index = index;
+        st.initialized = true;
+        st.stamp = Some(saved.stamp);
+        st.pseudo_end = saved.pseudo_end;
+        st.base = saved.base;
+        st.base_digits = saved.base_digits;
+        st.saved = Some((st.index.cursor(), st.index.len(), st.stamp));
+        true
+    }
+
+    /// Saves the index if it changed since it was loaded or last saved; failures are logged
+    /// (the next process scans the file).
+    fn save(&self, st: &mut State) {
+        if !st.initialized || self.deleted.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(stamp) = st.stamp else { return };
+        let mark = (st.index.cursor(), st.index.len(), st.stamp);
+        if st.saved == Some(mark) {
+            return;
+        }
+        let state = persist::encode_state(&persist::SavedState {
+            stamp,
+            pseudo_end: st.pseudo_end,
+            base: st.base.clone(),
+            base_digits: st.base_digits,
+        });
+        let path = self.control.join(persist::INDEX_FILE);
+        let _ = fs::create_dir_all(&self.control);
+        match st.index.write_file(&path, &state) {
+            Ok(()) => st.saved = Some(mark),
+            Err(e) => tracing::warn!(file = %path.display(), "cannot save the index: {e}"),
+        }
     }
 
     /// Moves the mod-sequence ceiling on disk above what is about to leave the store.
@@ -294,7 +372,7 @@ impl MboxMailbox {
             && let Some(old) = st.stamp
             && old.ino == stamp.ino
             && old.dev == stamp.dev
-            && stamp.size >= old.size
+            && stamp.size > old.size
         {
             let start = match st.index.records().last() {
                 Some(r) => Place::decode(r.backend()).map(|p| p.from),
@@ -303,15 +381,23 @@ impl MboxMailbox {
             if let Some(start) = start
                 && start <= stamp.size
             {
+                self.scans.fetch_add(1, Ordering::Relaxed);
                 let buf = read_range(lock, start, stamp.size)?;
                 if let Ok(parsed) = parse::scan(&buf, start) {
                     let keep = st.index.len().saturating_sub(1);
+                    // The last message must be the same one, where it was: a file rewritten
+                    // in place (an expunge by another process) and then grown can have a
+                    // message boundary at the same offset, but not with the same X-UID.
                     let last_matches = match (st.index.records().last(), parsed.first()) {
-                        (Some(r), Some(p)) => Place::decode(r.backend()).is_some_and(|old| {
-                            old.from == p.from && old.header == p.header && old.body == p.body
-                        }),
-                        (None, _) => true,
-                        (Some(_), None) => false,
+                        (Some(r), Some(p)) => {
+                            p.meta.uid == Some(r.uid().get())
+                                && Place::decode(r.backend()).is_some_and(|old| {
+                                    old.from == p.from
+                                        && old.header == p.header
+                                        && old.body == p.body
+                                })
+                        }
+                        _ => false,
                     };
                     if last_matches {
                         self.reconcile(st, keep, &parsed, &buf, start)?;
@@ -321,6 +407,7 @@ impl MboxMailbox {
                 }
             }
         }
+        self.scans.fetch_add(1, Ordering::Relaxed);
         let buf = read_range(lock, 0, stamp.size)?;
         let mut parsed = parse::scan(&buf, 0)
             .map_err(|e| StoreError::Internal(format!("{}: {e}", self.path.display())))?;
@@ -726,6 +813,15 @@ impl MboxMailbox {
         };
         self.notify();
         Ok(uid)
+    }
+}
+
+impl Drop for MboxMailbox {
+    /// The last user is gone (or the process is shutting down): save what changed.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut st = std::mem::replace(st, State::empty());
+        self.save(&mut st);
     }
 }
 

@@ -538,8 +538,10 @@ fn mod_sequences_never_go_back_across_reopening() {
     let before = inbox.snapshot(false).unwrap().highest_modseq;
     drop(inbox);
     release_idle_mailboxes(dir.path());
-    // A new process builds its index from the file: its mod-sequences start above every one
-    // shown before, so CHANGEDSINCE from an old value reports the message again.
+    // A new process that lost the saved index (a crash before it was written) builds its
+    // index from the file: its mod-sequences start above every one shown before, so
+    // CHANGEDSINCE from an old value reports the message again.
+    std::fs::remove_file(dir.path().join("mail/.imap/INBOX").join(INDEX_FILE)).unwrap();
     let again = store.open(&MailboxName::inbox()).unwrap();
     let snap = again.snapshot(false).unwrap();
     assert!(
@@ -548,4 +550,66 @@ fn mod_sequences_never_go_back_across_reopening() {
         snap.highest_modseq
     );
     assert!(snap.messages[0].modseq > before);
+}
+
+#[test]
+fn a_saved_index_spares_the_next_process_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let seen = Flags::new(SystemFlags::SEEN, []);
+    let a = append(&*inbox, b"Subject: a\r\n\r\nx\r\n", seen.clone());
+    let b = append(&*inbox, b"Subject: b\r\n\r\ny\r\n", Flags::default());
+    let uv = inbox.uid_validity();
+    drop(inbox);
+    release_idle_mailboxes(dir.path());
+    assert!(
+        dir.path()
+            .join("mail/.imap/INBOX")
+            .join(INDEX_FILE)
+            .exists()
+    );
+
+    // Unchanged file: the saved index is used as it is.
+    let inbox = store.open_mbox(&MailboxName::inbox()).unwrap();
+    assert_eq!(
+        inbox.scans(),
+        0,
+        "the file was scanned although nothing changed"
+    );
+    assert_eq!(inbox.uid_validity(), uv);
+    assert_eq!(uids(&*inbox), vec![a.get(), b.get()]);
+    assert_eq!(inbox.snapshot(false).unwrap().messages[0].flags, seen);
+    assert_eq!(inbox.read_message(b).unwrap(), b"Subject: b\r\n\r\ny\r\n");
+    drop(inbox);
+    release_idle_mailboxes(dir.path());
+
+    // Someone delivered meanwhile: the new end is scanned, the UIDs stay.
+    use std::io::Write;
+    let path = dir.path().join("spool/inbox");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(b"From x@y  Sun Nov 29 09:00:00 2026\nSubject: c\n\nz\n\n")
+        .unwrap();
+    drop(file);
+    let inbox = store.open_mbox(&MailboxName::inbox()).unwrap();
+    assert_eq!(uids(&*inbox), vec![a.get(), b.get(), b.get() + 1]);
+    assert_eq!(inbox.scans(), 1, "only the new end is read");
+    assert_eq!(
+        inbox.read_message(Uid::new(b.get() + 1).unwrap()).unwrap(),
+        b"Subject: c\r\n\r\nz\r\n"
+    );
+
+    // A damaged index file is ignored: the file is scanned, nothing is lost.
+    drop(inbox);
+    release_idle_mailboxes(dir.path());
+    std::fs::write(
+        dir.path().join("mail/.imap/INBOX").join(INDEX_FILE),
+        b"garbage",
+    )
+    .unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    assert_eq!(uids(&*inbox), vec![a.get(), b.get(), b.get() + 1]);
 }
