@@ -241,6 +241,7 @@ fn serve_single_process(config: Config) -> anyhow::Result<()> {
     // kept open for reuse are closed here, and closing saves their indexes.
     drop(runtime);
     mail_store::maildir::release_idle_mailboxes(std::path::Path::new("/"));
+    mail_store::mbox::release_idle_mailboxes(std::path::Path::new("/"));
     result
 }
 
