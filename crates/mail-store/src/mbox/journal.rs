@@ -187,9 +187,9 @@ fn remove(journal: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(StoreError::io(journal, e)),
     }
-    // A journal that comes back after a power failure would be applied again: recovery then
-    // finds its tail already in place (rewrite) or an acknowledged message cut (append). The
-    // directory fsync keeps the removal.
+    // The removal is made durable before the caller acknowledges anything: a journal that
+    // came back after a power failure would be applied again, and an append's would cut a
+    // message the client was told is saved.
     sync_parent(journal)
 }
 

@@ -116,6 +116,12 @@ impl MboxLock {
             if lock.still_current()? {
                 return Ok(lock);
             }
+            if Instant::now() >= deadline {
+                return Err(StoreError::InUse(format!(
+                    "{} keeps being replaced",
+                    path.display()
+                )));
+            }
         }
     }
 
