@@ -633,7 +633,23 @@ impl MboxMailbox {
             if place.from < start || gone(uid) {
                 continue;
             }
-            let raw = &buf[rel(place.from)..rel(place.next.min(size))];
+            // Places come from a scan of this very file (the sync above); one that does not
+            // fit it means the index is wrong: start over from the file next time.
+            let consistent = place.from <= place.header
+                && place.header <= place.body
+                && place.body <= place.end
+                && place.end <= place.next
+                && place.next <= size;
+            let Some(raw) = buf
+                .get(rel(place.from)..rel(place.next))
+                .filter(|_| consistent)
+            else {
+                st.stamp = None;
+                return Err(StoreError::Internal(format!(
+                    "{}: the index does not match the file at UID {uid}",
+                    self.path.display()
+                )));
+            };
             let carries_base = !use_pseudo && Some(i) == first_survivor;
             if st.dirty.contains(uid) || carries_base {
                 let Some(rec) = st.index.get(*uid) else {
@@ -714,7 +730,7 @@ impl MboxMailbox {
         let bytes = read_range(lock, place.header, place.end)?;
         Ok(parse::visible(
             &bytes,
-            (place.body - place.header) as usize,
+            place.body.saturating_sub(place.header) as usize,
             place.verbatim,
         ))
     }
