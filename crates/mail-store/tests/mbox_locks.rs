@@ -6,6 +6,8 @@
 //! Without python3 or flock the tests print "skipping: ..." and pass, unless
 //! `COLUMBA_REQUIRE_EXTERNAL=1`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,21 +16,7 @@ use std::time::{Duration, Instant};
 use mail_store::StoreErrorKind;
 use mail_store::mbox::lock::{Access, LockConfig, LockMethod, MboxLock};
 
-fn have(program: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("COLUMBA_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
-            panic!("{program} not installed, but COLUMBA_REQUIRE_EXTERNAL=1");
-        }
-        eprintln!("skipping: {program} not installed");
-    }
-    found
-}
+use common::have;
 
 fn config(write: Vec<LockMethod>) -> LockConfig {
     LockConfig {

@@ -9,6 +9,8 @@
 //! Without the programs the tests print "skipping: ..." and pass, unless
 //! `COLUMBA_REQUIRE_EXTERNAL=1`.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,21 +20,7 @@ use mail_store::mbox::{MboxSettings, MboxStore};
 use mail_store::{FlagChange, MailStore, Mailbox};
 use mail_types::{Flags, MailboxName, SystemFlags, Uid};
 
-fn have(program: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("COLUMBA_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") {
-            panic!("{program} not installed, but COLUMBA_REQUIRE_EXTERNAL=1");
-        }
-        eprintln!("skipping: {program} not installed");
-    }
-    found
-}
+use common::{have, mbox_inbox};
 
 fn subjects(mailbox: &dyn Mailbox) -> Vec<(u32, String)> {
     mailbox
@@ -83,14 +71,7 @@ fn procmail_delivers_while_columba_works_on_the_mailbox() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let inbox_path = dir.path().join("inbox");
-    let store = MboxStore::new(
-        dir.path().join("mail"),
-        inbox_path.clone(),
-        MboxSettings::default(),
-    )
-    .unwrap();
-    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let (_store, inbox, inbox_path) = mbox_inbox(dir.path());
     // procmail waits LOCKSLEEP seconds when the dot lock is taken: one is its minimum.
     let rc = dir.path().join("procmailrc");
     std::fs::write(&rc, format!("LOCKSLEEP=1\n:0:\n{}\n", inbox_path.display())).unwrap();
@@ -158,7 +139,7 @@ fn procmail_delivers_while_columba_works_on_the_mailbox() {
         );
     }
     // A fresh reader of the file (another process) sees the same mailbox.
-    let again = mail_store::mbox::MboxStore::new(
+    let again = MboxStore::new(
         dir.path().join("mail2"),
         inbox_path.clone(),
         MboxSettings::default(),
@@ -203,14 +184,7 @@ fn mutt_sees_the_flags_columba_wrote() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let inbox_path = dir.path().join("inbox");
-    let store = MboxStore::new(
-        dir.path().join("mail"),
-        inbox_path.clone(),
-        MboxSettings::default(),
-    )
-    .unwrap();
-    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let (_store, inbox, inbox_path) = mbox_inbox(dir.path());
     let mut uids: Vec<Uid> = Vec::new();
     for name in ["plain", "read", "flagged", "deleted", "answered"] {
         let mut w = inbox.begin_append().unwrap();
