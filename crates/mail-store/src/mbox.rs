@@ -235,12 +235,10 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
 }
 
+/// Creates an empty mbox (mode 0600, as Dovecot and local delivery agents create spool files)
+/// unless the file exists.
 fn create_empty(path: &Path) -> Result<()> {
-    match fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
+    match mio::create_new(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(mio::error(path, e)),
