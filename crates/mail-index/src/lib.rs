@@ -479,6 +479,9 @@ impl MailboxIndex {
         if floor > self.highest_modseq {
             self.highest_modseq = floor;
             self.expunge_horizon = self.expunge_horizon.max(floor);
+            // Every remembered expunge is now at or below the horizon, where the history is
+            // answered by absent UIDs instead; kept, they would make the index file invalid.
+            self.expunges.clear();
         }
     }
 

@@ -299,3 +299,18 @@ fn raising_the_modseq_floor_forgets_history_below_it() {
     assert_eq!(ix.expunged_since(50), [uid(2)]);
     assert_eq!(ix.expunged_since(100), []);
 }
+
+#[test]
+fn a_raised_modseq_leaves_an_index_that_saves_and_loads() {
+    let mut ix = index();
+    append(&mut ix, 1, false, "a");
+    append(&mut ix, 2, false, "b");
+    ix.apply(Op::Expunge(&[uid(1)])).unwrap();
+    // A restart found a ceiling above everything this index handed out.
+    ix.raise_modseq(ix.cursor() + 4096);
+    let bytes = ix.to_file_bytes(b"state");
+    let loaded = MailboxIndex::from_file_bytes(&bytes).expect("a raised index must load");
+    assert_eq!(loaded.index.len(), 1);
+    // What was expunged before the raise is still reported to a client from before it.
+    assert_eq!(loaded.index.expunged_since(1), vec![uid(1)]);
+}

@@ -613,3 +613,26 @@ fn a_saved_index_spares_the_next_process_the_scan() {
     let inbox = store.open(&MailboxName::inbox()).unwrap();
     assert_eq!(uids(&*inbox), vec![a.get(), b.get(), b.get() + 1]);
 }
+
+#[test]
+fn the_index_stays_loadable_across_restarts_after_expunges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let a = append(
+        &*inbox,
+        b"Subject: a\r\n\r\nx\r\n",
+        Flags::new(SystemFlags::DELETED, []),
+    );
+    let b = append(&*inbox, b"Subject: b\r\n\r\ny\r\n", Flags::default());
+    assert_eq!(inbox.expunge(None).unwrap(), vec![a]);
+    drop(inbox);
+    // Three processes in a row: each loads what the one before saved (with its expunge
+    // history and the mod-sequence ceiling applied), and none has to scan the file.
+    for _ in 0..3 {
+        release_idle_mailboxes(dir.path());
+        let inbox = store.open_mbox(&MailboxName::inbox()).unwrap();
+        assert_eq!(inbox.scans(), 0, "the saved index was not usable");
+        assert_eq!(uids(&*inbox), vec![b.get()]);
+    }
+}
