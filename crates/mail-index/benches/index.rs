@@ -4,7 +4,7 @@
 //!
 //!     cargo bench -p mail-index --bench index
 //!
-//! `cargo test` runs each once, as a check that they work.
+//! `cargo build --all-targets` (the test suite) builds them; `cargo bench` runs them.
 
 use mail_index::{MailboxIndex, NewRecord, Op};
 use mail_types::{Flags, Keyword, SystemFlags, Uid, UidValidity};
