@@ -41,6 +41,9 @@ fn locate(
     mailbox: &str,
 ) -> anyhow::Result<(MaildirStore, MailboxName, PathBuf)> {
     let root = mail_root(config, user)?;
+    // Run as root on a user's mail, the files this writes would be root's, and the user's own
+    // mail process could no longer read them: become the mail's owner first.
+    crate::privsep::become_owner_of(&root)?;
     let name = MailboxName::new(mailbox).map_err(|e| anyhow::anyhow!("{mailbox:?}: {e}"))?;
     let store =
         MaildirStore::new(root.clone()).with_context(|| format!("opening {}", root.display()))?;

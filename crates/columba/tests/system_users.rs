@@ -626,6 +626,32 @@ fn separated_processes_serve_each_user_as_themselves() {
         );
     }
 
+    // The admin command, run as root, works on her mail as her: the index it rewrites stays
+    // hers (her mail process must go on reading it).
+    let out = common::columba()
+        .args([
+            "--config",
+            server
+                .data_dir
+                .path()
+                .join("columba.toml")
+                .to_str()
+                .unwrap(),
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["index", "rebuild", &alice.name, "INBOX"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let index = maildir.join("columba.index");
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().uid(),
+        alice.uid(),
+        "{}",
+        index.display()
+    );
+
     // The login and disconnect lines still come in Dovecot's shape.
     server.wait_for_log(&format!(
         "imap-login: Login: user=<{}>, method=PLAIN",

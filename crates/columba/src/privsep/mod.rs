@@ -213,3 +213,21 @@ pub fn drop_root_single_process(config: &Config) -> anyhow::Result<()> {
     tracing::info!("running as {name} (uid {uid}, gid {gid})");
     Ok(())
 }
+
+/// Started as root on mail that belongs to a user (the admin commands), becomes that user, so
+/// that files written are theirs as the server's would be. Does nothing when not root, when
+/// `path` is root's, or when it does not exist.
+pub fn become_owner_of(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !running_as_root() {
+        return Ok(());
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.uid() == 0 {
+        return Ok(());
+    }
+    privileges::become_user(meta.uid(), meta.gid())
+        .with_context(|| format!("becoming the owner of {}", path.display()))
+}
