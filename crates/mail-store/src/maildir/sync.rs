@@ -246,7 +246,13 @@ impl MaildirMailbox {
         let mut visible = false;
 
         let file = uidlist::read(&self.path)?;
-        let mut list = self.adopt_uidlist(st, file.as_ref().map(|(p, _)| p), &mut visible);
+        // No uidlist yet: a tree Courier-IMAP served keeps its UIDs (the file is written below).
+        let courier = match &file {
+            None => uidlist::read_courier(&self.path)?,
+            Some(_) => None,
+        };
+        let known = file.as_ref().map(|(p, _)| p).or(courier.as_ref());
+        let mut list = self.adopt_uidlist(st, known, &mut visible);
         let mut rewrite = match &file {
             None => true,
             Some((parsed, _)) => parsed.needs_rewrite || !parsed.header_ok,

@@ -395,6 +395,26 @@ pub fn read(dir: &Path) -> Result<Option<(Parsed, FileStamp)>> {
     Ok(Some((parse(&content, &path), FileStamp::of(&meta))))
 }
 
+/// Courier-IMAP's UID list. Its format is version 1 of Dovecot's (`1 <uidvalidity> <nextuid>`,
+/// then `<uid> <file name>`), which `parse` reads.
+pub const COURIER_FILE_NAME: &str = "courierimapuiddb";
+
+/// A Maildir that Courier-IMAP served and Dovecot never did: its `courierimapuiddb`, so that its
+/// UIDVALIDITY and UIDs carry over (Dovecot does the same when it takes over such a tree). The
+/// caller then writes `dovecot-uidlist` from it; Courier's file is left as it was.
+pub fn read_courier(dir: &Path) -> Result<Option<Parsed>> {
+    let path = dir.join(COURIER_FILE_NAME);
+    let content = match std::fs::read(&path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io(&path, e)),
+    };
+    let mut parsed = parse(&content, &path);
+    parsed.needs_rewrite = true;
+    tracing::info!(file = %path.display(), "taking UIDs over from Courier-IMAP");
+    Ok(Some(parsed))
+}
+
 /// Replaces the file with `list`; the caller holds the lock. Durable when it returns: the
 /// temporary file is fsynced before the rename and the directory after it.
 pub fn write(dir: &Path, list: &Uidlist) -> Result<FileStamp> {
