@@ -1,6 +1,6 @@
 //! A Maildir that Courier-IMAP served (`courierimapuiddb`, no `dovecot-uidlist`) opens with
 //! Courier's UIDVALIDITY and UIDs, as Dovecot takes such a tree over, and from then on has a
-//! `dovecot-uidlist` that says the same.
+//! `dovecot-uidlist` that says the same; its `courierimapsubscribed` names stay subscribed.
 
 use mail_store::MailStore;
 use mail_store::maildir::MaildirStore;
@@ -68,4 +68,37 @@ fn courier_uids_and_uidvalidity_carry_over() {
     );
     // Courier's own file is left for Courier.
     assert!(root.join("courierimapuiddb").exists());
+}
+
+#[test]
+fn courier_subscriptions_carry_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("Maildir");
+    for dir in ["", ".Sent", ".Lists.rust"] {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(root.join(dir).join(sub)).unwrap();
+        }
+    }
+    std::fs::write(
+        root.join("courierimapsubscribed"),
+        "INBOX\nINBOX.Sent\nINBOX.Lists.rust\n",
+    )
+    .unwrap();
+    let store = MaildirStore::new(root.clone()).unwrap();
+    let names = |store: &MaildirStore| -> Vec<String> {
+        store
+            .subscriptions()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&store), ["INBOX", "Sent", "Lists/rust"]);
+    // A change writes them into Columba's (Dovecot's) own file, with the change.
+    store
+        .set_subscribed(&MailboxName::new("Sent").unwrap(), false)
+        .unwrap();
+    assert_eq!(names(&store), ["INBOX", "Lists/rust"]);
+    let ours = std::fs::read_to_string(root.join("subscriptions")).unwrap();
+    assert!(ours.contains("Lists\trust"), "{ours:?}");
 }

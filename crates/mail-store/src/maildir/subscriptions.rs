@@ -18,6 +18,8 @@ use super::names;
 use crate::{Result, StoreError};
 
 pub const FILE_NAME: &str = "subscriptions";
+/// Courier-IMAP's subscriptions: one name per line under its `INBOX.` namespace.
+pub const COURIER_FILE_NAME: &str = "courierimapsubscribed";
 const VERSION2_HEADER: &str = "V\t2\n\n";
 
 const LOCK: LockSettings = LockSettings {
@@ -89,7 +91,7 @@ fn tab_unescape(s: &str) -> String {
 fn read_lines(path: &Path) -> Result<(u8, Vec<String>)> {
     let content = match fs::read(path) {
         Ok(c) => c,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((2, Vec::new())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return courier_lines(path),
         Err(e) => return Err(StoreError::io(path, e)),
     };
     let text = String::from_utf8_lossy(&content);
@@ -103,6 +105,27 @@ fn read_lines(path: &Path) -> Result<(u8, Vec<String>)> {
         .map(str::to_owned)
         .collect();
     Ok((version, lines))
+}
+
+/// Without a file of our own, a tree Courier-IMAP served keeps its subscriptions: its names
+/// (`INBOX.Sent`, `INBOX.Lists.rust`) are version 1 lines once the namespace is dropped. The
+/// first change writes them into our file; Courier's is left as it was.
+fn courier_lines(path: &Path) -> Result<(u8, Vec<String>)> {
+    let Some(root) = path.parent() else {
+        return Ok((2, Vec::new()));
+    };
+    let courier = root.join(COURIER_FILE_NAME);
+    let content = match fs::read(&courier) {
+        Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((2, Vec::new())),
+        Err(e) => return Err(StoreError::io(&courier, e)),
+    };
+    let lines = String::from_utf8_lossy(&content)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("INBOX.").unwrap_or(l).to_owned())
+        .collect();
+    Ok((1, lines))
 }
 
 /// The subscribed names, in file order, without duplicates.
