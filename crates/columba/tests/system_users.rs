@@ -652,6 +652,48 @@ fn separated_processes_serve_each_user_as_themselves() {
         index.display()
     );
 
+    // A login process that dies is replaced (with its auth process); users' mail processes
+    // go on, and the next client logs in as before.
+    let needle = format!("internal login --chroot {}", data_dir.display());
+    // SAFETY: kill with a pid this test found and a signal number.
+    unsafe {
+        libc::kill(login[0] as libc::pid_t, libc::SIGKILL);
+    }
+    let mut replaced = Vec::new();
+    for _ in 0..100 {
+        replaced = processes(&needle);
+        if replaced.len() == 1 && replaced[0] != login[0] {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        replaced.len() == 1 && replaced[0] != login[0],
+        "{replaced:?}"
+    );
+    server.wait_for_log("restarting the login and auth processes");
+    let mut again = None;
+    for _ in 0..100 {
+        if let Some(mut c) = RawClient::try_connect(server.imap) {
+            let reply = c.command(
+                "r1",
+                &format!("LOGIN {} \"{}\"", alice.name, alice.password),
+            );
+            again = reply.last().cloned();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        again.as_deref().is_some_and(|r| r.starts_with("r1 OK")),
+        "{again:?}"
+    );
+    assert_eq!(
+        mail_process(&alice.name),
+        worker,
+        "her mail process went on"
+    );
+
     // The login and disconnect lines still come in Dovecot's shape.
     server.wait_for_log(&format!(
         "imap-login: Login: user=<{}>, method=PLAIN",

@@ -106,17 +106,33 @@ struct MailProcess {
     idle_epoch: u64,
 }
 
+/// The processes that face clients before login, and the master's channels to them. They are
+/// started, and restarted, together: each holds the other's end of a socket pair.
+struct Front {
+    auth_child: Child,
+    login_child: Child,
+    to_auth: Sender,
+    from_auth: Receiver,
+    from_login: Receiver,
+}
+
+/// Restarts of the login and auth processes allowed within [`RESTART_WINDOW`] before the
+/// master gives up (a crash at every start is a configuration or system problem).
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
 struct Master {
     config: Config,
     /// The full configuration, for the auth process.
     config_toml: String,
     /// The configuration without secrets, for login and mail processes.
     public_toml: String,
-    auth_child: Child,
-    login_child: Child,
-    to_auth: Sender,
-    from_auth: Receiver,
-    from_login: Receiver,
+    /// Kept to hand to a restarted login process.
+    listeners: Vec<(ListenerKind, std::net::TcpListener)>,
+    login_user: String,
+    chroot: PathBuf,
+    front: Front,
+    restarts: Vec<std::time::Instant>,
     mail_user: Option<SystemUser>,
     workers: HashMap<String, MailProcess>,
     generation: u64,
@@ -135,57 +151,17 @@ impl Master {
     ) -> anyhow::Result<Master> {
         let config_toml = config.to_toml()?;
         let public_toml = without_secrets(&config).to_toml()?;
-        let (login_auth, auth_login) = UnixStream::pair()?;
-        let (login_master, master_login) = UnixStream::pair()?;
-        let (master_auth, auth_master) = UnixStream::pair()?;
-
-        let mut auth = child_command(&["auth"]);
-        pass_fds(
-            auth.as_std_mut(),
-            &[auth_login.as_fd(), auth_master.as_fd()],
-        );
-        let auth_child = spawn_with_config(auth, &config_toml)
-            .await
-            .context("starting the auth process")?;
-
-        let mut args: Vec<String> = vec![
-            "login".into(),
-            "--chroot".into(),
-            chroot.display().to_string(),
-            "--user".into(),
-            login_user.to_owned(),
-        ];
-        let mut fds = vec![login_auth.as_fd(), login_master.as_fd()];
-        for (kind, listener) in &listeners {
-            args.push("--listener".into());
-            args.push(kind.name().into());
-            fds.push(listener.as_fd());
-        }
-        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut login = child_command(&arg_refs);
-        pass_fds(login.as_std_mut(), &fds);
-        let login_child = spawn_with_config(login, &public_toml)
-            .await
-            .context("starting the login process")?;
-        drop((auth_login, auth_master, login_auth, login_master));
-
-        let (to_auth, from_auth) = ipc::channel(master_auth)?;
-        let (_, from_login) = ipc::channel(master_login)?;
+        let front = start_front(&config_toml, &public_toml, &listeners, login_user, chroot).await?;
         let (events_tx, events) = mpsc::unbounded_channel();
-        tracing::info!(
-            "master: auth process {:?}, login process {:?}",
-            auth_child.id(),
-            login_child.id()
-        );
         Ok(Master {
             config,
             config_toml,
             public_toml,
-            auth_child,
-            login_child,
-            to_auth,
-            from_auth,
-            from_login,
+            listeners,
+            login_user: login_user.to_owned(),
+            chroot: chroot.to_owned(),
+            front,
+            restarts: Vec::new(),
             mail_user,
             workers: HashMap::new(),
             generation: 0,
@@ -195,28 +171,62 @@ impl Master {
         })
     }
 
+    /// The login or auth process ended (or broke the protocol): both are replaced, since each
+    /// holds the other's channel. Connections the login process was relaying are lost; users'
+    /// mail processes go on. Too many restarts in a row stop the server instead.
+    async fn restart_front(&mut self, why: &str) -> anyhow::Result<()> {
+        let now = std::time::Instant::now();
+        self.restarts
+            .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        if self.restarts.len() >= MAX_RESTARTS {
+            anyhow::bail!("{why}, {MAX_RESTARTS} times within {RESTART_WINDOW:?}: giving up");
+        }
+        self.restarts.push(now);
+        tracing::warn!("master: {why}; restarting the login and auth processes");
+        let _ = self.front.login_child.start_kill();
+        let _ = self.front.auth_child.start_kill();
+        let _ = self.front.login_child.wait().await;
+        let _ = self.front.auth_child.wait().await;
+        self.front = start_front(
+            &self.config_toml,
+            &self.public_toml,
+            &self.listeners,
+            &self.login_user,
+            &self.chroot,
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn run(mut self) -> anyhow::Result<()> {
-        // The configuration stays for the mail processes; the auth process has its copy.
-        self.config_toml.clear();
         let result = loop {
-            tokio::select! {
-                frame = self.from_login.recv() => match frame {
+            let failure = tokio::select! {
+                frame = self.front.from_login.recv() => match frame {
                     Ok(Some(frame)) => {
                         if let Err(e) = self.hand_off(frame).await {
                             tracing::warn!("master: hand-off refused: {e}");
                         }
+                        None
                     }
-                    Ok(None) => break Err(anyhow::anyhow!("the login process closed its channel")),
-                    Err(e) => break Err(anyhow::anyhow!("the login process sent garbage: {e}")),
+                    Ok(None) => Some("the login process closed its channel".to_owned()),
+                    Err(e) => Some(format!("the login process sent garbage: {e}")),
                 },
-                Some(event) = self.events.recv() => self.event(event),
-                status = self.auth_child.wait() => {
-                    break Err(anyhow::anyhow!("the auth process exited: {status:?}"));
+                Some(event) = self.events.recv() => {
+                    self.event(event);
+                    None
                 }
-                status = self.login_child.wait() => {
-                    break Err(anyhow::anyhow!("the login process exited: {status:?}"));
+                status = self.front.auth_child.wait() => {
+                    Some(format!("the auth process exited: {status:?}"))
+                }
+                status = self.front.login_child.wait() => {
+                    Some(format!("the login process exited: {status:?}"))
                 }
                 () = server::shutdown_signal() => break Ok(()),
+            };
+            if let Some(why) = failure
+                && let Err(e) = self.restart_front(&why).await
+            {
+                break Err(e);
             }
         };
         tracing::info!("master: stopping");
@@ -272,8 +282,8 @@ impl Master {
         self.next_request += 1;
         let mut w = FrameWriter::new("redeem");
         w.u64(id).str(token);
-        self.to_auth.send(w).await?;
-        let Some(mut answer) = self.from_auth.recv().await? else {
+        self.front.to_auth.send(w).await?;
+        let Some(mut answer) = self.front.from_auth.recv().await? else {
             anyhow::bail!("the auth process closed its channel");
         };
         if answer.kind()? != "user" || answer.u64()? != id {
@@ -413,8 +423,8 @@ impl Master {
             .workers
             .values()
             .filter_map(|p| p.pid)
-            .chain(self.login_child.id())
-            .chain(self.auth_child.id());
+            .chain(self.front.login_child.id())
+            .chain(self.front.auth_child.id());
         for pid in pids {
             // SAFETY: kill with a pid of our own child and a signal number.
             unsafe {
@@ -422,8 +432,8 @@ impl Master {
             }
         }
         let wait = async {
-            let _ = self.login_child.wait().await;
-            let _ = self.auth_child.wait().await;
+            let _ = self.front.login_child.wait().await;
+            let _ = self.front.auth_child.wait().await;
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
         // Mail processes save their indexes on the way out; give them the same grace.
@@ -438,6 +448,64 @@ impl Master {
             }
         }
     }
+}
+
+/// Starts the auth and login processes, connected to each other and to the master.
+async fn start_front(
+    config_toml: &str,
+    public_toml: &str,
+    listeners: &[(ListenerKind, std::net::TcpListener)],
+    login_user: &str,
+    chroot: &Path,
+) -> anyhow::Result<Front> {
+    let (login_auth, auth_login) = UnixStream::pair()?;
+    let (login_master, master_login) = UnixStream::pair()?;
+    let (master_auth, auth_master) = UnixStream::pair()?;
+
+    let mut auth = child_command(&["auth"]);
+    pass_fds(
+        auth.as_std_mut(),
+        &[auth_login.as_fd(), auth_master.as_fd()],
+    );
+    let auth_child = spawn_with_config(auth, config_toml)
+        .await
+        .context("starting the auth process")?;
+
+    let mut args: Vec<String> = vec![
+        "login".into(),
+        "--chroot".into(),
+        chroot.display().to_string(),
+        "--user".into(),
+        login_user.to_owned(),
+    ];
+    let mut fds = vec![login_auth.as_fd(), login_master.as_fd()];
+    for (kind, listener) in listeners {
+        args.push("--listener".into());
+        args.push(kind.name().into());
+        fds.push(listener.as_fd());
+    }
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut login = child_command(&arg_refs);
+    pass_fds(login.as_std_mut(), &fds);
+    let login_child = spawn_with_config(login, public_toml)
+        .await
+        .context("starting the login process")?;
+    drop((auth_login, auth_master, login_auth, login_master));
+
+    let (to_auth, from_auth) = ipc::channel(master_auth)?;
+    let (_, from_login) = ipc::channel(master_login)?;
+    tracing::info!(
+        "master: auth process {:?}, login process {:?}",
+        auth_child.id(),
+        login_child.id()
+    );
+    Ok(Front {
+        auth_child,
+        login_child,
+        to_auth,
+        from_auth,
+        from_login,
+    })
 }
 
 /// `columba internal ARGS...`: this program again, in a child role, with a clean environment
