@@ -167,7 +167,8 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
                     "LSUB "
                 },
             );
-            write_list_mailbox(out, &reference.0);
+            // The reference is a `mailbox` (RFC 3501 9): wildcards in it must be quoted.
+            write_astring(out, &reference.0);
             out.push(b' ');
             write_list_mailbox(out, &pattern.0);
         }
@@ -194,7 +195,7 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
             let names: Vec<&str> = options.iter().filter(|o| o.0).map(|o| o.1).collect();
             push(out, &names.join(" "));
             push(out, ") ");
-            write_list_mailbox(out, &reference.0);
+            write_astring(out, &reference.0);
             push(out, " (");
             for (i, p) in patterns.iter().enumerate() {
                 if i > 0 {
