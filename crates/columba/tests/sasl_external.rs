@@ -6,69 +6,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{Server, USER, have, run};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-
-/// A CA in `dir/ca.pem` and a client certificate for `cn` it signed, in `dir/client.pem` and
-/// `dir/client.key`.
-fn certificates(dir: &Path, cn: &str) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name
-        .push(DnType::CommonName, "Columba test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client.distinguished_name.push(DnType::CommonName, cn);
-    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_key = KeyPair::generate().unwrap();
-    let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("client.pem"), client_cert.pem()).unwrap();
-    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
-}
-
-const CLIENT: &str = r#"
-import imaplib, ssl, sys
-host, imaps, imap, certdir, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-if mode != "nocert":
-    ctx.load_cert_chain(certdir + "/client.pem", certdir + "/client.key")
-if mode == "starttls":
-    c = imaplib.IMAP4(host, imap)
-    c.starttls(ssl_context=ctx)
-else:
-    c = imaplib.IMAP4_SSL(host, imaps, ssl_context=ctx)
-typ, caps = c.capability()
-print("EXTERNAL offered:", b"AUTH=EXTERNAL" in caps[0])
-if mode != "nocert":
-    typ, data = c.authenticate("EXTERNAL", lambda challenge: b"")
-    print("authenticate:", typ)
-    typ, data = c.select("INBOX")
-    print("select:", typ)
-c.logout()
-"#;
-
-fn client(server: &Server, certdir: &Path, mode: &str) -> String {
-    let out = run(Command::new("python3")
-        .arg("-c")
-        .arg(CLIENT)
-        .arg("127.0.0.1")
-        .arg(server.imaps.port().to_string())
-        .arg(server.imap.port().to_string())
-        .arg(certdir)
-        .arg(mode));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{Server, USER, client_certificates, have, imaplib_external};
 
 #[test]
 fn client_certificates_log_in_with_external() {
@@ -76,7 +14,7 @@ fn client_certificates_log_in_with_external() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path(), USER);
+    client_certificates(dir.path(), USER);
     let config = dir.path().join("columba.toml");
     std::fs::write(
         &config,
@@ -89,7 +27,7 @@ fn client_certificates_log_in_with_external() {
     let mut server = Server::start_with(&["--config", config.to_str().unwrap()]);
     for mode in ["implicit", "starttls"] {
         assert_eq!(
-            client(&server, dir.path(), mode),
+            imaplib_external(&server, dir.path(), mode),
             "EXTERNAL offered: True\nauthenticate: OK\nselect: OK\n",
             "{mode}"
         );
@@ -99,7 +37,7 @@ fn client_certificates_log_in_with_external() {
     ));
     // Without a certificate, nothing external happened: EXTERNAL is not offered.
     assert_eq!(
-        client(&server, dir.path(), "nocert"),
+        imaplib_external(&server, dir.path(), "nocert"),
         "EXTERNAL offered: False\n"
     );
 }

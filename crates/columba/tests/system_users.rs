@@ -750,3 +750,34 @@ fn single_process_gives_up_root_after_binding() {
         nobody
     );
 }
+
+#[test]
+fn external_with_a_client_certificate_through_the_separated_processes() {
+    if !root() || !common::have("python3") {
+        return;
+    }
+    // The login process verifies the certificate; the auth process starts EXTERNAL for the
+    // user it names; her own mail process serves her.
+    let erin = SystemUser::create("g");
+    let certs = tempfile::tempdir().unwrap();
+    common::client_certificates(certs.path(), &erin.name);
+    let server = server_with(&format!(
+        "[tls]\nclient_ca = \"{}\"\n[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\n\
+         mechanisms = [\"PLAIN\", \"LOGIN\", \"EXTERNAL\"]\n",
+        certs.path().join("ca.pem").display()
+    ));
+    for mode in ["implicit", "starttls"] {
+        assert_eq!(
+            common::imaplib_external(&server, certs.path(), mode),
+            "EXTERNAL offered: True\nauthenticate: OK\nselect: OK\n",
+            "{mode}"
+        );
+    }
+    let worker = mail_process(&erin.name);
+    let fields = status_fields(worker);
+    let uid = erin.uid().to_string();
+    assert!(
+        fields["Uid"].split_whitespace().all(|u| u == uid),
+        "{fields:?}"
+    );
+}

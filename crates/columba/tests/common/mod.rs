@@ -420,3 +420,67 @@ pub fn imap_scram(
     c.send(b"\r\n");
     c.line()
 }
+
+/// A CA in `dir/ca.pem` and a client certificate for `cn` it signed, in `dir/client.pem` and
+/// `dir/client.key`.
+pub fn client_certificates(dir: &Path, cn: &str) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Columba test CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let mut client = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("client.pem"), client_cert.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+}
+
+/// Python's imaplib with a client certificate: whether EXTERNAL is offered, then (unless
+/// `nocert`) AUTHENTICATE EXTERNAL and SELECT INBOX.
+pub const IMAPLIB_EXTERNAL: &str = r#"
+import imaplib, ssl, sys
+host, imaps, imap, certdir, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+if mode != "nocert":
+    ctx.load_cert_chain(certdir + "/client.pem", certdir + "/client.key")
+if mode == "starttls":
+    c = imaplib.IMAP4(host, imap)
+    c.starttls(ssl_context=ctx)
+else:
+    c = imaplib.IMAP4_SSL(host, imaps, ssl_context=ctx)
+typ, caps = c.capability()
+print("EXTERNAL offered:", b"AUTH=EXTERNAL" in caps[0])
+if mode != "nocert":
+    typ, data = c.authenticate("EXTERNAL", lambda challenge: b"")
+    print("authenticate:", typ)
+    typ, data = c.select("INBOX")
+    print("select:", typ)
+c.logout()
+"#;
+
+/// Runs [`IMAPLIB_EXTERNAL`] against `server` with the certificates of `certdir`; `mode` is
+/// `implicit`, `starttls` or `nocert`. Its standard output.
+pub fn imaplib_external(server: &Server, certdir: &Path, mode: &str) -> String {
+    let out = run(Command::new("python3")
+        .arg("-c")
+        .arg(IMAPLIB_EXTERNAL)
+        .arg("127.0.0.1")
+        .arg(server.imaps.port().to_string())
+        .arg(server.imap.port().to_string())
+        .arg(certdir)
+        .arg(mode));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
