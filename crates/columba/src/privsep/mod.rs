@@ -8,10 +8,10 @@
 //! - one **mail** process per logged-in user, running as that user's uid and gid with no
 //!   supplementary groups, serving all of the user's connections.
 //!
-//! The master parses nothing but frames from its children ([`ipc`]), holds the listeners (so
-//! a crashed login process could be replaced), and is the only process left with the right to
-//! become another user. Its children reach it through the sockets it made for them; there is
-//! no listening control socket.
+//! The master parses nothing but frames from its children ([`ipc`]), holds the listeners (a
+//! login or auth process that ends is replaced, the two together), and is the only process
+//! left with the right to become another user. Its children reach it through the sockets it
+//! made for them; there is no listening control socket.
 
 mod auth_process;
 mod ipc;
