@@ -31,8 +31,8 @@ use crate::limits::{PreLoginLimit, UserIpLimit};
 
 pub struct AuthBackend {
     auth: Arc<Authenticator>,
-    location: String,
-    limit: UserIpLimit,
+    /// Opening mail and counting connections, as a mail process does.
+    mail: MailBackend,
     /// Connections of the single process not logged in yet; a login ends a connection's count.
     pub prelogin: Arc<PreLoginLimit>,
 }
@@ -64,8 +64,7 @@ impl AuthBackend {
         .context("[auth] mechanisms")?;
         Ok(AuthBackend {
             auth: Arc::new(auth),
-            location: config.mail_location(),
-            limit: UserIpLimit::new(config.server.max_userip_connections),
+            mail: MailBackend::from_config(config),
             prelogin: PreLoginLimit::new(config.server.max_prelogin_connections_per_ip),
         })
     }
@@ -102,8 +101,17 @@ pub fn open_user_store(
 /// The [`UserBackend`] of a mail process (privilege separation): its users logged in
 /// elsewhere, so it only opens their mail.
 pub struct MailBackend {
-    pub location: String,
-    pub limit: UserIpLimit,
+    location: String,
+    limit: UserIpLimit,
+}
+
+impl MailBackend {
+    pub fn from_config(config: &Config) -> MailBackend {
+        MailBackend {
+            location: config.mail_location(),
+            limit: UserIpLimit::new(config.server.max_userip_connections),
+        }
+    }
 }
 
 impl UserBackend for MailBackend {
@@ -285,7 +293,7 @@ impl UserBackend for AuthBackend {
     }
 
     fn open_store(&self, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError> {
-        open_user_store(&self.location, user)
+        self.mail.open_store(user)
     }
 
     fn claim_connection(
@@ -295,7 +303,7 @@ impl UserBackend for AuthBackend {
         connection: &ConnectionInfo,
     ) -> Result<Option<ConnectionSlot>, TooManyConnections> {
         self.prelogin.logged_in(&connection.session_id);
-        self.limit.claim(protocol, user, connection.remote.ip())
+        self.mail.claim_connection(protocol, user, connection)
     }
 
     fn mechanisms(&self) -> Vec<Mechanism> {

@@ -15,7 +15,6 @@ use super::privileges;
 use super::protocol::{Connection, Protocol, get_record};
 use crate::backend::MailBackend;
 use crate::config::Config;
-use crate::limits::UserIpLimit;
 use crate::server;
 
 pub fn run(config: Config, user: String) -> anyhow::Result<()> {
@@ -54,10 +53,7 @@ async fn serve(
     from_master: std::os::fd::OwnedFd,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = ipc::channel(from_master.into())?;
-    let backend: Arc<dyn UserBackend> = Arc::new(MailBackend {
-        location: config.mail_location(),
-        limit: UserIpLimit::new(config.server.max_userip_connections),
-    });
+    let backend: Arc<dyn UserBackend> = Arc::new(MailBackend::from_config(&config));
     let penalty = server::login_penalty(&config);
     let contexts = Contexts {
         imap: Arc::new(imap_session::SessionContext {
