@@ -86,6 +86,8 @@ pub enum Code {
     MailboxId(String),
     /// RFC 3516 4.3: a transfer encoding the server cannot remove.
     UnknownCte,
+    /// RFC 2221 3: the IMAP URL of the server to use instead (login referrals).
+    Referral(String),
 }
 
 impl Code {
@@ -145,6 +147,7 @@ impl Code {
             Code::HighestModSeq(n) => write!(out, "HIGHESTMODSEQ {n}"),
             Code::Modified(set) => write!(out, "MODIFIED {set}"),
             Code::MailboxId(id) => write!(out, "MAILBOXID ({id})"),
+            Code::Referral(url) => write!(out, "REFERRAL {url}"),
             _ => Ok(()),
         };
     }

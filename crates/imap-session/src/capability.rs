@@ -6,7 +6,14 @@ use crate::session::Session;
 /// Capabilities in the order Dovecot lists them, so clients and operators see a familiar line;
 /// after login, the extensions Dovecot does not advertise by default come last.
 pub(crate) fn list(s: &Session) -> Vec<String> {
-    let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE"];
+    let mut caps: Vec<&str> = vec![
+        "IMAP4rev1",
+        "SASL-IR",
+        "LOGIN-REFERRALS",
+        "ID",
+        "ENABLE",
+        "IDLE",
+    ];
     if s.is_authenticated() {
         caps.extend([
             "IMAP4rev2",

@@ -19,8 +19,10 @@ use auth::{AuthError, AuthOutcome, LoginPenalty, UserRecord};
 use mail_store::{MailStore, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+mod login_policy;
 mod sasl;
 
+pub use login_policy::{LoginPolicy, Referral};
 pub use sasl::{
     SaslExchange, offered_mechanisms, sasl_step, start_external_sasl, start_mechanism, start_sasl,
 };

@@ -2,6 +2,7 @@ use std::borrow::Cow;
 
 use auth::{AuthOutcome, UserRecord};
 use imap_proto::response::Code;
+use session_api::{LoginPolicy, Referral};
 
 use crate::capability;
 use crate::session::{Reply, Session, State, User};
@@ -60,7 +61,31 @@ impl Session {
 
     /// Opens the mail of a user who proved who they are (by password or SASL mechanism) and
     /// enters the authenticated state.
+    ///
+    /// The password database may still refuse the login or point the client elsewhere
+    /// ([`LoginPolicy`]: Dovecot's `nologin`, `host`, `reason`), answered as RFC 2221 3 shows:
+    /// `NO [REFERRAL url]` when the client must go elsewhere, `OK [REFERRAL url]` when it is
+    /// logged in here but should move.
     pub(crate) async fn finish_login(&mut self, record: UserRecord, method: &str) -> Reply {
+        let referral = match LoginPolicy::of(&record) {
+            LoginPolicy::Allow => None,
+            LoginPolicy::AllowWithReferral { referral, reason } => Some(
+                Reply::ok(reason.unwrap_or_else(|| {
+                    "Logged in, but you should use this server instead.".to_owned()
+                }))
+                .with_code(Code::Referral(referral_url(&referral, &record.name))),
+            ),
+            LoginPolicy::RefuseWithReferral { referral, reason } => {
+                tracing::info!(session = %self.info.session_id, user = %record.name, "login refused with a referral to {}", referral.host);
+                return Reply::no(reason.unwrap_or_else(|| "Try this server instead.".to_owned()))
+                    .with_code(Code::Referral(referral_url(&referral, &record.name)));
+            }
+            LoginPolicy::Refuse { reason } => {
+                tracing::info!(session = %self.info.session_id, user = %record.name, "login refused: nologin");
+                return Reply::no(reason.unwrap_or_else(|| "Authentication failed.".to_owned()))
+                    .with_code(Code::AuthenticationFailed);
+            }
+        };
         if self.ctx.backend.login_hand_off().is_some() {
             // A login process: the mail is served elsewhere, which answers the command.
             self.ctx.penalty.record_success(self.info.remote.ip());
@@ -113,7 +138,9 @@ impl Session {
             store,
             _slot: slot,
         });
-        Reply::ok("Logged in").with_code(Code::Capability(capability::list(self)))
+        referral.unwrap_or_else(|| {
+            Reply::ok("Logged in").with_code(Code::Capability(capability::list(self)))
+        })
     }
 
     /// A failed login: wait out the per-address penalty, log in Dovecot's shape, answer NO.
@@ -134,6 +161,29 @@ impl Session {
         }
         Reply::no("Authentication failed.").with_code(Code::AuthenticationFailed)
     }
+}
+
+/// The IMAP URL of a login referral (RFC 2221 3, RFC 5092): `imap://user;AUTH=*@host:port/`,
+/// naming the user to log in as there and leaving the mechanism to the client, as RFC 2221's
+/// examples do.
+fn referral_url(referral: &Referral, login_name: &str) -> String {
+    let user = referral.user.as_deref().unwrap_or(login_name);
+    let mut url = String::from("imap://");
+    for b in user.bytes() {
+        // RFC 5092 `enc-user`: unreserved characters as they are, everything else encoded.
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url.push_str(";AUTH=*@");
+    url.push_str(&referral.host);
+    if let Some(port) = referral.port {
+        url.push_str(&format!(":{port}"));
+    }
+    url.push('/');
+    url
 }
 
 /// Creates and subscribes the configured mailboxes a user does not have yet (RFC 6154's

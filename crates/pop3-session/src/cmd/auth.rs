@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use pop3_proto::LineRead;
 use pop3_proto::response::{self, Code};
+use session_api::LoginPolicy;
 
 use crate::maildrop::Maildrop;
 use mail_store::{StoreError, StoreErrorKind};
@@ -212,7 +213,25 @@ impl Session {
 
     /// Takes the maildrop lock and opens the INBOX of a user who proved who they are (by
     /// password or SASL mechanism), entering the TRANSACTION state.
+    ///
+    /// The password database may still refuse the login ([`LoginPolicy`]: Dovecot's `nologin`
+    /// and `reason`). POP3 has no referrals: one that refuses names the other server in its
+    /// text, one that only suggests moving is ignored.
     pub(crate) async fn finish_login(&mut self, record: UserRecord, method: &str) {
+        let refusal = match LoginPolicy::of(&record) {
+            LoginPolicy::Allow | LoginPolicy::AllowWithReferral { .. } => None,
+            LoginPolicy::RefuseWithReferral { referral, reason } => {
+                Some(reason.unwrap_or_else(|| format!("Try server {} instead.", referral.host)))
+            }
+            LoginPolicy::Refuse { reason } => {
+                Some(reason.unwrap_or_else(|| "Authentication failed.".to_owned()))
+            }
+        };
+        if let Some(text) = refusal {
+            tracing::info!(session = %self.info.session_id, user = %record.name, "login refused: nologin");
+            response::err(&mut self.out, Some(Code::Auth), &text);
+            return;
+        }
         self.ctx.penalty.record_success(self.info.remote.ip());
         if self.ctx.backend.login_hand_off().is_some() {
             // A login process: the mail is served elsewhere, which answers the command.
