@@ -151,6 +151,8 @@ pub enum CommandBody {
     Close,
     /// RFC 3691
     Unselect,
+    /// RFC 5267 4.3.5: stop the updates of the searches with these tags.
+    CancelUpdate(Vec<String>),
     Expunge,
     /// RFC 4315 2.1
     UidExpunge(MessageSet),
@@ -278,6 +280,15 @@ pub enum SearchReturn {
     Count,
     /// RFC 5182 2.1: keep the result for `$`.
     Save,
+    /// RFC 5267 4.2: a hint that the search will be used again; nothing to return.
+    Context,
+    /// RFC 5267 4.3: keep telling the client how the result changes (ADDTO/REMOVEFROM).
+    Update,
+    /// RFC 5267 4.4: results `first` to `last` (1-based, `first <= last`).
+    Partial {
+        first: u32,
+        last: u32,
+    },
 }
 
 /// One `sort-criterion` (RFC 5256 3): a key, optionally reversed.

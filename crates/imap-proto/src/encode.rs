@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::command::*;
 use crate::parser::is_list_char;
-use crate::response::{write_astring, write_date_time, write_nstring, write_string};
+use crate::response::{write_astring, write_date_time, write_nstring, write_quoted, write_string};
 use mail_types::is_atom_char;
 
 const MONTHS: [&str; 12] = [
@@ -79,6 +79,14 @@ fn write_body(out: &mut Vec<u8>, body: &CommandBody) {
         CommandBody::Check => push(out, "CHECK"),
         CommandBody::Close => push(out, "CLOSE"),
         CommandBody::Unselect => push(out, "UNSELECT"),
+        CommandBody::CancelUpdate(tags) => {
+            push(out, "CANCELUPDATE");
+            for tag in tags {
+                out.push(b' ');
+                // `quoted` (RFC 5267 5), never a literal.
+                write_quoted(out, tag.as_bytes());
+            }
+        }
         CommandBody::Expunge => push(out, "EXPUNGE"),
         CommandBody::Id(None) => push(out, "ID NIL"),
         CommandBody::Id(Some(params)) => {
@@ -380,16 +388,16 @@ fn write_returns(out: &mut Vec<u8>, returns: Option<&[SearchReturn]>) {
         if i > 0 {
             out.push(b' ');
         }
-        push(
-            out,
-            match o {
-                SearchReturn::Min => "MIN",
-                SearchReturn::Max => "MAX",
-                SearchReturn::All => "ALL",
-                SearchReturn::Count => "COUNT",
-                SearchReturn::Save => "SAVE",
-            },
-        );
+        match o {
+            SearchReturn::Min => push(out, "MIN"),
+            SearchReturn::Max => push(out, "MAX"),
+            SearchReturn::All => push(out, "ALL"),
+            SearchReturn::Count => push(out, "COUNT"),
+            SearchReturn::Save => push(out, "SAVE"),
+            SearchReturn::Context => push(out, "CONTEXT"),
+            SearchReturn::Update => push(out, "UPDATE"),
+            SearchReturn::Partial { first, last } => push(out, &format!("PARTIAL {first}:{last}")),
+        }
     }
     out.push(b')');
 }

@@ -21,6 +21,9 @@ pub(crate) const MAX_SEARCH_NESTING: usize = 500;
 /// Most criteria one SORT may list: there are nine keys, so more only repeats them.
 const MAX_SORT_CRITERIA: usize = 32;
 
+/// Most tags one CANCELUPDATE may name; a session holds far fewer update contexts.
+const MAX_CANCELUPDATE_TAGS: usize = 100;
+
 /// The longest command name echoed back in an error message.
 const MAX_ECHO: usize = 64;
 
@@ -569,6 +572,7 @@ pub(crate) fn is_known_command(name: &str) -> bool {
             | "CHECK"
             | "CLOSE"
             | "UNSELECT"
+            | "CANCELUPDATE"
             | "EXPUNGE"
             | "SEARCH"
             | "FETCH"
@@ -701,6 +705,21 @@ fn body(c: &mut Cursor<'_>, name: &str) -> R<CommandBody> {
         "CHECK" => CommandBody::Check,
         "CLOSE" => CommandBody::Close,
         "UNSELECT" => CommandBody::Unselect,
+        "CANCELUPDATE" => {
+            // RFC 5267 5: `"CANCELUPDATE" 1*(SP quoted)`.
+            let mut tags = Vec::new();
+            while c.eat(b' ') {
+                let tag = c.quoted()?;
+                tags.push(String::from_utf8(tag.into_owned()).map_err(|_| invalid())?);
+                if tags.len() > MAX_CANCELUPDATE_TAGS {
+                    return Err(invalid());
+                }
+            }
+            if tags.is_empty() {
+                return Err(invalid());
+            }
+            CommandBody::CancelUpdate(tags)
+        }
         "EXPUNGE" => CommandBody::Expunge,
         "ID" => {
             c.sp()?;
@@ -1556,8 +1575,29 @@ fn search_returns(c: &mut Cursor<'_>) -> R<Option<Vec<SearchReturn>>> {
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
                     "SAVE" => SearchReturn::Save,
+                    "CONTEXT" => SearchReturn::Context,
+                    "UPDATE" => SearchReturn::Update,
+                    "PARTIAL" => {
+                        // RFC 5267 5: `partial-range = nz-number ":" nz-number`, either way
+                        // round.
+                        c.sp()?;
+                        let a = c.nz_number()?.get();
+                        c.expect(b':')?;
+                        let b = c.nz_number()?.get();
+                        SearchReturn::Partial {
+                            first: a.min(b),
+                            last: a.max(b),
+                        }
+                    }
                     _ => return Err(invalid()),
                 };
+                // RFC 5267 4.4: one PARTIAL or one ALL at most.
+                let is_range = |o: &SearchReturn| {
+                    matches!(o, SearchReturn::All | SearchReturn::Partial { .. })
+                };
+                if is_range(&opt) && opts.iter().any(|o| is_range(o) && *o != opt) {
+                    return Err(invalid());
+                }
                 if !opts.contains(&opt) {
                     opts.push(opt);
                 }

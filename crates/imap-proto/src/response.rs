@@ -88,6 +88,8 @@ pub enum Code {
     UnknownCte,
     /// RFC 2221 3: the IMAP URL of the server to use instead (login referrals).
     Referral(String),
+    /// RFC 5267 4.3.1: no updates for the search with this tag.
+    NoUpdate(String),
 }
 
 impl Code {
@@ -148,6 +150,7 @@ impl Code {
             Code::Modified(set) => write!(out, "MODIFIED {set}"),
             Code::MailboxId(id) => write!(out, "MAILBOXID ({id})"),
             Code::Referral(url) => write!(out, "REFERRAL {url}"),
+            Code::NoUpdate(tag) => write!(out, "NOUPDATE \"{tag}\""),
             _ => Ok(()),
         };
     }
@@ -197,8 +200,9 @@ fn is_astring_atom(bytes: &[u8]) -> bool {
             .all(|&b| b == b']' || mail_types::is_atom_char(b))
 }
 
-/// Writes a `quoted` string. Callers must have checked [`is_quotable`].
-fn write_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Writes a `quoted` string. Callers must have checked [`is_quotable`] (or know the bytes hold
+/// no CR, LF or NUL).
+pub(crate) fn write_quoted(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     for &b in bytes {
         if b == b'"' || b == b'\\' {
@@ -255,14 +259,7 @@ pub fn write_mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
             && name.len() <= 1024
             && !name.contains(['\r', '\n'])
         {
-            out.push(b'"');
-            for &b in name.as_bytes() {
-                if b == b'"' || b == b'\\' {
-                    out.push(b'\\');
-                }
-                out.push(b);
-            }
-            out.push(b'"');
+            write_quoted(out, name.as_bytes());
         } else {
             write_literal(out, name.as_bytes());
         }

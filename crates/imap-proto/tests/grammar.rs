@@ -908,6 +908,39 @@ fn search_return_options() {
     invalid("a SEARCH RETURN MIN ALL", "SEARCH");
 }
 
+/// RFC 5267 4.2-4.4 and 5: CONTEXT, UPDATE and PARTIAL (a range either way round, never `*`
+/// or 0, at most one of PARTIAL and ALL), and CANCELUPDATE with quoted tags.
+#[test]
+fn search_contexts() {
+    ok(
+        "B01 UID SEARCH RETURN (UPDATE CONTEXT PARTIAL 500:1) DELETED",
+        CommandBody::Search {
+            uid: true,
+            returns: Some(vec![
+                SearchReturn::Update,
+                SearchReturn::Context,
+                SearchReturn::Partial {
+                    first: 1,
+                    last: 500,
+                },
+            ]),
+            charset: None,
+            criteria: SearchKey::Deleted,
+        },
+    );
+    invalid("a SEARCH RETURN (PARTIAL 1:10 PARTIAL 11:20) ALL", "SEARCH");
+    invalid("a SEARCH RETURN (ALL PARTIAL 1:10) ALL", "SEARCH");
+    invalid("a SEARCH RETURN (PARTIAL 0:10) ALL", "SEARCH");
+    invalid("a SEARCH RETURN (PARTIAL 1:*) ALL", "SEARCH");
+    invalid("a SEARCH RETURN (PARTIAL 5) ALL", "SEARCH");
+    ok(
+        "B04 CANCELUPDATE \"B01\" \"B02\"",
+        CommandBody::CancelUpdate(vec!["B01".to_owned(), "B02".to_owned()]),
+    );
+    invalid("a CANCELUPDATE", "CANCELUPDATE");
+    invalid("a CANCELUPDATE B01", "CANCELUPDATE");
+}
+
 /// RFC 5256 SORT with RFC 5957's DISPLAY keys and RFC 5267 ESORT's RETURN.
 #[test]
 fn sort_commands() {

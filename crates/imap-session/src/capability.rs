@@ -35,6 +35,7 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "ESORT",
             "SEARCHRES",
             "WITHIN",
+            "CONTEXT=SEARCH",
             "LIST-STATUS",
             "BINARY",
             "MOVE",

@@ -141,6 +141,8 @@ pub(crate) struct Session {
     /// What `$` stands for (RFC 5182 2.1): the UIDs the last `SEARCH RETURN (SAVE)` kept in the
     /// selected mailbox, ascending; emptied by SELECT and EXAMINE.
     pub saved_result: Vec<mail_types::Uid>,
+    /// RFC 5267 4.3: the `SEARCH RETURN (UPDATE)` results being kept up to date.
+    pub search_contexts: Vec<crate::cmd::search_context::SearchContext>,
     /// COMPRESS=DEFLATE (RFC 4978) is active: `stream` is a DeflateStream.
     pub compressed: bool,
     /// ENABLE IMAP4rev2 (RFC 9051): no RECENT or \Recent, ESEARCH for SEARCH, UTF-8 names.
@@ -227,6 +229,7 @@ impl Session {
             condstore: false,
             qresync: false,
             saved_result: Vec::new(),
+            search_contexts: Vec::new(),
             compressed: false,
             rev2: false,
             logged_in_as: None,
@@ -503,6 +506,7 @@ impl Session {
             CommandBody::Check => self.cmd_check(),
             CommandBody::Close => self.cmd_close(true),
             CommandBody::Unselect => self.cmd_close(false),
+            CommandBody::CancelUpdate(tags) => self.cmd_cancelupdate(&tags),
             CommandBody::Expunge => self.cmd_expunge(None),
             CommandBody::UidExpunge(set) => self.cmd_expunge(Some(&set)),
             CommandBody::Search {
@@ -581,6 +585,7 @@ impl Session {
             Check
                 | Close
                 | Unselect
+                | CancelUpdate(_)
                 | Expunge
                 | UidExpunge(_)
                 | Search { .. }
@@ -630,14 +635,33 @@ impl Session {
         let State::Selected(_, selected) = &mut self.state else {
             return;
         };
+        // The numbering the client knows, for the search contexts' REMOVEFROM (RFC 5267 4.3.4).
+        let before: Option<Vec<mail_types::Uid>> = (!self.search_contexts.is_empty())
+            .then(|| selected.view.messages().iter().map(|m| m.uid).collect());
         match selected.view.sync(allow_expunge) {
-            Ok(events) => write_events(
-                &mut self.out,
-                &events,
-                self.condstore,
-                self.qresync,
-                self.rev2,
-            ),
+            Ok(events) => {
+                let updates = before.map(|before| {
+                    crate::cmd::search_context::update_contexts(
+                        &mut self.search_contexts,
+                        &selected.view,
+                        &self.saved_result,
+                        &before,
+                    )
+                });
+                if let Some(u) = &updates {
+                    self.out.extend_from_slice(&u.before);
+                }
+                write_events(
+                    &mut self.out,
+                    &events,
+                    self.condstore,
+                    self.qresync,
+                    self.rev2,
+                );
+                if let Some(u) = &updates {
+                    self.out.extend_from_slice(&u.after);
+                }
+            }
             Err(StoreError::UidValidityChanged { was, now }) => {
                 tracing::warn!(
                     session = %self.info.session_id,

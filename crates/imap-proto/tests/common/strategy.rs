@@ -342,16 +342,32 @@ fn search_returns(codec_safe: bool) -> BoxedStrategy<Option<Vec<SearchReturn>>> 
     if codec_safe {
         return Just(None).boxed();
     }
-    proptest::option::of(proptest::sample::subsequence(
+    // At most one of ALL and PARTIAL (RFC 5267 4.4).
+    let range = prop_oneof![
+        Just(None),
+        Just(Some(SearchReturn::All)),
+        (1u32..1000, 1u32..1000).prop_map(|(a, b)| Some(SearchReturn::Partial {
+            first: a.min(b),
+            last: a.max(b)
+        })),
+    ];
+    let others = proptest::sample::subsequence(
         vec![
             SearchReturn::Min,
             SearchReturn::Max,
-            SearchReturn::All,
             SearchReturn::Count,
             SearchReturn::Save,
+            SearchReturn::Context,
+            SearchReturn::Update,
         ],
-        0..=5,
-    ))
+        0..=6,
+    );
+    proptest::option::of((range, others).prop_map(|(range, mut others)| {
+        if let Some(r) = range {
+            others.insert(others.len() / 2, r);
+        }
+        others
+    }))
     .boxed()
 }
 
@@ -385,6 +401,8 @@ pub fn command_body(codec_safe: bool) -> impl Strategy<Value = CommandBody> {
             1 => bytes(false).prop_map(|m| C::GetQuotaRoot { mailbox: MailboxArg(m) }),
             1 => (bytes(false), vec(("[A-Z]{1,12}", any::<u64>()), 0..3))
                 .prop_map(|(root, limits)| C::SetQuota { root, limits }),
+            // RFC 5267 CANCELUPDATE, with tags as clients make them.
+            1 => vec("[A-Za-z0-9.]{1,8}", 1..4).prop_map(C::CancelUpdate),
         ]
         .boxed()
     };

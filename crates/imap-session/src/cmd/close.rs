@@ -10,6 +10,8 @@ impl Session {
             return Reply::bad("No mailbox selected.");
         };
         self.state = State::Authenticated(user);
+        // RFC 5267 4.3: updates cease when the mailbox is no longer selected.
+        self.search_contexts.clear();
         if expunge
             && !selected.view.read_only()
             && let Err(e) = selected.view.mailbox().expunge(None)

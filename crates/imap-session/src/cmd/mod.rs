@@ -26,6 +26,7 @@ pub(crate) mod preview;
 pub(crate) mod quota;
 pub(crate) mod rename;
 pub(crate) mod search;
+pub(crate) mod search_context;
 pub(crate) mod searchres;
 pub(crate) mod select;
 pub(crate) mod sort;

@@ -4,6 +4,7 @@ use mail_parse::ParsedMessage;
 use mail_store::{CacheField, Mailbox, MailboxView, MessageInfo, ViewMessage};
 use mail_types::{Flag, Keyword, SystemFlags, Uid};
 
+use crate::cmd::search_context;
 use crate::session::{Reply, Session, State};
 
 mod headers;
@@ -295,6 +296,17 @@ fn matching<'v>(
     saved: &[Uid],
     criteria: &SearchKey,
 ) -> Vec<(u32, &'v ViewMessage)> {
+    matching_where(view, saved, criteria, |_| true)
+}
+
+/// [`matching`] over only the messages `candidate` picks (the others are not looked at): how a
+/// search context re-checks just the messages that changed (RFC 5267 4.3).
+pub(crate) fn matching_where<'v>(
+    view: &'v MailboxView,
+    saved: &[Uid],
+    criteria: &SearchKey,
+    candidate: impl Fn(&ViewMessage) -> bool,
+) -> Vec<(u32, &'v ViewMessage)> {
     let criteria = &cheapest_first(criteria.clone());
     let mailbox = view.mailbox().as_ref();
     let now = std::time::SystemTime::now()
@@ -308,7 +320,7 @@ fn matching<'v>(
     };
     let mut hits = Vec::new();
     for (i, msg) in view.messages().iter().enumerate() {
-        if msg.expunged {
+        if msg.expunged || !candidate(msg) {
             continue;
         }
         let seq = i as u32 + 1;
@@ -348,6 +360,11 @@ impl Session {
         charset: Option<&str>,
         criteria: &SearchKey,
     ) -> Reply {
+        let update = search_context::wants_update(returns);
+        if update && self.context_tag_in_use(tag) {
+            // RFC 5267 4.3: the tag of a live update context cannot name another.
+            return Reply::bad("Tag reuse.");
+        }
         let found = match self.matching(charset, criteria) {
             Ok((_, found)) => found,
             Err(reply) => {
@@ -383,6 +400,9 @@ impl Session {
             }
         }
         self.save_search_result(returns, Some(&found_uids));
+        if update {
+            self.start_search_context(tag, uid_command, criteria, &found_uids);
+        }
         Reply::ok("Search completed.")
     }
 }
@@ -404,7 +424,8 @@ pub(crate) fn esearch_line(
     if crate::cmd::searchres::only_saves(options) {
         return String::new();
     }
-    let all = options.is_empty() || options.contains(&SearchReturn::All);
+    // CONTEXT and UPDATE ask for no data (RFC 5267 4.2, 4.3): with nothing else, ALL.
+    let all = options.contains(&SearchReturn::All) || !options.iter().any(returns_data);
     let mut line = format!("* ESEARCH (TAG \"{}\")", tag.0);
     if uid {
         line.push_str(" UID");
@@ -419,6 +440,22 @@ pub(crate) fn esearch_line(
         line.push_str(" ALL ");
         write_runs(&mut line, hits);
     }
+    if let Some(&SearchReturn::Partial { first, last }) = options
+        .iter()
+        .find(|o| matches!(o, SearchReturn::Partial { .. }))
+    {
+        // RFC 5267 4.4: the range asked for, and the results in it in result order (NIL when
+        // the range starts beyond them).
+        line.push_str(&format!(" PARTIAL ({first}:{last} "));
+        let from = (first as usize).saturating_sub(1).min(hits.len());
+        let to = (last as usize).min(hits.len());
+        if from >= to {
+            line.push_str("NIL");
+        } else {
+            write_runs(&mut line, &hits[from..to]);
+        }
+        line.push(')');
+    }
     if options.contains(&SearchReturn::Count) {
         line.push_str(&format!(" COUNT {}", hits.len()));
     }
@@ -427,6 +464,19 @@ pub(crate) fn esearch_line(
     }
     line.push_str("\r\n");
     line
+}
+
+/// Whether a return option asks for result data in the ESEARCH response (RFC 4731 3.1, RFC 5267
+/// 4.4); SAVE, CONTEXT and UPDATE do not.
+pub(crate) fn returns_data(option: &SearchReturn) -> bool {
+    matches!(
+        option,
+        SearchReturn::Min
+            | SearchReturn::Max
+            | SearchReturn::All
+            | SearchReturn::Count
+            | SearchReturn::Partial { .. }
+    )
 }
 
 /// Numbers as a `sequence-set` in their own order: each run that ascends by one as `a:b`.

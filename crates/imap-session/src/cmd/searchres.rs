@@ -63,10 +63,11 @@ pub(crate) fn saved_value(options: &[SearchReturn], found: &[Uid]) -> Vec<Uid> {
     kept
 }
 
-/// True when SAVE is the only return option: the result is kept and nothing is returned (RFC
-/// 9051 6.4.4.1: no ESEARCH response then).
+/// True when SAVE is the only return option that could return anything: the result is kept
+/// and nothing is returned (RFC 9051 6.4.4.1: no ESEARCH response then). CONTEXT and UPDATE
+/// beside it ask for no data (RFC 5267 4.2, 4.3).
 pub(crate) fn only_saves(options: &[SearchReturn]) -> bool {
-    !options.is_empty() && options.iter().all(|o| *o == SearchReturn::Save)
+    options.contains(&SearchReturn::Save) && !options.iter().any(crate::cmd::search::returns_data)
 }
 
 impl Session {
@@ -119,5 +120,7 @@ mod tests {
         assert!(only_saves(&[Save]));
         assert!(!only_saves(&[Save, Count]));
         assert!(!only_saves(&[]));
+        assert!(only_saves(&[Update, Save, Context]));
+        assert!(!only_saves(&[Update]));
     }
 }

@@ -27,6 +27,8 @@ impl Session {
         }
         // RFC 5182 2.1: `$` starts empty in every newly selected mailbox.
         self.saved_result.clear();
+        // RFC 5267 4.3: updates cease when the mailbox is no longer selected.
+        self.search_contexts.clear();
         let user = match std::mem::replace(&mut self.state, State::Logout) {
             State::Authenticated(u) => u,
             State::Selected(u, _) => {

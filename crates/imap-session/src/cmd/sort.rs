@@ -256,6 +256,14 @@ impl Session {
             }
         }
         self.save_search_result(returns, Some(&sorted_uids));
+        if crate::cmd::search_context::wants_update(returns) {
+            // CONTEXT=SORT is not offered: the result, but no updates (RFC 5267 4.3.1).
+            crate::cmd::search_context::refuse_update(
+                &mut self.out,
+                tag,
+                "Updates are not kept for SORT.",
+            );
+        }
         Reply::ok("Sort completed.")
     }
 }
