@@ -198,7 +198,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// `quoted` (RFC 3501 9). Only `\"` and `\\` are escapes. 8-bit bytes are accepted although
-    /// RFC 3501 TEXT-CHAR is 7-bit: UTF-8 clients (RFC 6855 3) and many others send them.
+    /// RFC 3501 TEXT-CHAR is 7-bit, as long as they are UTF-8 (RFC 6855 3 `uQUOTED-CHAR`, RFC
+    /// 9051): UTF-8 clients and many others send them.
     fn quoted(&mut self) -> R<Cow<'a, [u8]>> {
         self.expect(b'"')?;
         let start = self.pos;
@@ -227,10 +228,15 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        Ok(match owned {
+        let value = match owned {
             Some(o) => Cow::Owned(o),
             None => Cow::Borrowed(self.buf.get(start..self.pos - 1).unwrap_or(&[])),
-        })
+        };
+        // RFC 6855 3: 8-bit octets in a quoted string must be UTF-8, or the command is BAD.
+        if !value.is_ascii() && std::str::from_utf8(&value).is_err() {
+            return Err(invalid());
+        }
+        Ok(value)
     }
 
     /// `literal` (RFC 3501 9, with RFC 7888 `{n+}`). The framer guarantees that a literal header

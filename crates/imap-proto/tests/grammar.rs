@@ -1477,3 +1477,21 @@ fn quota_commands() {
     invalid("a SETQUOTA x (STORAGE)", "SETQUOTA");
     invalid("a SETQUOTA x (STORAGE -1)", "SETQUOTA");
 }
+
+/// RFC 6855 3: 8-bit octets in a quoted string must form UTF-8; anything else is BAD.
+#[test]
+fn quoted_strings_are_utf8() {
+    ok(
+        "a CREATE \"Grüße\"",
+        CommandBody::Create {
+            mailbox: MailboxArg("Grüße".as_bytes().to_vec()),
+            uses: Vec::new(),
+        },
+    );
+    let mut latin1 = b"a CREATE \"Gr".to_vec();
+    latin1.extend_from_slice(&[0xfc, 0xdf, b'e', b'"', b'\r', b'\n']);
+    match one(&latin1) {
+        Decoded::Bad { tag, .. } => assert_eq!(tag, Some(Tag("a".into()))),
+        other => panic!("{other:?}"),
+    }
+}

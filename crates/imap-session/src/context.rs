@@ -38,6 +38,11 @@ pub struct ImapSettings {
     /// Mailboxes created and subscribed at login when they are missing (Dovecot's
     /// `auto = subscribe`); none by default here, the binary's configuration names them.
     pub auto_create: Vec<String>,
+    /// Offer UTF8=ACCEPT (RFC 6855). Off by default: once it is advertised, RFC 6855 4 requires
+    /// refusing an APPEND with 8-bit header bytes from every client that did not enable it, and
+    /// migration tools copying old mail with raw 8-bit headers are such clients. Dovecot 2.3
+    /// does not offer it either; IMAP4rev2 clients get UTF-8 names either way.
+    pub utf8_accept: bool,
 }
 
 impl Default for ImapSettings {
@@ -51,6 +56,7 @@ impl Default for ImapSettings {
             idle_keepalive: Duration::from_secs(2 * 60),
             max_auth_attempts: 3,
             max_bad_commands: 20,
+            utf8_accept: false,
             // Debian's Dovecot default (15-mailboxes.conf), and Archive.
             special_use: [
                 ("Drafts", "\\Drafts"),

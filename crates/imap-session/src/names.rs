@@ -11,9 +11,9 @@ const MAX_PATTERN_CHARS: usize = 1024;
 
 impl Session {
     /// The mailbox an argument names: modified UTF-7 (RFC 3501 5.1.3), or UTF-8 as it is once
-    /// the client enabled IMAP4rev2 (RFC 9051 5.1).
+    /// the client enabled IMAP4rev2 (RFC 9051 5.1) or UTF8=ACCEPT (RFC 6855 3).
     pub(crate) fn mailbox_name(&self, arg: &MailboxArg) -> Result<MailboxName, Reply> {
-        if self.rev2 {
+        if self.utf8 {
             mailbox_name_utf8(arg)
         } else {
             mailbox_name(arg)
@@ -25,6 +25,16 @@ impl Session {
 fn mailbox_name_utf8(arg: &MailboxArg) -> Result<MailboxName, Reply> {
     let name = std::str::from_utf8(&arg.0)
         .map_err(|_| Reply::no("Mailbox name is not valid UTF-8.").with_code(Code::CanNot))?;
+    // RFC 6855 3: Net-Unicode without C0/C1 controls, DEL, LINE and PARAGRAPH SEPARATOR.
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+    {
+        return Err(
+            Reply::no("Mailbox name has a control character or line separator.")
+                .with_code(Code::CanNot),
+        );
+    }
     MailboxName::new(name)
         .map_err(|e| Reply::no(format!("Invalid mailbox name: {e}.")).with_code(Code::CanNot))
 }

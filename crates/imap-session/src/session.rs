@@ -147,6 +147,11 @@ pub(crate) struct Session {
     pub compressed: bool,
     /// ENABLE IMAP4rev2 (RFC 9051): no RECENT or \Recent, ESEARCH for SEARCH, UTF-8 names.
     pub rev2: bool,
+    /// Mailbox names are UTF-8 both ways, and 8-bit headers may be appended: IMAP4rev2 or
+    /// UTF8=ACCEPT (RFC 6855 3, 4) is enabled.
+    pub utf8: bool,
+    /// ENABLE UTF8=ACCEPT was given: SEARCH may no longer name a CHARSET (RFC 6855 3).
+    pub utf8_accept: bool,
     /// Who logged in, kept after LOGOUT for the disconnect log line.
     pub logged_in_as: Option<String>,
     pub append: Option<AppendInProgress>,
@@ -232,6 +237,8 @@ impl Session {
             search_contexts: Vec::new(),
             compressed: false,
             rev2: false,
+            utf8: false,
+            utf8_accept: false,
             logged_in_as: None,
             append: None,
             started: Instant::now(),

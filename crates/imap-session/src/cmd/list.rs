@@ -49,7 +49,7 @@ impl Session {
         }
         let mut matchers = Vec::with_capacity(patterns.len());
         for p in patterns.iter().filter(|p| !p.0.is_empty()) {
-            match ListMatcher::new(reference, p, self.rev2) {
+            match ListMatcher::new(reference, p, self.utf8) {
                 Ok(m) => matchers.push(m),
                 Err(reply) => return reply,
             }
@@ -108,7 +108,7 @@ impl Session {
             self.out.extend_from_slice(b"* LIST (");
             self.out.extend_from_slice(attrs.join(" ").as_bytes());
             self.out.extend_from_slice(b") \"/\" ");
-            write_mailbox(&mut self.out, name.as_str(), self.rev2);
+            write_mailbox(&mut self.out, name.as_str(), self.utf8);
             if child_info {
                 self.out
                     .extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
@@ -126,7 +126,7 @@ impl Session {
     /// LSUB (RFC 3501 6.3.9): subscribed names matching the pattern; with a trailing `%`, an
     /// unsubscribed level that has subscribed children is returned as `\Noselect`.
     pub(crate) fn cmd_lsub(&mut self, reference: &ListPattern, pattern: &ListPattern) -> Reply {
-        let matcher = match ListMatcher::new(reference, pattern, self.rev2) {
+        let matcher = match ListMatcher::new(reference, pattern, self.utf8) {
             Ok(m) => m,
             Err(reply) => return reply,
         };
@@ -154,7 +154,7 @@ impl Session {
         for (name, attrs) in shown {
             self.out
                 .extend_from_slice(format!("* LSUB ({attrs}) \"/\" ").as_bytes());
-            write_mailbox(&mut self.out, name.as_str(), self.rev2);
+            write_mailbox(&mut self.out, name.as_str(), self.utf8);
             self.out.extend_from_slice(b"\r\n");
         }
         Reply::ok("Lsub completed.")

@@ -176,7 +176,7 @@ impl Session {
         };
         let limits = self.quota_limits();
         self.out.extend_from_slice(b"* QUOTAROOT ");
-        write_mailbox(&mut self.out, name.as_str(), self.rev2);
+        write_mailbox(&mut self.out, name.as_str(), self.utf8);
         if limits.any() {
             self.out.push(b' ');
             write_astring(&mut self.out, QUOTA_ROOT.as_bytes());

@@ -360,6 +360,10 @@ impl Session {
         charset: Option<&str>,
         criteria: &SearchKey,
     ) -> Reply {
+        if self.utf8_accept && charset.is_some() {
+            // RFC 6855 3: after ENABLE UTF8=ACCEPT, strings are UTF-8 and a CHARSET conflicts.
+            return Reply::bad("CHARSET is not allowed after ENABLE UTF8=ACCEPT.");
+        }
         let update = search_context::wants_update(returns);
         if update && self.context_tag_in_use(tag) {
             // RFC 5267 4.3: the tag of a live update context cannot name another.

@@ -66,7 +66,7 @@ impl Session {
             });
         }
         self.out.extend_from_slice(b"* STATUS ");
-        write_mailbox(&mut self.out, name.as_str(), self.rev2);
+        write_mailbox(&mut self.out, name.as_str(), self.utf8);
         self.out
             .extend_from_slice(format!(" ({})\r\n", figures.join(" ")).as_bytes());
         Ok(())
