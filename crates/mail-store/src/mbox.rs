@@ -31,7 +31,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use mail_types::{MailboxName, UidValidity};
+use mail_types::{Flags, MailboxName, SystemFlags, Uid, UidValidity};
 
 pub use lock::{LockConfig, LockMethod};
 pub use mailbox::{JOURNAL_FILE, MboxMailbox};
@@ -39,7 +39,7 @@ pub use persist::INDEX_FILE;
 pub use write::Quoting;
 
 use crate::maildir::io as mio;
-use crate::{MailStore, Mailbox, MailboxEntry, Result, StoreError};
+use crate::{FlagChange, MailStore, Mailbox, MailboxEntry, Result, StoreError};
 
 /// The control directory under the root (Dovecot's name).
 pub const CONTROL_DIR: &str = ".imap";
@@ -149,6 +149,34 @@ impl MboxStore {
         if let Some(m) = gone {
             m.mark_deleted();
         }
+    }
+
+    /// RFC 3501 6.3.5: "Renaming INBOX is permitted ... all messages in INBOX are moved to a
+    /// new mailbox with the given name, leaving INBOX empty." The spool file itself stays where
+    /// the MTA delivers: the messages are copied into the new mbox (flags, keywords and dates
+    /// kept, UIDs afresh under its own UIDVALIDITY), then expunged from INBOX. A crash between
+    /// the two leaves them in both mailboxes, never in neither; a message delivered meanwhile
+    /// stays in INBOX.
+    fn rename_inbox(&self, to: &MailboxName) -> Result<()> {
+        self.create(to)?;
+        let inbox = self.open_mbox(&MailboxName::inbox())?;
+        let target = self.open_mbox(to)?;
+        let uids: Vec<Uid> = inbox
+            .snapshot(false)?
+            .messages
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        if uids.is_empty() {
+            return Ok(());
+        }
+        inbox.copy_to(&uids, target.as_ref())?;
+        inbox.store_flags(
+            &uids,
+            &FlagChange::Add(Flags::new(SystemFlags::DELETED, [])),
+        )?;
+        inbox.expunge(Some(&uids))?;
+        Ok(())
     }
 
     fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<MailboxEntry>) -> Result<()> {
@@ -294,15 +322,13 @@ impl MailStore for MboxStore {
     }
 
     fn rename(&self, from: &MailboxName, to: &MailboxName) -> Result<()> {
-        if from.is_inbox() {
-            return Err(StoreError::NotPossible(
-                "renaming INBOX is not supported with mbox".to_owned(),
-            ));
-        }
         let old = self.mailbox_path(from)?;
         let new = self.mailbox_path(to)?;
         if to.is_inbox() || new.exists() {
             return Err(StoreError::AlreadyExists(to.to_string()));
+        }
+        if from.is_inbox() {
+            return self.rename_inbox(to);
         }
         if !old.exists() {
             return Err(StoreError::NotFound(from.to_string()));

@@ -636,3 +636,56 @@ fn the_index_stays_loadable_across_restarts_after_expunges() {
         assert_eq!(uids(&*inbox), vec![b.get()]);
     }
 }
+
+/// RFC 3501 6.3.5: renaming INBOX moves its messages (flags, keywords, dates, bodies) into a
+/// new mailbox and leaves INBOX empty but present.
+#[test]
+fn renaming_inbox_moves_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let name = |s: &str| MailboxName::new(s).unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let flagged = Flags::new(
+        SystemFlags::FLAGGED.union(SystemFlags::SEEN),
+        [Keyword::new("$Work").unwrap()],
+    );
+    append(&*inbox, b"Subject: one\r\n\r\n1\r\n", flagged.clone());
+    append(&*inbox, b"Subject: two\r\n\r\n2\r\n", Flags::default());
+    drop(inbox);
+    assert!(matches!(
+        store.rename(&MailboxName::inbox(), &name("INBOX")),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    store
+        .rename(&MailboxName::inbox(), &name("old-inbox"))
+        .unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    assert_eq!(uids(&*inbox), Vec::<u32>::new());
+    let moved = store.open(&name("old-inbox")).unwrap();
+    let snap = moved.snapshot(false).unwrap();
+    assert_eq!(snap.messages.len(), 2);
+    assert_eq!(snap.messages[0].flags, flagged);
+    assert_eq!(snap.messages[1].flags, Flags::default());
+    let first = moved.read_message(snap.messages[0].uid).unwrap();
+    assert_eq!(first, b"Subject: one\r\n\r\n1\r\n");
+    assert_eq!(
+        moved
+            .message_info(snap.messages[0].uid)
+            .unwrap()
+            .internal_date,
+        1_795_941_720
+    );
+    // A name already taken is refused before anything moves.
+    let inbox_again = store.open(&MailboxName::inbox()).unwrap();
+    append(
+        &*inbox_again,
+        b"Subject: three\r\n\r\n3\r\n",
+        Flags::default(),
+    );
+    assert!(
+        store
+            .rename(&MailboxName::inbox(), &name("old-inbox"))
+            .is_err()
+    );
+    assert_eq!(uids(&*inbox_again).len(), 1);
+}
