@@ -8,6 +8,11 @@
 //! `subscriptions` and the UIDVALIDITY counter. Dovecot's own index files (`dovecot.index*`) are
 //! left alone: Dovecot rebuilds them from these files when they disagree.
 //!
+//! A tree Courier-IMAP served is taken over in place, as Dovecot's migration does: its UIDs
+//! (`courierimapuiddb`, `uidlist`), subscriptions, keywords (`courier_keywords`) and POP3
+//! UIDLs (`courier_uidl`) are read once and kept in Dovecot's files from then on; Courier's own
+//! files are never written, so a rollback to Courier finds them as they were.
+//!
 //! The code is split by concern the way Dovecot's `lib-storage/index/maildir` is: file names
 //! (`filename`), the uidlist, keywords, scanning (`sync`), saving (`save`), copying (`copy`),
 //! the mailbox hierarchy (`list`) and subscriptions, with locking in `dotlock`.
@@ -17,6 +22,8 @@
 //! its change history and `\Recent` ownership.
 
 mod copy;
+mod courier_keywords;
+mod courier_uidl;
 pub(crate) mod dotlock;
 mod filename;
 pub(crate) mod io;

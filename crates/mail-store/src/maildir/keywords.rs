@@ -99,6 +99,11 @@ impl KeywordMap {
         Ok(())
     }
 
+    /// How many letters are named or seen in file names.
+    pub fn letters_in_use(&self) -> usize {
+        (self.used() | self.implied).count_ones() as usize
+    }
+
     fn used(&self) -> LetterSet {
         let mut set = 0;
         for (i, n) in self.names.iter().enumerate() {

@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use mail_index::{NewRecord, Op};
 use mail_types::{Flags, Uid};
 
+use super::courier_uidl;
 use super::dotlock::DotLock;
 use super::filename;
 use super::io::{self as mio, FileStamp};
@@ -41,6 +42,9 @@ pub static DIRECTORY_SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::At
 pub struct Entry {
     pub dir: Dir,
     pub fname: String,
+    /// Found in `new/`: no session has seen it yet (it stays `\Recent` when it is moved to
+    /// `cur/` before being indexed).
+    pub recent: bool,
 }
 
 impl Entry {
@@ -78,6 +82,7 @@ pub fn scan_dir(path: &Path, dir: Dir, out: &mut Vec<Entry>) -> Result<()> {
         out.push(Entry {
             dir,
             fname: name.to_owned(),
+            recent: dir == Dir::New,
         });
     }
     Ok(())
@@ -227,7 +232,7 @@ impl MaildirMailbox {
         let damaged = parsed.needs_rewrite;
         let mut list = parsed.list;
         let first_new = list.next_uid;
-        let changed = self.add_files(st, &mut list, with_uid, fresh)?;
+        let changed = self.add_files(st, &mut list, with_uid, fresh, &HashMap::new())?;
         self.record_scan(st, &list, Some(read_stamp), damaged, first_new)?;
         drop(lock);
         st.new_dir = DirStamp::scanned(new_mtime, started);
@@ -251,8 +256,18 @@ impl MaildirMailbox {
             None => uidlist::read_courier(&self.path)?,
             Some(_) => None,
         };
+        // ...and the UIDLs Courier's POP3 server gave, kept in the records' `P` fields.
+        let pop3_uidls = match &file {
+            None => courier_uidl::read(&self.path)?,
+            Some(_) => HashMap::new(),
+        };
         let known = file.as_ref().map(|(p, _)| p).or(courier.as_ref());
         let mut list = self.adopt_uidlist(st, known, &mut visible);
+        for r in &mut list.records {
+            if let Some(uidl) = pop3_uidls.get(&r.base) {
+                r.ext = with_pop3_uidl(&r.ext, uidl);
+            }
+        }
         let mut rewrite = match &file {
             None => true,
             Some((parsed, _)) => parsed.needs_rewrite || !parsed.header_ok,
@@ -285,6 +300,10 @@ impl MaildirMailbox {
                     }
                 }
             }
+        }
+        if file.is_none() || !st.initialized {
+            // A folder Courier-IMAP served: its keywords go into the file names first.
+            self.import_courier_keywords(st, &mut on_disk);
         }
 
         // Known messages: same file, renamed (flags), moved out of new/, or gone.
@@ -362,7 +381,7 @@ impl MaildirMailbox {
             }
         }
         let first_new = list.next_uid;
-        let added = self.add_files(st, &mut list, with_uid, fresh)?;
+        let added = self.add_files(st, &mut list, with_uid, fresh, &pop3_uidls)?;
         visible |= added.visible;
 
         // UIDs the uidlist used up are gone for good: every file it lists that still exists is
@@ -449,13 +468,15 @@ impl MaildirMailbox {
     }
 
     /// Adds files to the index: those with a usable uidlist UID first, in UID order, then the
-    /// rest with new UIDs in Dovecot's file-name order, recorded in `list`.
+    /// rest with new UIDs in Dovecot's file-name order, recorded in `list`. New records of
+    /// files in `pop3_uidls` (by base name) keep that POP3 UIDL.
     fn add_files(
         &self,
         st: &mut State,
         list: &mut Uidlist,
         mut with_uid: Vec<(u32, String, Entry)>,
         mut fresh: Vec<Entry>,
+        pop3_uidls: &HashMap<String, String>,
     ) -> Result<Added> {
         let mut added = Added::default();
         with_uid.sort_by_key(|(uid, _, _)| *uid);
@@ -477,10 +498,14 @@ impl MaildirMailbox {
             let uid = Uid::new(next).ok_or_else(|| {
                 StoreError::Internal(format!("{}: UIDs exhausted", self.path.display()))
             })?;
-            self.append_entry(st, uid, &e, "")?;
+            let ext = match pop3_uidls.get(e.base()) {
+                Some(uidl) => with_pop3_uidl("", uidl),
+                None => String::new(),
+            };
+            self.append_entry(st, uid, &e, &ext)?;
             list.records.push(UidRecord {
                 uid: next,
-                ext: String::new(),
+                ext,
                 base: e.base().to_owned(),
             });
             next = next.checked_add(1).ok_or_else(|| {
@@ -502,7 +527,7 @@ impl MaildirMailbox {
             flags: &flags,
             internal_date: None,
             size: size_hint(&e.fname, ext),
-            recent: e.dir == Dir::New,
+            recent: e.recent,
             backend: &backend,
         };
         match st.index.apply(Op::Append(record)) {
@@ -557,6 +582,7 @@ impl MaildirMailbox {
                 Some(Entry {
                     dir: Dir::New,
                     fname: fresh,
+                    recent: true,
                 })
             }
             Err(e) => {
@@ -655,6 +681,19 @@ impl MaildirMailbox {
             appendable: true,
         });
         Ok(())
+    }
+}
+
+/// Extension fields `ext` with a `P` (POP3 UIDL) field, unless they have one already: a UIDL
+/// stored earlier stays what clients know.
+fn with_pop3_uidl(ext: &str, uidl: &str) -> String {
+    if uidlist::ext_value(ext, b'P').is_some() {
+        return ext.to_owned();
+    }
+    if ext.is_empty() {
+        format!("P{uidl}")
+    } else {
+        format!("{ext} P{uidl}")
     }
 }
 
