@@ -459,3 +459,42 @@ proptest! {
         assert_mail_intact(&*inbox);
     }
 }
+
+#[test]
+fn pop3_only_courier_maildir_keeps_its_uidls() {
+    // Courier's POP3 server alone served this INBOX: no courierimapuiddb, so the UIDs are new,
+    // but the UIDLs (version 2 and version 0 lines) are Courier's.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    for name in [
+        "1500000001.M1P1.h:2,S",
+        "1500000002.M2P1.h:2,",
+        "1500000003.M3P1.h:2,",
+    ] {
+        fs::write(root.join("cur").join(name), "Subject: x\n\nbody\n").unwrap();
+    }
+    fs::write(
+        root.join("courierpop3dsizelist"),
+        "/2 8 424242\n1500000001.M1P1.h:2,S 20 6:424242\n1500000002.M2P1.h 20 0:424242\n",
+    )
+    .unwrap();
+    let store = MaildirStore::new(root).unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let snapshot = inbox.snapshot(false).unwrap();
+    let uidls: Vec<Option<String>> = snapshot
+        .messages
+        .iter()
+        .map(|m| inbox.stored_uidl(m.uid))
+        .collect();
+    assert_eq!(
+        uidls,
+        [
+            Some("UID6-424242".to_owned()),
+            Some("1500000002.M2P1.h".to_owned()),
+            None
+        ]
+    );
+}

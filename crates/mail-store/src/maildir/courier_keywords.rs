@@ -13,11 +13,14 @@
 //! - `.<n>.<base name>` — an older change, renamed so by the next Courier session; the one with
 //!   the highest `<n>` overrides `:list`. `.tmp.*` are scratch files of a change in progress.
 //!
-//! When Columba takes such a folder over and has no `dovecot-keywords` of its own, it reads
-//! these once and writes the keywords the way Dovecot keeps them: letters in the file names
-//! (`cur/`) with `dovecot-keywords` naming them, as `courier-dovecot-migrate.pl` converts them
-//! (see `import`). Columba never writes into `courierimapkeywords/`: a rollback to Courier finds
-//! the keywords as Courier left them.
+//! When Columba indexes such a folder from its files (it takes the folder over, or has no saved
+//! index) and the folder has no `dovecot-keywords` yet, it reads these and writes the keywords
+//! the way Dovecot keeps them: letters in the file names (`cur/`) with `dovecot-keywords` naming
+//! them, as `courier-dovecot-migrate.pl` converts them (`import_courier_keywords`). From then on
+//! `dovecot-keywords` exists and Courier's directory is not read again, so later changes made
+//! through Columba are never undone by stale Courier data. Columba never writes into
+//! `courierimapkeywords/`: a rollback to Courier finds the keywords as Courier left them (but
+//! not the changes made since, which only Dovecot's format holds).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -335,7 +338,8 @@ mod tests {
     #[test]
     fn hostile_lists_give_what_can_be_trusted() {
         // (content, base name, keywords it must get)
-        let table: &[(&[u8], &str, Option<&[&str]>)] = &[
+        type Row<'a> = (&'a [u8], &'a str, Option<&'a [&'a str]>);
+        let table: &[Row] = &[
             (b"a\nb\n\nm:1 0 1\n", "m", Some(&["b", "a", "b"])),
             (
                 b"a\n\nm:0 7 99999999999999999999999 -1 x\n",
