@@ -6,6 +6,9 @@
 //!
 //! `fixtures/courier/` is a Maildir that the real Courier servers (courier-imap 5.0.13,
 //! Debian bookworm) wrote, with what they reported (`expected/`); `generate.sh` remakes it.
+//! Once Columba has taken it over, a real Dovecot (test-support's) must show the same: the
+//! keywords and UIDs are then in Dovecot's own files. Without a `dovecot` binary that part
+//! prints "skipping: dovecot not installed", unless `COLUMBA_REQUIRE_EXTERNAL=1`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -15,6 +18,7 @@ use mail_store::maildir::{MaildirStore, release_idle_mailboxes};
 use mail_store::{MailStore, Mailbox};
 use mail_types::{MailboxName, SystemFlags, Uid};
 use proptest::prelude::*;
+use test_support::{Dovecot, Response};
 
 #[test]
 fn courier_uids_and_uidvalidity_carry_over() {
@@ -178,20 +182,35 @@ fn courier_imap(name: &str) -> (Vec<Shown>, Option<u32>) {
             uid_validity = Some(rest.trim_end_matches(')').parse().unwrap());
             continue;
         }
-        let field = |name: &str| line.split_once(name).map(|(_, r)| r).unwrap();
-        let uid = field("(UID ").split(' ').next().unwrap().parse().unwrap();
-        let flags = field("FLAGS (").split(')').next().unwrap();
-        let size = field("RFC822.SIZE ").trim_end_matches(')').parse().unwrap();
-        shown.push(Shown {
-            uid,
-            flags: flags
-                .split_whitespace()
-                .map(str::to_ascii_lowercase)
-                .collect(),
-            size,
-        });
+        shown.push(shown_of(line));
     }
     (shown, uid_validity)
+}
+
+/// A `FETCH (UID FLAGS RFC822.SIZE)` response line, in any order of its items, without the
+/// session-dependent `\Recent`.
+fn shown_of(line: &str) -> Shown {
+    let field = |name: &str| line.split_once(name).map(|(_, r)| r).unwrap();
+    let number = |name: &str| {
+        field(name)
+            .split([' ', ')'])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    Shown {
+        uid: number("UID ") as u32,
+        flags: field("FLAGS (")
+            .split(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .filter(|f| *f != "\\Recent")
+            .map(str::to_ascii_lowercase)
+            .collect(),
+        size: number("RFC822.SIZE "),
+    }
 }
 
 /// Courier POP3's UIDL and LIST answers: (UIDL, size) by message number.
@@ -496,5 +515,65 @@ fn pop3_only_courier_maildir_keeps_its_uidls() {
             Some("1500000002.M2P1.h".to_owned()),
             None
         ]
+    );
+}
+
+/// The keywords Columba wrote in Dovecot's form are Dovecot's keywords: Dovecot, serving the tree
+/// Columba took over from Courier, shows Courier's UIDVALIDITY, UIDs, flags and sizes.
+#[test]
+fn dovecot_serves_the_courier_tree_columba_took_over() {
+    let Some(home) = Dovecot::builder()
+        .mail_plugin("listescape")
+        .inbox_separator('/')
+        .prepare()
+    else {
+        return;
+    };
+    let root = home.maildir();
+    copy_tree(&fixture().join("Maildir"), &root);
+    for dir in ["", ".Lists"] {
+        for sub in ["cur", "new", "tmp"] {
+            fs::create_dir_all(root.join(dir).join(sub)).unwrap();
+        }
+    }
+    {
+        let store = MaildirStore::new(root.clone()).unwrap();
+        for name in ["INBOX", "Lists"] {
+            store.open(&MailboxName::new(name).unwrap()).unwrap();
+        }
+    }
+    release_idle_mailboxes(&root);
+    let dovecot = home.start();
+    let mut c = dovecot.connect().expect("login");
+    let mut untagged = |command: &str| -> Vec<String> {
+        let r = c.command(command).and_then(Response::ok);
+        let r = r.unwrap_or_else(|e| panic!("{command}: {e}"));
+        r.untagged
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    };
+    let fetch = |lines: Vec<String>| -> Vec<Shown> {
+        lines
+            .iter()
+            .filter(|l| l.contains(" FETCH "))
+            .map(|l| shown_of(l))
+            .collect()
+    };
+    let (inbox_shown, uid_validity) = courier_imap("INBOX.imap");
+    let (lists_shown, _) = courier_imap("Lists.imap");
+    let status = untagged("STATUS INBOX (UIDVALIDITY)").concat();
+    assert!(
+        status.contains(&format!("UIDVALIDITY {})", uid_validity.unwrap())),
+        "{status}"
+    );
+    untagged("EXAMINE INBOX");
+    let shown = fetch(untagged("FETCH 1:* (UID FLAGS RFC822.SIZE)"));
+    assert_eq!(shown[..3], inbox_shown[..]);
+    assert_eq!(shown.len(), 4);
+    untagged("EXAMINE Lists");
+    assert_eq!(
+        fetch(untagged("FETCH 1:* (UID FLAGS RFC822.SIZE)")),
+        lists_shown
     );
 }
