@@ -24,7 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use mail_types::{Flags, Keyword, SystemFlags};
@@ -70,7 +70,7 @@ pub fn read(dir: &Path) -> Result<Option<HashMap<String, Vec<Keyword>>>> {
         Err(e) => return Err(StoreError::io(&kw_dir, e)),
     };
     let list_path = kw_dir.join(LIST_NAME);
-    let mut by_base = match read_capped(&list_path, MAX_LIST_BYTES) {
+    let mut by_base = match mio::read_foreign(&list_path, MAX_LIST_BYTES) {
         Ok(Some(content)) => parse_list(&content, &list_path),
         Ok(None) => HashMap::new(),
         Err(e) => {
@@ -99,7 +99,7 @@ pub fn read(dir: &Path) -> Result<Option<HashMap<String, Vec<Keyword>>>> {
     }
     for (base, (_, name)) in newest {
         let path = kw_dir.join(&name);
-        match read_capped(&path, MAX_UPDATE_BYTES) {
+        match mio::read_foreign(&path, MAX_UPDATE_BYTES) {
             Ok(Some(content)) => {
                 by_base.insert(base, parse_names(&content, &path));
             }
@@ -110,24 +110,6 @@ pub fn read(dir: &Path) -> Result<Option<HashMap<String, Vec<Keyword>>>> {
     }
     by_base.retain(|_, k| !k.is_empty());
     Ok(Some(by_base))
-}
-
-/// Reads a file of at most `max` bytes; `None` if it does not exist.
-fn read_capped(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if file.metadata()?.is_dir() {
-        return Err(io::Error::other("a directory"));
-    }
-    let mut content = Vec::new();
-    file.take(max + 1).read_to_end(&mut content)?;
-    if content.len() as u64 > max {
-        return Err(io::Error::other(format!("larger than {max} bytes")));
-    }
-    Ok(Some(content))
 }
 
 /// The rank and message of a directory entry, for the files that record a change.
@@ -402,12 +384,14 @@ mod tests {
     }
 
     #[test]
-    fn oversized_files_are_refused() {
+    fn oversized_and_special_files_are_refused() {
         let (dir, kw) = keyword_dir("a\n\nm:0\nn:0\n");
         let f = fs::File::create(kw.join("m")).unwrap();
         f.set_len(MAX_UPDATE_BYTES + 1).unwrap();
+        // Nor does a FIFO hang the reader.
+        mio::make_fifo(&kw.join("n"));
         let map = read(dir.path()).unwrap().unwrap();
-        // The oversized change is ignored: the list's keywords stay.
+        // The oversized change and the FIFO are ignored: the list's keywords stay.
         assert_eq!(names(&map, "m"), Some(vec!["a".to_owned()]));
         assert_eq!(names(&map, "n"), Some(vec!["a".to_owned()]));
     }

@@ -23,10 +23,10 @@
 //! itself is never written, so a rollback to Courier finds it as it was.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
+use super::io as mio;
 use crate::{Result, StoreError};
 
 pub const FILE_NAME: &str = "courierpop3dsizelist";
@@ -46,22 +46,15 @@ const NEWEST_VERSION: u32 = 3;
 /// ignored (Courier then gave every message a new UIDL too).
 pub fn read(dir: &Path) -> Result<HashMap<String, String>> {
     let path = dir.join(FILE_NAME);
-    let file = match fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+    let content = match mio::read_foreign(&path, MAX_FILE_BYTES) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(HashMap::new()),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            tracing::warn!(file = %path.display(), "Courier POP3 UIDL list ignored: {e}");
+            return Ok(HashMap::new());
+        }
         Err(e) => return Err(StoreError::io(&path, e)),
     };
-    let mut content = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut content)
-        .map_err(|e| StoreError::io(&path, e))?;
-    if content.len() as u64 > MAX_FILE_BYTES {
-        tracing::warn!(
-            file = %path.display(),
-            "Courier POP3 UIDL list larger than {MAX_FILE_BYTES} bytes ignored"
-        );
-        return Ok(HashMap::new());
-    }
     let uidls = parse(&content, &path);
     if !uidls.is_empty() {
         tracing::info!(
@@ -194,6 +187,7 @@ fn escaped_name(base: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn p(content: &str) -> HashMap<String, String> {
         parse(content.as_bytes(), Path::new("courierpop3dsizelist"))
@@ -288,13 +282,20 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_empty_and_huge_file_is_ignored() {
+    fn missing_file_is_empty_and_odd_files_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path()).unwrap().is_empty());
         fs::write(dir.path().join(FILE_NAME), "/3 2 5\na 1 1:5:0\n").unwrap();
         assert_eq!(read(dir.path()).unwrap().len(), 1);
         let f = fs::File::create(dir.path().join(FILE_NAME)).unwrap();
         f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        assert!(read(dir.path()).unwrap().is_empty());
+        // A FIFO would block a plain open until someone writes to it.
+        fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        mio::make_fifo(&dir.path().join(FILE_NAME));
+        assert!(read(dir.path()).unwrap().is_empty());
+        fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        fs::create_dir(dir.path().join(FILE_NAME)).unwrap();
         assert!(read(dir.path()).unwrap().is_empty());
     }
 }

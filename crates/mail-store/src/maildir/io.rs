@@ -149,6 +149,46 @@ pub fn create_truncate(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Reads a file another program left in a mailbox (Courier's files), `None` if it does not
+/// exist. Whatever the file is must not hang or exhaust the server: it is opened without
+/// blocking (a FIFO would otherwise wait for a writer forever), and anything but a regular file
+/// of at most `max` bytes is refused with an `InvalidData` error.
+pub fn read_foreign(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut content = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut content)?;
+    if content.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(Some(content))
+}
+
+/// Makes a FIFO, for tests that put one where a file is expected.
+#[cfg(test)]
+pub fn make_fifo(path: &Path) {
+    let c = CString::new(path.as_os_str().as_bytes()).expect("no NUL in a test path");
+    // SAFETY: a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
 /// Maps an I/O error to the store's error, turning a full disk or quota into `OverQuota`.
 pub fn error(path: &Path, e: io::Error) -> StoreError {
     match e.raw_os_error() {
