@@ -196,8 +196,9 @@ impl MaildirMailbox {
     /// Takes the keywords Courier kept for the files found by a scan over into Dovecot's form,
     /// when this folder has Courier keywords and no `dovecot-keywords`: each file gets its
     /// letters (files in `new/` move to `cur/`, as a flag change moves them, and stay `\Recent`)
-    /// and `entries` are updated to the new names. Only the first 26 keywords fit Maildir's
-    /// letters; the rest are reported and left in Courier's directory. The caller holds the
+    /// and `entries` are updated to the new names. Only as many keywords as there are free
+    /// letters (26 at most) can be kept; the rest are reported and stay in Courier's directory
+    /// only. The caller holds the
     /// `dovecot-uidlist` lock. Problems are logged: the mail is indexed with what it has.
     pub(super) fn import_courier_keywords(
         &self,
@@ -229,21 +230,30 @@ impl MaildirMailbox {
             let (system, letters) = filename::flags(&e.fname);
             st.keywords.flags(system, letters);
         }
+        // IMAP keywords are case-insensitive; a hostile list may hold millions of names, so
+        // they are told apart by a set, and only as many as there are letters are kept.
+        let free = MAX_KEYWORD_LETTERS.saturating_sub(st.keywords.letters_in_use());
+        let mut seen: HashSet<String> = HashSet::new();
         let mut all: Vec<Keyword> = Vec::new();
+        let mut dropped: Vec<&str> = Vec::new();
         for k in wanted.iter().flat_map(|(_, k)| k.iter()) {
-            if !all.iter().any(|a| a.eq_ignore_case(k)) {
-                all.push(k.clone());
+            if seen.insert(k.as_str().to_ascii_lowercase()) {
+                if all.len() < free {
+                    all.push(k.clone());
+                } else {
+                    dropped.push(k.as_str());
+                }
             }
         }
-        let free = MAX_KEYWORD_LETTERS.saturating_sub(st.keywords.letters_in_use());
-        if all.len() > free {
-            let dropped: Vec<&str> = all[free..].iter().map(Keyword::as_str).collect();
+        if !dropped.is_empty() {
+            let shown: Vec<&str> = dropped.iter().take(10).copied().collect();
             tracing::warn!(
                 mailbox = %self.path.display(),
-                "more Courier keywords than Maildir letters; not taken over: {}",
-                dropped.join(" ")
+                "more Courier keywords than Maildir letters; {} not taken over: {}{}",
+                dropped.len(),
+                shown.join(" "),
+                if dropped.len() > shown.len() { " ..." } else { "" }
             );
-            all.truncate(free);
         }
         let table = Flags::new(SystemFlags::empty(), all);
         if let Err(e) = st.keywords.letters_creating(&table, &self.path) {
@@ -251,23 +261,18 @@ impl MaildirMailbox {
             return;
         }
         let mut moved = 0usize;
-        let mut skipped: HashSet<&str> = HashSet::new();
         for (base, keywords) in wanted {
             let Some(entry) = entries.get_mut(base.as_str()) else {
                 continue;
             };
-            let mut letters = 0;
-            for k in keywords {
-                match st
-                    .keywords
-                    .letters(&Flags::new(SystemFlags::empty(), [k.clone()]))
-                {
-                    Some(l) => letters |= l,
-                    None => {
-                        skipped.insert(k.as_str());
-                    }
-                }
-            }
+            // Keywords without a letter (beyond the 26) were reported above.
+            let letters = keywords
+                .iter()
+                .filter_map(|k| {
+                    st.keywords
+                        .letters(&Flags::new(SystemFlags::empty(), [k.clone()]))
+                })
+                .fold(0, |set, l| set | l);
             let (system, old_letters) = filename::flags(&entry.fname);
             if letters & !old_letters == 0 {
                 continue;
