@@ -5,7 +5,8 @@
 //! server (`courierpop3dsizelist`) are kept as the records' `P` fields.
 //!
 //! `fixtures/courier/` is a Maildir that the real Courier servers (courier-imap 5.0.13,
-//! Debian bookworm) wrote, with what they reported (`expected/`); `generate.sh` remakes it.
+//! Debian bookworm) wrote, with what they reported (`expected/`);
+//! `scripts/regen-courier-fixtures` remakes it.
 //! Once Columba has taken it over, a real Dovecot (test-support's) must show the same: the
 //! keywords and UIDs are then in Dovecot's own files. Without a `dovecot` binary that part
 //! prints "skipping: dovecot not installed", unless `COLUMBA_REQUIRE_EXTERNAL=1`.
