@@ -1,7 +1,8 @@
 //! POP3 against the built server on loopback, by independently written clients — Python's
 //! poplib, curl, fetchmail and getmail6 — each checking that what it downloads is, message for
 //! message and byte for byte, what was appended over IMAP; and POP3 beside IMAP on the same
-//! mailbox (deletions, appends, the maildrop lock) with the log lines an operator sees.
+//! mailbox (deletions, appends, the maildrop lock) with the log lines an operator sees; and a
+//! fetchmail that left its mail on a Courier server, moved to Columba.
 
 mod common;
 
@@ -239,6 +240,24 @@ fn fetchmail_rc(dir: &Path, port: u16, options: &str, mda: &Path) -> std::path::
     rc
 }
 
+/// An MDA script for fetchmail that files each message it is given in `<dir>/out/`; returns
+/// that directory and the script.
+fn file_mda(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mda = dir.join("mda.sh");
+    std::fs::write(
+        &mda,
+        format!(
+            "#!/bin/sh\nexec cat > \"{}/$(date +%s%N)-$$.eml\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&mda, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (out, mda)
+}
+
 fn fetchmail(home: &Path, rc: &Path) -> Output {
     run(Command::new("fetchmail")
         .env("HOME", home)
@@ -257,18 +276,7 @@ fn fetchmail_keeps_then_deletes_into_an_mda() {
     let server = Server::start();
     let messages = seed(&server);
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let mda = dir.path().join("mda.sh");
-    std::fs::write(
-        &mda,
-        format!(
-            "#!/bin/sh\nexec cat > \"{}/$(date +%s%N)-$$.eml\"\n",
-            out.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&mda, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (out, mda) = file_mda(dir.path());
     let want = sorted(messages.iter().map(|m| lf(m)).collect());
 
     // --keep over cleartext POP3 (no TLS): everything delivered, nothing removed.
@@ -463,4 +471,76 @@ fn pop3_listeners_are_set_from_the_command_line() {
     let mut buf = [0u8; 64];
     let n = std::io::Read::read(&mut raw, &mut buf).unwrap_or(0);
     assert!(!buf[..n].starts_with(b"+OK"), "POP3S answered in cleartext");
+}
+
+/// The Maildir the real Courier-IMAP and POP3 servers left (mail-store's fixture; see
+/// `scripts/regen-courier-fixtures`), copied into `to` with the empty directories git drops.
+fn copy_courier_maildir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+    }
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_courier_maildir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A fetchmail that left mail on a Courier server moves to Columba without downloading it
+/// again: its id file holds the UIDLs Courier's POP3 gave, and Columba answers with the same
+/// ones, so only the message that arrived after the move is fetched.
+#[test]
+fn fetchmail_leaving_mail_on_the_server_survives_a_move_from_courier() {
+    if !have("fetchmail") {
+        return;
+    }
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../mail-store/tests/fixtures/courier");
+    let server = Server::start();
+    let maildir = server.maildir(USER);
+    copy_courier_maildir(&fixture.join("Maildir"), &maildir);
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(".Lists").join(sub)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (out, mda) = file_mda(dir.path());
+    // What fetchmail remembered after its last poll of Courier: the UIDLs Courier listed.
+    let courier = std::fs::read_to_string(fixture.join("expected/pop3")).unwrap();
+    let uidls: Vec<&str> = courier
+        .split("\n.\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('+'))
+        .filter_map(|l| l.split_once(' ').map(|(_, uidl)| uidl))
+        .collect();
+    assert_eq!(uidls.len(), 3, "{courier}");
+    let ids: String = uidls
+        .iter()
+        .map(|u| format!("{USER}@127.0.0.1 {u}\n"))
+        .collect();
+    let idfile = dir.path().join(".fetchids");
+    std::fs::write(&idfile, ids).unwrap();
+    std::fs::set_permissions(&idfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let rc = fetchmail_rc(dir.path(), server.pop3.port(), "keep sslproto ''", &mda);
+    fetchmail(dir.path(), &rc);
+    let got = delivered(&out);
+    let subjects: Vec<String> = got
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(subjects, ["five"], "only the mail that came after Courier");
+    assert_eq!(imap_count(&server), 4, "keep leaves the mail");
 }
