@@ -223,6 +223,33 @@ impl Authenticator {
         Ok(AuthOutcome::Success(record))
     }
 
+    /// The record of a user mail is delivered to (LMTP RCPT, `columba deliver -d`): the
+    /// userdb's, with no password checked. `Ok(None)` for a name no database could hold or the
+    /// userdb does not know. A user the uid guards refuse (root, a uid outside the range) is
+    /// an error, not an unknown user: the mail is for someone real who must not get it this
+    /// way, and the MTA should keep it. Dovecot's `prefetch` userdb knows users only at login,
+    /// so delivery cannot work with it.
+    pub fn lookup_user(&self, user: &str) -> Result<Option<UserRecord>, AuthError> {
+        let Some(name) = self.user_name(user) else {
+            return Ok(None);
+        };
+        let Some(userdb) = &self.userdb else {
+            return Err(AuthError::Config(
+                "userdb \"prefetch\" cannot look users up for delivery".to_owned(),
+            ));
+        };
+        let Some(record) = userdb.lookup(&name)? else {
+            return Ok(None);
+        };
+        if let Err(reason) = self.settings.uid_range.check(&record) {
+            return Err(AuthError::Backend {
+                backend: "userdb",
+                reason: format!("{}: {reason}", record.name),
+            });
+        }
+        Ok(Some(record))
+    }
+
     /// Starts a SASL exchange; `None` when `mechanism` is not offered. EXTERNAL started here
     /// has no external identity and fails: see [`Authenticator::start_external`].
     pub fn start(self: &Arc<Self>, mechanism: Mechanism) -> Option<Exchange> {

@@ -420,3 +420,30 @@ fn static_and_prefetch_userdbs() {
         (Some(2000), Some(PathBuf::from("/home/plain")))
     );
 }
+
+#[test]
+fn delivery_lookups_use_the_userdb_and_the_uid_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = authenticator(
+        dir.path(),
+        "root:{PLAIN}x:0:0\nlow:{PLAIN}x:10:10\n",
+        AuthSettings::default(),
+    );
+    // No password is needed; names are lower-cased as at login.
+    let record = auth.lookup_user("Plain").unwrap().unwrap();
+    assert_eq!(record.name, "plain");
+    assert_eq!(record.uid, Some(2000));
+    assert_eq!(auth.lookup_user("nobody-here").unwrap(), None);
+    assert_eq!(auth.lookup_user("a/b").unwrap(), None);
+    assert_eq!(auth.lookup_user("").unwrap(), None);
+    // A passwd-file drops uid 0 entries itself; a uid below the range is an error, so the MTA
+    // keeps the message rather than bouncing it.
+    assert_eq!(auth.lookup_user("root").unwrap(), None);
+    for refused in ["low"] {
+        let found = auth.lookup_user(refused);
+        assert!(
+            matches!(found, Err(AuthError::Backend { .. })),
+            "{refused}: {found:?}"
+        );
+    }
+}

@@ -1,9 +1,10 @@
 //! What the server binary hands a protocol session, whichever the protocol: the byte stream, the
 //! STARTTLS upgrade, the way to check a password and open a user's mail, and facts about the
-//! connection. `imap-session` and `pop3-session` both code against these types, so the binary
-//! implements each of them once and neither protocol depends on the other. Beside them, the two
-//! things every session does alike: swapping its stream for a TLS one, and writing the login
-//! log lines in Dovecot's shape.
+//! connection. `imap-session`, `pop3-session` and `lmtp-session` code against these types, so
+//! the binary implements each of them once and no protocol depends on another. Beside them,
+//! what several protocols do alike: swapping the stream for a TLS one, writing the login log
+//! lines in Dovecot's shape, the user's quota (IMAP reports and enforces it, delivery enforces
+//! it: [`quota`]) and storing a delivered message ([`delivery`]).
 //!
 //! This crate owns only these interfaces. It knows no protocol syntax, no sockets or TLS library
 //! (a stream is any `AsyncRead + AsyncWrite`), no password database and no mailbox format.
@@ -19,7 +20,9 @@ use auth::{AuthError, AuthOutcome, LoginPenalty, UserRecord};
 use mail_store::{MailStore, StoreError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub mod delivery;
 mod login_policy;
+pub mod quota;
 mod sasl;
 
 pub use login_policy::{LoginPolicy, Referral};
