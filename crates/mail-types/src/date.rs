@@ -1,6 +1,7 @@
 //! Calendar arithmetic on days since 1970-01-01 in the proleptic Gregorian calendar (Howard
-//! Hinnant's algorithms), for INTERNALDATE and for the timestamps that tie a client's error
-//! message to a log line. No time zones beyond what callers add themselves.
+//! Hinnant's algorithms), for INTERNALDATE, for the timestamps that tie a client's error
+//! message to a log line, and for the dates of trace headers. No time zones beyond what
+//! callers add themselves.
 
 /// Days since 1970-01-01 to (year, month, day).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -30,13 +31,30 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time.
 pub fn utc_timestamp(unix: i64) -> String {
     let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
-    let s = unix.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02} {}", time_of_day(unix))
+}
+
+/// `Sun, 29 Nov 2026 11:09:19 +0000`: an RFC 5322 3.3 date-time in UTC, as trace headers
+/// (`Received:`) carry it.
+pub fn rfc5322_utc(unix: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
+        "{}, {d} {} {y:04} {} +0000",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m as usize).clamp(1, 12) - 1],
+        time_of_day(unix)
     )
+}
+
+/// `HH:MM:SS` (UTC).
+fn time_of_day(unix: i64) -> String {
+    let s = unix.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
 #[cfg(test)]
@@ -58,5 +76,9 @@ mod tests {
         assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00");
         assert_eq!(utc_timestamp(1_234_567_890), "2009-02-13 23:31:30");
         assert_eq!(utc_timestamp(-1), "1969-12-31 23:59:59");
+        assert_eq!(rfc5322_utc(0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_utc(1_234_567_890), "Fri, 13 Feb 2009 23:31:30 +0000");
+        assert_eq!(rfc5322_utc(1_795_950_559), "Sun, 29 Nov 2026 11:09:19 +0000");
+        assert_eq!(rfc5322_utc(-1), "Wed, 31 Dec 1969 23:59:59 +0000");
     }
 }

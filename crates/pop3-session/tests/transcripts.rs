@@ -31,7 +31,7 @@ use mail_store::maildir::MaildirStore;
 use mail_store::{FlagChange, MailStore};
 use mail_types::{Flags, MailboxName, SystemFlags, Uid};
 use pop3_session::{ConnectionInfo, MaildropLocks, Pop3Settings, SessionContext, UidlFormat};
-use test_support::transcript::{Connections, TestBackend, directive, run_all};
+use test_support::transcript::{Connections, TestBackend, directive, expand, run_all};
 
 struct Runner {
     conns: Connections,
@@ -53,32 +53,6 @@ impl Runner {
     fn store(&self, user: &str) -> MaildirStore {
         MaildirStore::new(self.root.join(user)).unwrap()
     }
-}
-
-/// Expands `\r\n` and `{x*N}` in a client line.
-fn expand(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let spec = rest[open + 1..]
-            .split_once('}')
-            .and_then(|(inner, _)| inner.split_once('*'))
-            .and_then(|(c, n)| Some((c.chars().next()?, n.parse::<usize>().ok()?)));
-        match spec {
-            Some((c, n)) => {
-                out.push_str(&rest[..open]);
-                out.extend(std::iter::repeat_n(c, n));
-                let close = rest[open..].find('}').unwrap() + open;
-                rest = &rest[close + 1..];
-            }
-            None => {
-                out.push_str(&rest[..=open]);
-                rest = &rest[open + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out.replace("\\r\\n", "\r\n")
 }
 
 fn settings_from(text: &str, name: &str) -> Pop3Settings {
@@ -218,11 +192,4 @@ async fn run_transcript(path: &Path) {
 async fn transcripts() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
     run_all(&dir, |file| async move { run_transcript(&file).await }).await;
-}
-
-#[test]
-fn client_line_expansion() {
-    assert_eq!(expand("STAT\\r\\nLIST"), "STAT\r\nLIST");
-    assert_eq!(expand("NOOP {x*3}"), "NOOP xxx");
-    assert_eq!(expand("{not a repeat}"), "{not a repeat}");
 }

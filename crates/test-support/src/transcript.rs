@@ -224,6 +224,33 @@ where
     assert!(failed.is_empty(), "failed transcripts: {failed:?}");
 }
 
+/// Expands a transcript's client line: `{x*N}` is N copies of the character x (over-long
+/// lines), `\r\n` a line end (pipelined commands in one write), `\n` a bare LF.
+pub fn expand(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let spec = rest[open + 1..]
+            .split_once('}')
+            .and_then(|(inner, _)| inner.split_once('*'))
+            .and_then(|(c, n)| Some((c.chars().next()?, n.parse::<usize>().ok()?)));
+        match spec {
+            Some((c, n)) => {
+                out.push_str(&rest[..open]);
+                out.extend(std::iter::repeat_n(c, n));
+                let close = rest[open..].find('}').unwrap() + open;
+                rest = &rest[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[..=open]);
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("\\r\\n", "\r\n").replace("\\n", "\n")
+}
+
 /// `{*}` matches any run of characters; the rest must be equal.
 pub fn matches(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split("{*}").collect();
@@ -276,6 +303,14 @@ mod tests {
         assert!(matches("a{*}", "abc"));
         assert!(!matches("abc", "abcd"));
         assert!(matches("+OK {*} octets", "+OK 12 octets"));
+    }
+
+    #[test]
+    fn client_line_expansion() {
+        assert_eq!(expand("STAT\\r\\nLIST"), "STAT\r\nLIST");
+        assert_eq!(expand("a\\nb"), "a\nb");
+        assert_eq!(expand("NOOP {x*3}"), "NOOP xxx");
+        assert_eq!(expand("{not a repeat}"), "{not a repeat}");
     }
 
     #[test]
