@@ -69,6 +69,59 @@ impl UidRange {
     }
 }
 
+/// `user` as the databases are asked about it (lower-cased when `lowercase`); `None` for names
+/// no database could hold (empty, too long, `:`, `/`, control characters...).
+fn normalized_user_name(user: &str, lowercase: bool) -> Option<String> {
+    if let Err(e) = validate_user_name(user) {
+        tracing::debug!("user name refused: {e}");
+        return None;
+    }
+    Some(if lowercase {
+        user.to_lowercase()
+    } else {
+        user.to_owned()
+    })
+}
+
+/// A userdb on its own, for finding the users mail is delivered to (LMTP RCPT,
+/// `columba deliver -d`): no password is checked, so no passdb is needed (and a delivery
+/// agent that is not root never touches `/etc/shadow`).
+pub struct UserLookup {
+    userdb: Box<dyn UserDb>,
+    uid_range: UidRange,
+    lowercase_usernames: bool,
+}
+
+impl UserLookup {
+    pub fn new(userdb: Box<dyn UserDb>, uid_range: UidRange, lowercase_usernames: bool) -> Self {
+        UserLookup {
+            userdb,
+            uid_range,
+            lowercase_usernames,
+        }
+    }
+
+    /// The userdb's record of `user`; `Ok(None)` for a name no database could hold or the
+    /// userdb does not know. A user the uid guards refuse (a uid outside the range) is an
+    /// error, not an unknown user: the mail is for someone real who must not get it this
+    /// way, and the MTA should keep it rather than bounce it.
+    pub fn lookup(&self, user: &str) -> Result<Option<UserRecord>, AuthError> {
+        let Some(name) = normalized_user_name(user, self.lowercase_usernames) else {
+            return Ok(None);
+        };
+        let Some(record) = self.userdb.lookup(&name)? else {
+            return Ok(None);
+        };
+        if let Err(reason) = self.uid_range.check(&record) {
+            return Err(AuthError::Backend {
+                backend: "userdb",
+                reason: format!("{}: {reason}", record.name),
+            });
+        }
+        Ok(Some(record))
+    }
+}
+
 /// What an [`Authenticator`] is configured with besides its databases.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSettings {
@@ -223,33 +276,6 @@ impl Authenticator {
         Ok(AuthOutcome::Success(record))
     }
 
-    /// The record of a user mail is delivered to (LMTP RCPT, `columba deliver -d`): the
-    /// userdb's, with no password checked. `Ok(None)` for a name no database could hold or the
-    /// userdb does not know. A user the uid guards refuse (root, a uid outside the range) is
-    /// an error, not an unknown user: the mail is for someone real who must not get it this
-    /// way, and the MTA should keep it. Dovecot's `prefetch` userdb knows users only at login,
-    /// so delivery cannot work with it.
-    pub fn lookup_user(&self, user: &str) -> Result<Option<UserRecord>, AuthError> {
-        let Some(name) = self.user_name(user) else {
-            return Ok(None);
-        };
-        let Some(userdb) = &self.userdb else {
-            return Err(AuthError::Config(
-                "userdb \"prefetch\" cannot look users up for delivery".to_owned(),
-            ));
-        };
-        let Some(record) = userdb.lookup(&name)? else {
-            return Ok(None);
-        };
-        if let Err(reason) = self.settings.uid_range.check(&record) {
-            return Err(AuthError::Backend {
-                backend: "userdb",
-                reason: format!("{}: {reason}", record.name),
-            });
-        }
-        Ok(Some(record))
-    }
-
     /// Starts a SASL exchange; `None` when `mechanism` is not offered. EXTERNAL started here
     /// has no external identity and fails: see [`Authenticator::start_external`].
     pub fn start(self: &Arc<Self>, mechanism: Mechanism) -> Option<Exchange> {
@@ -273,15 +299,7 @@ impl Authenticator {
     /// A valid user name, lower-cased if so configured; `None` for names no database could
     /// hold (empty, too long, `:`, `/`, control characters...).
     fn user_name(&self, user: &str) -> Option<String> {
-        if let Err(e) = validate_user_name(user) {
-            tracing::debug!("user name refused: {e}");
-            return None;
-        }
-        Some(if self.settings.lowercase_usernames {
-            user.to_lowercase()
-        } else {
-            user.to_owned()
-        })
+        normalized_user_name(user, self.settings.lowercase_usernames)
     }
 
     /// The secret `mechanism` can check `user`'s proof with. Unknown users and users without

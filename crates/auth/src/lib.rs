@@ -35,7 +35,7 @@ pub mod system;
 pub mod userdb;
 
 pub use authenticator::{
-    AuthSettings, Authenticator, Exchange, ExchangeStep, Failure, FailureKind, UidRange,
+    AuthSettings, Authenticator, Exchange, ExchangeStep, Failure, FailureKind, UidRange, UserLookup,
 };
 pub use penalty::LoginPenalty;
 

@@ -19,8 +19,8 @@ use auth::sql::{SqlDb, SqlDriver, SqlSettings};
 use auth::system::PasswdUserDb;
 use auth::userdb::StaticUserDb;
 use auth::{
-    AuthError, AuthOutcome, AuthSettings, Authenticator, PassDb, UidRange, UserDb, UserRecord,
-    read_secret_file,
+    AuthError, AuthOutcome, AuthSettings, Authenticator, PassDb, UidRange, UserDb, UserLookup,
+    UserRecord, read_secret_file,
 };
 use mail_store::{MailStore, StoreError};
 use session_api::{ConnectionInfo, ConnectionSlot, SaslExchange, TooManyConnections, UserBackend};
@@ -44,12 +44,7 @@ impl AuthBackend {
     pub fn from_config(config: &Config) -> anyhow::Result<AuthBackend> {
         let settings = AuthSettings {
             mechanisms: mechanisms(config)?,
-            uid_range: UidRange {
-                first_valid_uid: config.auth.first_valid_uid,
-                last_valid_uid: config.auth.last_valid_uid,
-                first_valid_gid: config.auth.first_valid_gid,
-                last_valid_gid: config.auth.last_valid_gid,
-            },
+            uid_range: uid_range(config),
             lowercase_usernames: config.auth.lowercase_usernames,
         };
         let auth = match token_validator(config)? {
@@ -68,6 +63,27 @@ impl AuthBackend {
             prelogin: PreLoginLimit::new(config.server.max_prelogin_connections_per_ip),
         })
     }
+}
+
+fn uid_range(config: &Config) -> UidRange {
+    UidRange {
+        first_valid_uid: config.auth.first_valid_uid,
+        last_valid_uid: config.auth.last_valid_uid,
+        first_valid_gid: config.auth.first_valid_gid,
+        last_valid_gid: config.auth.last_valid_gid,
+    }
+}
+
+/// The configured userdb with the uid guards, for finding the users mail is delivered to.
+pub fn delivery_users(config: &Config) -> anyhow::Result<UserLookup> {
+    let userdb = userdb(config)?.context(
+        "userdb \"prefetch\" knows users only when they log in: delivery needs a userdb that holds them",
+    )?;
+    Ok(UserLookup::new(
+        userdb,
+        uid_range(config),
+        config.auth.lowercase_usernames,
+    ))
 }
 
 /// Where `user`'s mail lives: the record's `userdb_mail` (or `mail`) field, else the

@@ -19,6 +19,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub imap: ImapConfig,
     pub pop3: Pop3Config,
+    pub lmtp: LmtpConfig,
+    pub delivery: DeliveryConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
@@ -103,6 +105,46 @@ pub struct Pop3Config {
     /// Seconds of silence before a logged-in client is disconnected, without deleting anything
     /// (RFC 1939 3: at least 600).
     pub idle_timeout_secs: u64,
+}
+
+/// The LMTP server (RFC 2033) an MTA delivers through (Postfix `mailbox_transport =
+/// lmtp:inet:127.0.0.1:24` or `lmtp:unix:/path`). Off unless a listener is configured. LMTP has
+/// no authentication: listen only where the MTA alone can connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LmtpConfig {
+    /// TCP listeners (`127.0.0.1:24`). Empty (the default): no LMTP over TCP.
+    pub listen: Vec<SocketAddr>,
+    /// Unix socket paths, created mode 0666 like a loopback port (restrict the directory
+    /// they are in to limit who may deliver). Empty (the default): none.
+    pub listen_unix: Vec<PathBuf>,
+    /// Longest command line.
+    pub max_line_length: usize,
+    /// Recipients accepted in one transaction; more get `452 4.5.3` and are sent again by
+    /// the MTA in another transaction.
+    pub max_recipients: usize,
+    /// Seconds of silence before the connection is closed.
+    pub timeout_secs: u64,
+    /// Check the quota at RCPT already, refusing a full mailbox before the message is sent
+    /// (Dovecot's `lmtp_rcpt_check_quota`; the final check is always made at delivery).
+    pub rcpt_check_quota: bool,
+}
+
+/// What LMTP and `columba deliver` share (Dovecot's LDA settings).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// The name in LMTP's greeting and `Received:` headers; default the system's host name.
+    pub hostname: Option<String>,
+    /// Largest message delivered, in bytes (LMTP advertises it as `SIZE`).
+    pub max_message_size: u64,
+    /// Characters separating a local part from its detail (`bob+lists@...` is bob's); the
+    /// detail is dropped and mail goes to INBOX, as with Dovecot's defaults. Empty for none.
+    pub recipient_delimiter: String,
+    /// Over quota is a temporary failure (LMTP `452 4.2.2`, exit code 75) instead of a
+    /// permanent one (`552 5.2.2`, exit code 77), so the MTA keeps the message and retries
+    /// (Dovecot's `quota_full_tempfail`).
+    pub quota_full_tempfail: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -337,6 +379,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
+            lmtp: LmtpConfig::default(),
+            delivery: DeliveryConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             mail: MailConfig::default(),
@@ -388,6 +432,30 @@ impl Default for Pop3Config {
             max_line_length: 1024,
             login_timeout_secs: 60,
             idle_timeout_secs: 10 * 60,
+        }
+    }
+}
+
+impl Default for LmtpConfig {
+    fn default() -> Self {
+        LmtpConfig {
+            listen: Vec::new(),
+            listen_unix: Vec::new(),
+            max_line_length: 4096,
+            max_recipients: 100,
+            timeout_secs: 300,
+            rcpt_check_quota: false,
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            hostname: None,
+            max_message_size: 64 * 1024 * 1024,
+            recipient_delimiter: "+".to_owned(),
+            quota_full_tempfail: false,
         }
     }
 }
@@ -621,6 +689,30 @@ mod tests {
         );
         assert_eq!(c.tls.client_cert_username, ClientCertUsername::Email);
         assert!(toml::from_str::<Config>("[tls]\nclient_cert_username = \"uid\"\n").is_err());
+    }
+
+    #[test]
+    fn lmtp_and_delivery_settings() {
+        let c: Config = toml::from_str("").unwrap();
+        assert!(c.lmtp.listen.is_empty() && c.lmtp.listen_unix.is_empty());
+        assert_eq!(c.delivery.recipient_delimiter, "+");
+        assert!(!c.delivery.quota_full_tempfail);
+        let c: Config = toml::from_str(
+            "[lmtp]\nlisten = [\"127.0.0.1:24\"]\nlisten_unix = [\"/run/columba/lmtp\"]\n\
+             rcpt_check_quota = true\n[delivery]\nhostname = \"mx.example.com\"\n\
+             quota_full_tempfail = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.lmtp.listen,
+            vec!["127.0.0.1:24".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(c.lmtp.listen_unix, vec![PathBuf::from("/run/columba/lmtp")]);
+        assert!(c.lmtp.rcpt_check_quota && c.delivery.quota_full_tempfail);
+        assert_eq!(c.delivery.hostname.as_deref(), Some("mx.example.com"));
+        let text = c.effective().to_toml().unwrap();
+        assert!(text.contains("[lmtp]") && text.contains("[delivery]"), "{text}");
+        assert!(toml::from_str::<Config>("[lmtp]\nlisten_tls = []\n").is_err());
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The `columba` binary: command line, configuration, logging, and the wiring of listeners,
-//! TLS, authentication and mail storage into IMAP and POP3 sessions. The only crate that uses
-//! `anyhow`.
+//! TLS, authentication and mail storage into IMAP, POP3 and LMTP sessions; the local delivery
+//! agent (`columba deliver`). The only crate that uses `anyhow`.
 
 mod backend;
 mod checkpassword_reply;
 mod config;
+mod deliver;
 mod fsutil;
 mod index_admin;
 mod limits;
+mod lmtp;
 mod privsep;
 mod server;
 mod setup;
@@ -52,6 +54,30 @@ enum Command {
         /// POP3S (implicit TLS) listener; repeatable; replaces the configured ones.
         #[arg(long = "pop3s")]
         pop3s: Vec<SocketAddr>,
+        /// LMTP listener; repeatable; replaces the configured ones.
+        #[arg(long = "lmtp")]
+        lmtp: Vec<SocketAddr>,
+    },
+    /// Deliver one message from standard input to a user's mailbox (a local delivery agent,
+    /// like dovecot-lda): exit 0 delivered, 67 unknown user, 75 temporary failure, 77 over
+    /// quota.
+    Deliver {
+        /// The user (looked up in the userdb); default the user running the command.
+        #[arg(short = 'd')]
+        user: Option<String>,
+        /// The mailbox; INBOX when missing or not valid.
+        #[arg(short = 'm')]
+        mailbox: Option<String>,
+        /// The envelope sender (for the log).
+        #[arg(short = 'f')]
+        sender: Option<String>,
+        /// The original recipient address (for the log).
+        #[arg(short = 'a')]
+        recipient: Option<String>,
+        /// Report a rejection on stderr with exit code 77 (always done; accepted for
+        /// dovecot-lda compatibility).
+        #[arg(short = 'e')]
+        stderr_rejection: bool,
     },
     /// Print the effective configuration.
     Config,
@@ -154,6 +180,7 @@ fn run() -> anyhow::Result<()> {
             imaps,
             pop3,
             pop3s,
+            lmtp,
         } => {
             init_logging(&config.log.level);
             // Each listener kind given on the command line replaces the configured ones.
@@ -169,6 +196,9 @@ fn run() -> anyhow::Result<()> {
             if !pop3s.is_empty() {
                 config.pop3.listen_tls = pop3s;
             }
+            if !lmtp.is_empty() {
+                config.lmtp.listen = lmtp;
+            }
             if let Some(password) = setup::ensure_data_dir(&config)? {
                 // Printed once, on the terminal of whoever started the server first.
                 println!(
@@ -179,9 +209,32 @@ fn run() -> anyhow::Result<()> {
                 );
             }
             if privsep::separated(&config)? {
+                if !config.lmtp.listen.is_empty() || !config.lmtp.listen_unix.is_empty() {
+                    anyhow::bail!(
+                        "[lmtp] listeners are not available in the separated process model yet; \
+                         use `columba deliver` as the MTA's mailbox_command instead"
+                    );
+                }
                 return privsep::run_master(config);
             }
             serve_single_process(config)
+        }
+        Command::Deliver {
+            user,
+            mailbox,
+            sender,
+            recipient,
+            stderr_rejection: _,
+        } => {
+            // stderr is what the MTA puts in a bounce: only warnings go there by default.
+            init_logging("warn");
+            let args = deliver::Args {
+                user,
+                mailbox,
+                sender,
+                recipient,
+            };
+            std::process::exit(deliver::run(&config, &args))
         }
         Command::Config => {
             print!("{}", config.effective().to_toml()?);
@@ -225,6 +278,16 @@ fn serve_single_process(config: Config) -> anyhow::Result<()> {
         tls::ClientCertAuth::from_config(&config).as_ref(),
     )?;
     let backend = std::sync::Arc::new(backend::AuthBackend::from_config(&config)?);
+    let lmtp_listeners = lmtp::bind(&config)?;
+    // Only a server that delivers needs a userdb that can look users up without a login.
+    let lmtp_context = if lmtp_listeners.is_empty() {
+        None
+    } else {
+        Some(std::sync::Arc::new(lmtp_session::SessionContext {
+            settings: lmtp::settings(&config),
+            backend: std::sync::Arc::new(lmtp::LocalDelivery::from_config(&config)?),
+        }))
+    };
     privsep::drop_root_single_process(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -234,9 +297,12 @@ fn serve_single_process(config: Config) -> anyhow::Result<()> {
         imap: backend.clone(),
         pop3: backend,
     };
-    let result = runtime.block_on(server::serve_listeners(
-        &config, listeners, acceptor, backends, prelogin,
-    ));
+    let result = runtime.block_on(async {
+        if let Some(context) = lmtp_context {
+            lmtp::spawn(lmtp_listeners, context)?;
+        }
+        server::serve_listeners(&config, listeners, acceptor, backends, prelogin).await
+    });
     // Ending the runtime ends the sessions, which let go of their mailboxes; the ones
     // kept open for reuse are closed here, and closing saves their indexes.
     drop(runtime);

@@ -295,25 +295,9 @@ impl Master {
         Ok(Some(get_record(&mut answer)?))
     }
 
-    /// The uid and gid that serve `record`: its own, or `[server] mail_user`'s for a virtual
-    /// user that has none. Never root.
+    /// The uid and gid that serve `record` (see [`super::mail_ids`]).
     fn ids(&self, record: &UserRecord) -> anyhow::Result<(u32, u32)> {
-        let (uid, gid) = match (record.uid, record.gid, &self.mail_user) {
-            (Some(uid), Some(gid), _) => (uid, gid),
-            (Some(uid), None, _) => match auth::system::lookup_user(&record.name)? {
-                Some(u) if u.uid == uid => (uid, u.gid),
-                _ => anyhow::bail!("user {} has a uid but no gid", record.name),
-            },
-            (None, _, Some(m)) => (m.uid, m.gid),
-            (None, _, None) => anyhow::bail!(
-                "user {} has no uid and [server] mail_user is not set",
-                record.name
-            ),
-        };
-        if uid == 0 || gid == 0 {
-            anyhow::bail!("user {} would be served as root", record.name);
-        }
-        Ok((uid, gid))
+        super::mail_ids(record, self.mail_user.as_ref())
     }
 
     async fn spawn_worker(

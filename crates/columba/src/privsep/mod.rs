@@ -59,6 +59,37 @@ pub fn separated(config: &Config) -> anyhow::Result<bool> {
     }
 }
 
+/// The uid and gid that serve `record`'s mail: its own, or `mail_user`'s (`[server]
+/// mail_user`) for a virtual user that has none. Never root.
+pub fn mail_ids(
+    record: &auth::UserRecord,
+    mail_user: Option<&auth::system::SystemUser>,
+) -> anyhow::Result<(u32, u32)> {
+    let (uid, gid) = match (record.uid, record.gid, mail_user) {
+        (Some(uid), Some(gid), _) => (uid, gid),
+        (Some(uid), None, _) => match auth::system::lookup_user(&record.name)? {
+            Some(u) if u.uid == uid => (uid, u.gid),
+            _ => anyhow::bail!("user {} has a uid but no gid", record.name),
+        },
+        (None, _, Some(m)) => (m.uid, m.gid),
+        (None, _, None) => anyhow::bail!(
+            "user {} has no uid and [server] mail_user is not set",
+            record.name
+        ),
+    };
+    if uid == 0 || gid == 0 {
+        anyhow::bail!("user {} would be served as root", record.name);
+    }
+    Ok((uid, gid))
+}
+
+/// Becomes `uid`/`gid` for good, as a mail process is (the local delivery agent started as
+/// root, once it knows whose mail it writes).
+pub fn become_mail_user(uid: u32, gid: u32) -> anyhow::Result<()> {
+    privileges::become_user(uid, gid)?;
+    privileges::forbid_new_privileges()
+}
+
 /// Runs a child process's role, with the configuration the master wrote to its stdin.
 pub fn run_child(role: Role) -> anyhow::Result<()> {
     let mut text = String::new();

@@ -1,0 +1,295 @@
+//! Delivery into the built binary: the LMTP server (RFC 2033) driven by Python's smtplib.LMTP
+//! and by hand, and `columba deliver` (dovecot-lda's exit codes), with the delivered mail read
+//! back over IMAP — including by a session sitting in IDLE — and QUOTA enforced at delivery.
+//!
+//! Started as root (CI), the data directory is given to `nobody` first, so that the server and
+//! the delivery agent write mail as a user rather than refusing to write it as root.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PASSWORD, RawClient, Server, USER, add_user, columba, have, run};
+
+/// A data directory with `USER` and the extra users; as root, owned by nobody.
+fn data_dir(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(dir.path(), USER, PASSWORD);
+    for (name, password) in extra {
+        add_user(dir.path(), name, password);
+    }
+    dir
+}
+
+/// As root, gives the data directory to `nobody`: the server then serves mail as nobody, and
+/// `columba deliver` writes it as nobody.
+fn hand_to_nobody(dir: &Path) {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        run(Command::new("chown").args(["-R", "65534:65534"]).arg(dir));
+    }
+}
+
+/// Gives `name` Dovecot's `quota_rule` extra field in the passwd-file.
+fn set_quota(dir: &Path, name: &str, rule: &str) {
+    let users = dir.join("users");
+    let text = std::fs::read_to_string(&users).unwrap();
+    let text: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with(&format!("{name}:")) {
+                format!("{line}::::::userdb_quota_rule={rule}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&users, text).unwrap();
+}
+
+fn start(dir: tempfile::TempDir) -> (Server, SocketAddr) {
+    hand_to_nobody(dir.path());
+    let mut server = Server::start_in(dir, &["--lmtp", "127.0.0.1:0"]);
+    let line = server.wait_for_log("lmtp: listening on ");
+    let addr = line
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (server, addr)
+}
+
+/// A line-based LMTP client.
+struct Lmtp {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Lmtp {
+    fn connect(addr: SocketAddr) -> Lmtp {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut c = Lmtp { stream, reader };
+        assert!(c.line().starts_with("220 "));
+        c
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    }
+
+    /// Sends `text` (CRLF added) and reads one reply, all its lines.
+    fn command(&mut self, text: &str) -> Vec<String> {
+        self.stream
+            .write_all(format!("{text}\r\n").as_bytes())
+            .unwrap();
+        let mut lines = vec![self.line()];
+        while lines.last().is_some_and(|l| l.as_bytes().get(3) == Some(&b'-')) {
+            lines.push(self.line());
+        }
+        lines
+    }
+
+    /// One transaction to `rcpts`; the replies after the final dot.
+    fn send(&mut self, rcpts: &[&str], message: &str) -> Vec<String> {
+        self.command("LHLO test.example");
+        assert_eq!(self.command("MAIL FROM:<s@example.org>"), ["250 2.1.0 OK"]);
+        for rcpt in rcpts {
+            let reply = self.command(&format!("RCPT TO:<{rcpt}>"));
+            assert!(reply[0].starts_with("250 "), "{reply:?}");
+        }
+        assert!(self.command("DATA")[0].starts_with("354 "));
+        let replies = self.command(&format!("{message}\r\n."));
+        let mut all = replies;
+        for _ in 1..rcpts.len() {
+            all.push(self.line());
+        }
+        all
+    }
+}
+
+/// Logs in over IMAP as `user` and selects INBOX.
+fn imap_inbox(server: &Server, user: &str, password: &str) -> (RawClient, Vec<String>) {
+    let mut c = RawClient::connect(server.imap);
+    let login = c.command("a", &format!("LOGIN {user} {password}"));
+    assert!(login.last().unwrap().starts_with("a OK"), "{login:?}");
+    let select = c.command("b", "SELECT INBOX");
+    (c, select)
+}
+
+/// Waits in IDLE for `* N EXISTS` after `deliver` ran; returns how long it took.
+fn idle_sees(c: &mut RawClient, exists: &str, deliver: impl FnOnce()) -> Duration {
+    c.send(b"i IDLE\r\n");
+    assert!(c.line().starts_with("+ "));
+    let started = Instant::now();
+    deliver();
+    loop {
+        let line = c.line();
+        assert!(!line.is_empty(), "connection closed in IDLE");
+        if line == exists {
+            let took = started.elapsed();
+            c.send(b"DONE\r\n");
+            c.until_tagged("i");
+            return took;
+        }
+    }
+}
+
+fn deliver_cmd(server: &Server, args: &[&str], message: &[u8]) -> Output {
+    let mut child = columba()
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .arg("deliver")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn python_smtplib_lmtp_delivers_to_two_users() {
+    if !have("python3") {
+        return;
+    }
+    let (server, lmtp) = start(data_dir(&[("alice", "wonder-land"), ("bob", "the-builder")]));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/lmtp_smtplib.py");
+    let out = run(Command::new("python3")
+        .arg(script)
+        .args(["--lmtp-port", &lmtp.port().to_string()])
+        .args(["--imap-port", &server.imap.port().to_string()])
+        .args(["--users", "alice:wonder-land", "bob:the-builder"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("lmtp smtplib OK"), "{stdout}");
+}
+
+#[test]
+fn lmtp_delivery_wakes_idle_and_quota_refuses_the_third_message() {
+    let dir = data_dir(&[("bob", "the-builder")]);
+    set_quota(dir.path(), USER, "*:messages=2");
+    let (server, lmtp) = start(dir);
+    let (mut imap, select) = imap_inbox(&server, USER, PASSWORD);
+    assert!(select.contains(&"* 0 EXISTS".to_owned()), "{select:?}");
+    let mut client = Lmtp::connect(lmtp);
+    let took = idle_sees(&mut imap, "* 1 EXISTS", || {
+        let replies = client.send(&[&format!("{USER}@example.com")], "Subject: one\r\n\r\n1");
+        assert!(replies[0].starts_with("250 2.0.0 "), "{replies:?}");
+    });
+    assert!(took < Duration::from_secs(1), "IDLE woke after {took:?}");
+    let replies = client.send(&[USER], "Subject: two\r\n\r\n2");
+    assert!(replies[0].starts_with("250 2.0.0 "), "{replies:?}");
+    // The third message is over the quota of two; bob, in the same transaction, gets it.
+    let replies = client.send(&[USER, "bob"], "Subject: three\r\n\r\n3");
+    assert_eq!(
+        replies,
+        [
+            format!("552 5.2.2 <{USER}> Quota exceeded (mailbox for user is full)"),
+            replies[1].clone()
+        ]
+    );
+    assert!(replies[1].starts_with("250 2.0.0 <bob> "), "{replies:?}");
+    let quit = client.command("QUIT");
+    assert!(quit[0].starts_with("221 2.0.0 ") && quit[0].ends_with(" Bye"), "{quit:?}");
+    let status = imap.command("s", "STATUS INBOX (MESSAGES)");
+    assert!(status[0].contains("(MESSAGES 2)"), "{status:?}");
+}
+
+#[test]
+fn deliver_exit_codes_mailboxes_and_idle() {
+    let dir = data_dir(&[("full", "pass-word"), ("broken", "pass-word")]);
+    set_quota(dir.path(), "full", "*:messages=0");
+    let (server, _lmtp) = start(dir);
+
+    // Delivered into a named mailbox that exists; a missing one means INBOX.
+    let (mut imap, _) = imap_inbox(&server, USER, PASSWORD);
+    assert!(imap.command("c", "CREATE Lists").last().unwrap().starts_with("c OK"));
+    let message = b"From s@example.org Sun Nov 29 11:09:19 2026\nSubject: lda\n\nbody\n";
+    let out = deliver_cmd(&server, &["-d", USER, "-m", "Lists", "-f", "s@example.org"], message);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = deliver_cmd(&server, &["-d", USER, "-m", "Nowhere", "-e"], b"Subject: x\n\nx\n");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lists = imap.command("e", "EXAMINE Lists");
+    assert!(lists.contains(&"* 1 EXISTS".to_owned()), "{lists:?}");
+    let fetched = imap.command("f", "FETCH 1 BODY.PEEK[]");
+    // As dovecot-lda: the mbox From_ line is dropped and no header is added.
+    assert_eq!(
+        fetched[0],
+        format!("* 1 FETCH (BODY[] {{{}}}", "Subject: lda\r\n\r\nbody\r\n".len())
+    );
+    assert_eq!(fetched[1..3], ["Subject: lda", ""]);
+
+    // A message delivered by another process wakes an IDLE session within a second.
+    imap.command("g", "SELECT INBOX");
+    let took = idle_sees(&mut imap, "* 2 EXISTS", || {
+        let out = deliver_cmd(&server, &["-d", USER], b"Subject: idle\r\n\r\nhi\r\n");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    });
+    assert!(took < Duration::from_secs(1), "IDLE woke after {took:?}");
+    // Started as root, the agent wrote as the mail's owner, never as root; files are 0600.
+    for sub in ["new", "cur"] {
+        for entry in std::fs::read_dir(server.maildir(USER).join(sub)).unwrap() {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = entry.unwrap().metadata().unwrap();
+            assert_ne!(meta.uid(), 0, "a delivered file belongs to root");
+            assert_eq!(meta.mode() & 0o077, 0, "mode {:o}", meta.mode());
+        }
+    }
+
+    // Unknown user: 67. Over quota: 77 with Dovecot's message. A store that cannot be
+    // written: 75, so the MTA keeps the message.
+    let out = deliver_cmd(&server, &["-d", "nobody-here"], b"Subject: x\n\nx\n");
+    assert_eq!(out.status.code(), Some(67), "{out:?}");
+    let out = deliver_cmd(&server, &["-d", "full", "-e"], b"Subject: x\n\nx\n");
+    assert_eq!(out.status.code(), Some(77), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Quota exceeded (mailbox for user is full)"
+    );
+    let broken = server.maildir("broken");
+    std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+    std::fs::write(&broken, b"not a directory").unwrap();
+    let out = deliver_cmd(&server, &["-d", "broken"], b"Subject: x\n\nx\n");
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+}
+
+#[test]
+fn deliver_quota_full_tempfail_and_usage() {
+    let dir = data_dir(&[]);
+    set_quota(dir.path(), USER, "*:messages=0");
+    hand_to_nobody(dir.path());
+    let config = dir.path().join("columba.toml");
+    std::fs::write(&config, "[delivery]\nquota_full_tempfail = true\n").unwrap();
+    let deliver = |args: &[&str]| {
+        let mut child = columba()
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&config)
+            .arg("deliver")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"Subject: x\n\nx\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(deliver(&["-d", USER]).status.code(), Some(75));
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root must name the user: dovecot-lda's EX_USAGE.
+        assert_eq!(deliver(&[]).status.code(), Some(64));
+    }
+}
