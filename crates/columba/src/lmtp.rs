@@ -94,6 +94,42 @@ pub enum Listener {
     Unix(std::os::unix::net::UnixListener, PathBuf),
 }
 
+impl Listener {
+    /// How the master names the listener to the lmtp process (`tcp`, `unix:PATH`).
+    pub fn kind(&self) -> String {
+        match self {
+            Listener::Tcp(_) => "tcp".to_owned(),
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        }
+    }
+
+    /// A listener handed over by the master, as [`Listener::kind`] named it.
+    pub fn inherited(kind: &str, fd: std::os::fd::OwnedFd) -> anyhow::Result<Listener> {
+        let listener = match kind.strip_prefix("unix:") {
+            Some(path) => {
+                let l = std::os::unix::net::UnixListener::from(fd);
+                l.set_nonblocking(true)?;
+                Listener::Unix(l, PathBuf::from(path))
+            }
+            None if kind == "tcp" => {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true)?;
+                Listener::Tcp(l)
+            }
+            None => anyhow::bail!("unknown LMTP listener kind {kind:?}"),
+        };
+        Ok(listener)
+    }
+}
+
 /// Binds `[lmtp] listen` and `listen_unix` (before privileges are dropped). A Unix socket
 /// left by an earlier run is replaced; anything else at its path is an error.
 pub fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {

@@ -119,6 +119,16 @@ enum InternalRole {
         #[arg(long)]
         user: String,
     },
+    Lmtp {
+        /// The kind of each listening socket handed over, in order.
+        #[arg(long = "listener")]
+        listeners: Vec<String>,
+    },
+    /// One delivery of the lmtp process: configuration on descriptor 3, message on stdin.
+    Deliver {
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -209,12 +219,6 @@ fn run() -> anyhow::Result<()> {
                 );
             }
             if privsep::separated(&config)? {
-                if !config.lmtp.listen.is_empty() || !config.lmtp.listen_unix.is_empty() {
-                    anyhow::bail!(
-                        "[lmtp] listeners are not available in the separated process model yet; \
-                         use `columba deliver` as the MTA's mailbox_command instead"
-                    );
-                }
                 return privsep::run_master(config);
             }
             serve_single_process(config)
@@ -247,6 +251,8 @@ fn run() -> anyhow::Result<()> {
         }
         Command::CheckpasswordReply => std::process::exit(checkpassword_reply::run()),
         Command::Internal { role } => privsep::run_child(match role {
+            // Its stdin is the message, not the configuration: not a run_child role.
+            InternalRole::Deliver { user } => std::process::exit(privsep::deliver_child(user)),
             InternalRole::Auth => privsep::Role::Auth,
             InternalRole::Login {
                 chroot,
@@ -264,6 +270,7 @@ fn run() -> anyhow::Result<()> {
                 user,
             },
             InternalRole::Worker { user } => privsep::Role::Worker { user },
+            InternalRole::Lmtp { listeners } => privsep::Role::Lmtp { listeners },
         }),
     }
 }

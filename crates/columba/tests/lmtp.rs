@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, RawClient, Server, USER, add_user, columba, have, run};
+use common::{LmtpClient, PASSWORD, RawClient, Server, USER, add_user, columba, have, run};
 
 /// A data directory with `USER` and the extra users; as root, owned by nobody.
 fn data_dir(extra: &[(&str, &str)]) -> tempfile::TempDir {
@@ -54,67 +54,8 @@ fn set_quota(dir: &Path, name: &str, rule: &str) {
 fn start(dir: tempfile::TempDir) -> (Server, SocketAddr) {
     hand_to_nobody(dir.path());
     let mut server = Server::start_in(dir, &["--lmtp", "127.0.0.1:0"]);
-    let line = server.wait_for_log("lmtp: listening on ");
-    let addr = line
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = server.lmtp_addr();
     (server, addr)
-}
-
-/// A line-based LMTP client.
-struct Lmtp {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Lmtp {
-    fn connect(addr: SocketAddr) -> Lmtp {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        let mut c = Lmtp { stream, reader };
-        assert!(c.line().starts_with("220 "));
-        c
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        line.trim_end().to_owned()
-    }
-
-    /// Sends `text` (CRLF added) and reads one reply, all its lines.
-    fn command(&mut self, text: &str) -> Vec<String> {
-        self.stream
-            .write_all(format!("{text}\r\n").as_bytes())
-            .unwrap();
-        let mut lines = vec![self.line()];
-        while lines.last().is_some_and(|l| l.as_bytes().get(3) == Some(&b'-')) {
-            lines.push(self.line());
-        }
-        lines
-    }
-
-    /// One transaction to `rcpts`; the replies after the final dot.
-    fn send(&mut self, rcpts: &[&str], message: &str) -> Vec<String> {
-        self.command("LHLO test.example");
-        assert_eq!(self.command("MAIL FROM:<s@example.org>"), ["250 2.1.0 OK"]);
-        for rcpt in rcpts {
-            let reply = self.command(&format!("RCPT TO:<{rcpt}>"));
-            assert!(reply[0].starts_with("250 "), "{reply:?}");
-        }
-        assert!(self.command("DATA")[0].starts_with("354 "));
-        let replies = self.command(&format!("{message}\r\n."));
-        let mut all = replies;
-        for _ in 1..rcpts.len() {
-            all.push(self.line());
-        }
-        all
-    }
 }
 
 /// Logs in over IMAP as `user` and selects INBOX.
@@ -182,16 +123,16 @@ fn lmtp_delivery_wakes_idle_and_quota_refuses_the_third_message() {
     let (server, lmtp) = start(dir);
     let (mut imap, select) = imap_inbox(&server, USER, PASSWORD);
     assert!(select.contains(&"* 0 EXISTS".to_owned()), "{select:?}");
-    let mut client = Lmtp::connect(lmtp);
+    let mut client = LmtpClient::connect(lmtp);
     let took = idle_sees(&mut imap, "* 1 EXISTS", || {
-        let replies = client.send(&[&format!("{USER}@example.com")], "Subject: one\r\n\r\n1");
+        let replies = client.transaction(&[&format!("{USER}@example.com")], "Subject: one\r\n\r\n1");
         assert!(replies[0].starts_with("250 2.0.0 "), "{replies:?}");
     });
     assert!(took < Duration::from_secs(1), "IDLE woke after {took:?}");
-    let replies = client.send(&[USER], "Subject: two\r\n\r\n2");
+    let replies = client.transaction(&[USER], "Subject: two\r\n\r\n2");
     assert!(replies[0].starts_with("250 2.0.0 "), "{replies:?}");
     // The third message is over the quota of two; bob, in the same transaction, gets it.
-    let replies = client.send(&[USER, "bob"], "Subject: three\r\n\r\n3");
+    let replies = client.transaction(&[USER, "bob"], "Subject: three\r\n\r\n3");
     assert_eq!(
         replies,
         [

@@ -781,3 +781,46 @@ fn external_with_a_client_certificate_through_the_separated_processes() {
         "{fields:?}"
     );
 }
+
+#[test]
+fn lmtp_in_the_separated_model_writes_as_each_recipient() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !root() {
+        return;
+    }
+    let alice = SystemUser::create("l");
+    let bob = SystemUser::create("m");
+    let mut server = server_with(
+        "[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\n[lmtp]\nlisten = [\"127.0.0.1:0\"]\n",
+    );
+    let mut lmtp = common::LmtpClient::connect(server.lmtp_addr());
+    // The lmtp process is root (it starts deliveries as any user); no delivery runs in it.
+    let replies = lmtp.transaction(
+        &[&format!("{}@example.com", alice.name), &bob.name],
+        "Subject: to two system users\r\n\r\nhello",
+    );
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    for reply in &replies {
+        assert!(reply.starts_with("250 2.0.0 <"), "{replies:?}");
+    }
+    assert!(lmtp.command("RSET")[0].starts_with("250"));
+    assert!(lmtp.command("MAIL FROM:<>")[0].starts_with("250"));
+    let unknown = lmtp.command("RCPT TO:<colt-nobody-at-all@example.com>");
+    assert!(unknown[0].starts_with("550 5.1.1 "), "{unknown:?}");
+    for user in [&alice, &bob] {
+        let files = messages(&user.home().join("Maildir"));
+        assert_eq!(files.len(), 1, "{}: {files:?}", user.name);
+        let meta = std::fs::metadata(&files[0]).unwrap();
+        assert_eq!(meta.uid(), user.uid(), "{}", files[0].display());
+        assert_eq!(meta.gid(), gid_of(&user.name));
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(text.starts_with("Return-Path: <s@example.org>\n"), "{text}");
+        assert!(text.ends_with("\n\nhello\n"), "{text:?}");
+    }
+    // The user reads it over IMAP, through their mail process.
+    let (mut c, reply) = login(&server, &alice.name, &alice.password);
+    assert!(reply.starts_with("a1 OK"), "{reply}");
+    let select = c.command("a2", "SELECT INBOX");
+    assert!(select.contains(&"* 1 EXISTS".to_owned()), "{select:?}");
+}

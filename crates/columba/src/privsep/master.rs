@@ -34,6 +34,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // process starts.
     crate::backend::AuthBackend::from_config(&config)?;
     let listeners = server::bind_listeners(&config)?;
+    let lmtp_listeners = crate::lmtp::bind(&config)?;
+    if !lmtp_listeners.is_empty() {
+        // The lmtp process builds the same; a userdb that cannot serve delivery stops here.
+        crate::backend::delivery_users(&config)?;
+    }
     let login_user_name = config
         .server
         .user
@@ -59,7 +64,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let master = Master::start(config, listeners, &login_user_name, &chroot, mail_user).await?;
+        let mut master =
+            Master::start(config, listeners, &login_user_name, &chroot, mail_user).await?;
+        master.lmtp_listeners = lmtp_listeners;
+        master.lmtp_child = start_lmtp(&master.config_toml, &master.lmtp_listeners).await?;
         master.run().await
     })
 }
@@ -139,6 +147,9 @@ struct Master {
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
     next_request: u64,
+    /// Kept to hand to a restarted lmtp process; empty without `[lmtp]` listeners.
+    lmtp_listeners: Vec<crate::lmtp::Listener>,
+    lmtp_child: Option<Child>,
 }
 
 impl Master {
@@ -168,13 +179,13 @@ impl Master {
             events_tx,
             events,
             next_request: 1,
+            lmtp_listeners: Vec::new(),
+            lmtp_child: None,
         })
     }
 
-    /// The login or auth process ended (or broke the protocol): both are replaced, since each
-    /// holds the other's channel. Connections the login process was relaying are lost; users'
-    /// mail processes go on. Too many restarts in a row stop the server instead.
-    async fn restart_front(&mut self, why: &str) -> anyhow::Result<()> {
+    /// Counts a restart of a child process against the budget; an error once it is spent.
+    fn count_restart(&mut self, why: &str) -> anyhow::Result<()> {
         let now = std::time::Instant::now();
         self.restarts
             .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
@@ -182,6 +193,23 @@ impl Master {
             anyhow::bail!("{why}, {MAX_RESTARTS} times within {RESTART_WINDOW:?}: giving up");
         }
         self.restarts.push(now);
+        Ok(())
+    }
+
+    /// The lmtp process ended: another takes its listeners. Deliveries it was running are
+    /// unanswered, so the MTA sends them again.
+    async fn restart_lmtp(&mut self, why: &str) -> anyhow::Result<()> {
+        self.count_restart(why)?;
+        tracing::warn!("master: {why}; restarting the lmtp process");
+        self.lmtp_child = start_lmtp(&self.config_toml, &self.lmtp_listeners).await?;
+        Ok(())
+    }
+
+    /// The login or auth process ended (or broke the protocol): both are replaced, since each
+    /// holds the other's channel. Connections the login process was relaying are lost; users'
+    /// mail processes go on. Too many restarts in a row stop the server instead.
+    async fn restart_front(&mut self, why: &str) -> anyhow::Result<()> {
+        self.count_restart(why)?;
         tracing::warn!("master: {why}; restarting the login and auth processes");
         let _ = self.front.login_child.start_kill();
         let _ = self.front.auth_child.start_kill();
@@ -220,6 +248,13 @@ impl Master {
                 }
                 status = self.front.login_child.wait() => {
                     Some(format!("the login process exited: {status:?}"))
+                }
+                status = wait_if_any(&mut self.lmtp_child) => {
+                    let why = format!("the lmtp process exited: {status:?}");
+                    if let Err(e) = self.restart_lmtp(&why).await {
+                        break Err(e);
+                    }
+                    None
                 }
                 () = server::shutdown_signal() => break Ok(()),
             };
@@ -408,7 +443,8 @@ impl Master {
             .values()
             .filter_map(|p| p.pid)
             .chain(self.front.login_child.id())
-            .chain(self.front.auth_child.id());
+            .chain(self.front.auth_child.id())
+            .chain(self.lmtp_child.as_ref().and_then(Child::id));
         for pid in pids {
             // SAFETY: kill with a pid of our own child and a signal number.
             unsafe {
@@ -432,6 +468,39 @@ impl Master {
             }
         }
     }
+}
+
+/// Waits for `child` to exit; never, when there is none.
+async fn wait_if_any(child: &mut Option<Child>) -> std::io::Result<std::process::ExitStatus> {
+    match child {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the lmtp process with `listeners` and the full configuration (it looks users up);
+/// none without listeners.
+async fn start_lmtp(
+    config_toml: &str,
+    listeners: &[crate::lmtp::Listener],
+) -> anyhow::Result<Option<Child>> {
+    if listeners.is_empty() {
+        return Ok(None);
+    }
+    let mut args: Vec<String> = vec!["lmtp".into()];
+    for listener in listeners {
+        args.push("--listener".into());
+        args.push(listener.kind());
+    }
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut command = child_command(&arg_refs);
+    let fds: Vec<_> = listeners.iter().map(crate::lmtp::Listener::as_fd).collect();
+    pass_fds(command.as_std_mut(), &fds);
+    let child = spawn_with_config(command, config_toml)
+        .await
+        .context("starting the lmtp process")?;
+    tracing::info!("master: lmtp process {:?}", child.id());
+    Ok(Some(child))
 }
 
 /// Starts the auth and login processes, connected to each other and to the master.

@@ -6,7 +6,9 @@
 //! - the **login** process (an unprivileged user, chrooted to an empty directory,
 //!   `no_new_privs`): TLS, greetings and everything before login, for every listener;
 //! - one **mail** process per logged-in user, running as that user's uid and gid with no
-//!   supplementary groups, serving all of the user's connections.
+//!   supplementary groups, serving all of the user's connections;
+//! - with `[lmtp]` listeners, the **lmtp** process (root), which runs each recipient's
+//!   delivery in a child that becomes that recipient ([`lmtp_process`]).
 //!
 //! The master parses nothing but frames from its children ([`ipc`]), holds the listeners (a
 //! login or auth process that ends is replaced, the two together), and is the only process
@@ -15,6 +17,7 @@
 
 mod auth_process;
 mod ipc;
+mod lmtp_process;
 mod login;
 mod master;
 mod privileges;
@@ -28,6 +31,7 @@ use anyhow::Context as _;
 use crate::config::{AuthConfig, Config, PassdbKind, ProcessModel, UserdbKind};
 use crate::server::ListenerKind;
 
+pub use lmtp_process::deliver_child;
 pub use master::run as run_master;
 pub use privileges::running_as_root;
 
@@ -41,6 +45,10 @@ pub enum Role {
     },
     Worker {
         user: String,
+    },
+    /// The LMTP server, with the listeners `listeners` names (see `lmtp::Listener::kind`).
+    Lmtp {
+        listeners: Vec<String>,
     },
 }
 
@@ -106,6 +114,7 @@ pub fn run_child(role: Role) -> anyhow::Result<()> {
             user,
         } => login_main(config, listeners, &chroot, &user),
         Role::Worker { user } => worker::run(config, user),
+        Role::Lmtp { listeners } => lmtp_process::run(config, listeners),
     }
 }
 

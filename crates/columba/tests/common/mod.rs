@@ -166,6 +166,14 @@ impl Server {
         }
     }
 
+    /// The address of the LMTP listener the server reported (started with `--lmtp`, or a
+    /// configured `[lmtp] listen`).
+    pub fn lmtp_addr(&mut self) -> SocketAddr {
+        let line = self.wait_for_log("lmtp: listening on ");
+        listener_addr(&line, "lmtp: listening on ")
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
     pub fn maildir(&self, user: &str) -> PathBuf {
         self.data_dir.path().join("mail").join(user).join("Maildir")
     }
@@ -253,6 +261,60 @@ pub fn run_imaplib_script(server: &Server, script: &str, extra: &[&str]) -> Stri
         .args(["--user", USER, "--password", PASSWORD])
         .args(extra));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A line-based LMTP client.
+pub struct LmtpClient {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl LmtpClient {
+    pub fn connect(addr: SocketAddr) -> LmtpClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut c = LmtpClient { stream, reader };
+        assert!(c.line().starts_with("220 "));
+        c
+    }
+
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    }
+
+    /// Sends `text` (CRLF added) and reads one reply, all its lines.
+    pub fn command(&mut self, text: &str) -> Vec<String> {
+        self.stream
+            .write_all(format!("{text}\r\n").as_bytes())
+            .unwrap();
+        let mut lines = vec![self.line()];
+        while lines.last().is_some_and(|l| l.as_bytes().get(3) == Some(&b'-')) {
+            lines.push(self.line());
+        }
+        lines
+    }
+
+    /// LHLO and one transaction to `rcpts`; the replies after the final dot.
+    pub fn transaction(&mut self, rcpts: &[&str], message: &str) -> Vec<String> {
+        self.command("LHLO test.example");
+        assert_eq!(self.command("MAIL FROM:<s@example.org>"), ["250 2.1.0 OK"]);
+        for rcpt in rcpts {
+            let reply = self.command(&format!("RCPT TO:<{rcpt}>"));
+            assert!(reply[0].starts_with("250 "), "{reply:?}");
+        }
+        assert!(self.command("DATA")[0].starts_with("354 "));
+        let replies = self.command(&format!("{message}\r\n."));
+        let mut all = replies;
+        for _ in 1..rcpts.len() {
+            all.push(self.line());
+        }
+        all
+    }
 }
 
 /// A minimal line-based IMAP client for tests that need exact control over the bytes sent.
