@@ -135,6 +135,9 @@ impl Listener {
 pub fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for addr in &config.lmtp.listen {
+        if addr.port() == 25 {
+            anyhow::bail!("[lmtp] listen {addr}: LMTP MUST NOT be used on port 25 (RFC 2033 5)");
+        }
         let listener =
             std::net::TcpListener::bind(addr).with_context(|| format!("binding LMTP {addr}"))?;
         listener.set_nonblocking(true)?;

@@ -12,6 +12,8 @@
 //! Incomplete input is a result (`None`), not I/O: the caller reads more bytes into
 //! [`Decoder::buffer`] and asks again.
 
+use bytes::BytesMut;
+
 use crate::command::{Command, ParseError};
 
 /// What the front of the command input holds.
@@ -44,11 +46,12 @@ struct Data {
     mid_line: bool,
 }
 
-/// Buffers client input and decodes commands and messages from it.
+/// Buffers client input and decodes commands and messages from it. Consumed input is split
+/// off the front of the buffer, which costs nothing (`BytesMut::split_to`), so pipelined
+/// commands and a DATA section's lines need no bookkeeping of a read position.
 #[derive(Debug)]
 pub struct Decoder {
-    buf: Vec<u8>,
-    pos: usize,
+    buf: BytesMut,
     max_line: usize,
     /// Inside an over-long command line: skip to its end.
     discarding: bool,
@@ -65,68 +68,44 @@ impl Decoder {
     /// `max_line` bounds a command line, without its line end.
     pub fn new(max_line: usize) -> Decoder {
         Decoder {
-            buf: Vec::new(),
-            pos: 0,
+            buf: BytesMut::new(),
             max_line,
             discarding: false,
             data: None,
         }
     }
 
-    /// The buffer to read more input into (append at its end). Consumed bytes are dropped first.
-    pub fn buffer(&mut self) -> &mut Vec<u8> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < READ_RESERVE {
-            self.buf.reserve(READ_RESERVE);
-        }
+    /// The buffer to read more input into (`AsyncReadExt::read_buf` appends at its end).
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        self.buf.reserve(READ_RESERVE);
         &mut self.buf
-    }
-
-    /// Whether a complete command line (or an over-long one) waits in the buffer: the
-    /// session flushes its replies only when none does (RFC 2920 pipelining).
-    pub fn has_line(&self) -> bool {
-        self.data.is_none()
-            && (memchr::memchr(b'\n', &self.buf[self.pos..]).is_some()
-                || self.buf.len() - self.pos > self.max_line)
     }
 
     /// Takes the next command line off the front; `None` when more input is needed.
     pub fn decode(&mut self) -> Option<Decoded> {
         loop {
-            let pending = &self.buf[self.pos..];
-            match memchr::memchr(b'\n', pending) {
-                Some(nl) => {
-                    let line_start = self.pos;
-                    self.pos += nl + 1;
-                    if self.discarding {
-                        self.discarding = false;
-                        continue;
-                    }
-                    let mut line = &self.buf[line_start..line_start + nl];
-                    if let Some(l) = line.strip_suffix(b"\r") {
-                        line = l;
-                    }
-                    if line.len() > self.max_line {
-                        return Some(Decoded::TooLong);
-                    }
-                    return Some(match Command::parse(line) {
-                        Ok(command) => Decoded::Command(command),
-                        Err(e) => Decoded::Error(e),
-                    });
+            let Some(nl) = memchr::memchr(b'\n', &self.buf) else {
+                if self.buf.len() <= self.max_line {
+                    return None;
                 }
-                None if pending.len() > self.max_line => {
-                    self.pos = self.buf.len();
-                    if self.discarding {
-                        return None;
-                    }
-                    self.discarding = true;
-                    return Some(Decoded::TooLong);
-                }
-                None => return None,
+                self.buf.clear();
+                let first = !self.discarding;
+                self.discarding = true;
+                return first.then_some(Decoded::TooLong);
+            };
+            let line = self.buf.split_to(nl + 1);
+            if std::mem::take(&mut self.discarding) {
+                continue;
             }
+            let line = &line[..nl];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > self.max_line {
+                return Some(Decoded::TooLong);
+            }
+            return Some(match Command::parse(line) {
+                Ok(command) => Decoded::Command(command),
+                Err(e) => Decoded::Error(e),
+            });
         }
     }
 
@@ -146,43 +125,27 @@ impl Decoder {
     pub fn decode_data(&mut self) -> Option<DataEnd> {
         let data = self.data.as_mut()?;
         loop {
-            let pending = &self.buf[self.pos..];
-            let Some(end) = find_crlf(pending) else {
+            let Some(end) = memchr::memmem::find(&self.buf, b"\r\n") else {
                 // Keep a final CR: it may start the CRLF of the next read.
-                let keep = usize::from(pending.last() == Some(&b'\r'));
-                if pending.len() > DATA_CHUNK {
-                    let take = pending.len() - keep;
-                    let chunk = &pending[..take];
-                    let chunk = if data.mid_line {
-                        chunk
-                    } else {
-                        chunk.strip_prefix(b".").unwrap_or(chunk)
-                    };
-                    data.add(chunk);
+                let keep = usize::from(self.buf.last() == Some(&b'\r'));
+                if self.buf.len() > DATA_CHUNK {
+                    let chunk = self.buf.split_to(self.buf.len() - keep);
+                    data.add_line_part(&chunk);
                     data.mid_line = true;
-                    self.pos += take;
                 }
                 return None;
             };
-            let line = &pending[..end];
-            self.pos += end + 2;
+            let line = self.buf.split_to(end + 2);
+            let line = &line[..end];
             if !data.mid_line && line == b"." {
-                let Some(data) = self.data.take() else {
-                    return None;
-                };
+                let data = self.data.take()?;
                 return Some(if data.too_big {
                     DataEnd::TooBig
                 } else {
                     DataEnd::Message(data.message)
                 });
             }
-            // RFC 5321 4.5.2: a line that begins with a period loses it.
-            let line = if data.mid_line {
-                line
-            } else {
-                line.strip_prefix(b".").unwrap_or(line)
-            };
-            data.add(line);
+            data.add_line_part(line);
             data.add(b"\r\n");
             data.mid_line = false;
         }
@@ -195,6 +158,17 @@ impl Decoder {
 }
 
 impl Data {
+    /// Adds the (rest of a) line; at a line's start, a period is taken off first
+    /// (RFC 5321 4.5.2).
+    fn add_line_part(&mut self, part: &[u8]) {
+        let part = if self.mid_line {
+            part
+        } else {
+            part.strip_prefix(b".").unwrap_or(part)
+        };
+        self.add(part);
+    }
+
     fn add(&mut self, bytes: &[u8]) {
         if self.too_big {
             return;
@@ -206,10 +180,6 @@ impl Data {
         }
         self.message.extend_from_slice(bytes);
     }
-}
-
-fn find_crlf(bytes: &[u8]) -> Option<usize> {
-    memchr::memmem::find(bytes, b"\r\n")
 }
 
 #[cfg(test)]
@@ -224,7 +194,6 @@ mod tests {
     fn command_lines_and_the_limit() {
         let mut d = Decoder::new(20);
         feed(&mut d, b"NOOP\r\nRSET\nQUI");
-        assert!(d.has_line());
         assert_eq!(d.decode(), Some(Decoded::Command(Command::Noop)));
         assert_eq!(d.decode(), Some(Decoded::Command(Command::Rset)));
         assert_eq!(d.decode(), None);

@@ -1,6 +1,7 @@
 //! One LMTP connection: the command loop, the transaction state and the replies
 //! (RFC 2033 4, RFC 5321 4.1 and 4.3.2 for the command sequence).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -334,13 +335,24 @@ impl Session {
         message.extend_from_slice(&body);
         drop(body);
         let message = Arc::new(message);
+        // A user named by several RCPTs gets one copy, and each RCPT its reply (RFC 2033 4.2),
+        // as Dovecot does with duplicate recipients.
+        let mut done: HashMap<String, Result<(), DeliveryFailure>> = HashMap::new();
         for rcpt in transaction.recipients {
-            let backend = self.ctx.backend.clone();
-            let bytes = message.clone();
-            let user = rcpt.user.clone();
-            let result = tokio::task::spawn_blocking(move || backend.deliver(&user, &bytes))
-                .await
-                .unwrap_or_else(|e| Err(DeliveryFailure::Temporary(format!("{e}"))));
+            let result = match done.get(&rcpt.user.name) {
+                Some(earlier) => earlier.clone(),
+                None => {
+                    let backend = self.ctx.backend.clone();
+                    let bytes = message.clone();
+                    let user = rcpt.user.clone();
+                    let result =
+                        tokio::task::spawn_blocking(move || backend.deliver(&user, &bytes))
+                            .await
+                            .unwrap_or_else(|e| Err(DeliveryFailure::Temporary(format!("{e}"))));
+                    done.insert(rcpt.user.name.clone(), result.clone());
+                    result
+                }
+            };
             let address = &rcpt.address;
             let reply = match result {
                 Ok(()) => {
