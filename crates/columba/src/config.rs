@@ -711,7 +711,10 @@ mod tests {
         assert!(c.lmtp.rcpt_check_quota && c.delivery.quota_full_tempfail);
         assert_eq!(c.delivery.hostname.as_deref(), Some("mx.example.com"));
         let text = c.effective().to_toml().unwrap();
-        assert!(text.contains("[lmtp]") && text.contains("[delivery]"), "{text}");
+        assert!(
+            text.contains("[lmtp]") && text.contains("[delivery]"),
+            "{text}"
+        );
         assert!(toml::from_str::<Config>("[lmtp]\nlisten_tls = []\n").is_err());
     }
 

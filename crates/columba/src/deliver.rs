@@ -106,8 +106,8 @@ fn deliver_stdin(config: &Config, args: &Args) -> Result<(), Failure> {
     unsafe {
         libc::umask(0o077);
     }
-    let store = crate::backend::open_user_store(&config.mail_location(), &record)
-        .map_err(tempfail)?;
+    let store =
+        crate::backend::open_user_store(&config.mail_location(), &record).map_err(tempfail)?;
     let sender = args.sender.clone().or(from_line_sender).unwrap_or_default();
     match deliver(store.as_ref(), &record, args.mailbox.as_deref(), message) {
         Ok(done) => {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::{UserLookup, UserRecord};
-use lmtp_session::{ConnectionInfo, DeliveryBackend, DeliveryFailure, LmtpSettings, SessionContext};
+use lmtp_session::{
+    ConnectionInfo, DeliveryBackend, DeliveryFailure, LmtpSettings, SessionContext,
+};
 use session_api::delivery::{DeliveryError, deliver};
 use session_api::quota::QuotaLimits;
 

@@ -105,7 +105,10 @@ fn python_smtplib_lmtp_delivers_to_two_users() {
     if !have("python3") {
         return;
     }
-    let (server, lmtp) = start(data_dir(&[("alice", "wonder-land"), ("bob", "the-builder")]));
+    let (server, lmtp) = start(data_dir(&[
+        ("alice", "wonder-land"),
+        ("bob", "the-builder"),
+    ]));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/lmtp_smtplib.py");
     let out = run(Command::new("python3")
         .arg(script)
@@ -125,7 +128,8 @@ fn lmtp_delivery_wakes_idle_and_quota_refuses_the_third_message() {
     assert!(select.contains(&"* 0 EXISTS".to_owned()), "{select:?}");
     let mut client = LmtpClient::connect(lmtp);
     let took = idle_sees(&mut imap, "* 1 EXISTS", || {
-        let replies = client.transaction(&[&format!("{USER}@example.com")], "Subject: one\r\n\r\n1");
+        let replies =
+            client.transaction(&[&format!("{USER}@example.com")], "Subject: one\r\n\r\n1");
         assert!(replies[0].starts_with("250 2.0.0 "), "{replies:?}");
     });
     assert!(took < Duration::from_secs(1), "IDLE woke after {took:?}");
@@ -142,7 +146,10 @@ fn lmtp_delivery_wakes_idle_and_quota_refuses_the_third_message() {
     );
     assert!(replies[1].starts_with("250 2.0.0 <bob> "), "{replies:?}");
     let quit = client.command("QUIT");
-    assert!(quit[0].starts_with("221 2.0.0 ") && quit[0].ends_with(" Bye"), "{quit:?}");
+    assert!(
+        quit[0].starts_with("221 2.0.0 ") && quit[0].ends_with(" Bye"),
+        "{quit:?}"
+    );
     let status = imap.command("s", "STATUS INBOX (MESSAGES)");
     assert!(status[0].contains("(MESSAGES 2)"), "{status:?}");
 }
@@ -155,11 +162,24 @@ fn deliver_exit_codes_mailboxes_and_idle() {
 
     // Delivered into a named mailbox that exists; a missing one means INBOX.
     let (mut imap, _) = imap_inbox(&server, USER, PASSWORD);
-    assert!(imap.command("c", "CREATE Lists").last().unwrap().starts_with("c OK"));
+    assert!(
+        imap.command("c", "CREATE Lists")
+            .last()
+            .unwrap()
+            .starts_with("c OK")
+    );
     let message = b"From s@example.org Sun Nov 29 11:09:19 2026\nSubject: lda\n\nbody\n";
-    let out = deliver_cmd(&server, &["-d", USER, "-m", "Lists", "-f", "s@example.org"], message);
+    let out = deliver_cmd(
+        &server,
+        &["-d", USER, "-m", "Lists", "-f", "s@example.org"],
+        message,
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = deliver_cmd(&server, &["-d", USER, "-m", "Nowhere", "-e"], b"Subject: x\n\nx\n");
+    let out = deliver_cmd(
+        &server,
+        &["-d", USER, "-m", "Nowhere", "-e"],
+        b"Subject: x\n\nx\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let lists = imap.command("e", "EXAMINE Lists");
     assert!(lists.contains(&"* 1 EXISTS".to_owned()), "{lists:?}");
@@ -167,7 +187,10 @@ fn deliver_exit_codes_mailboxes_and_idle() {
     // As dovecot-lda: the mbox From_ line is dropped and no header is added.
     assert_eq!(
         fetched[0],
-        format!("* 1 FETCH (BODY[] {{{}}}", "Subject: lda\r\n\r\nbody\r\n".len())
+        format!(
+            "* 1 FETCH (BODY[] {{{}}}",
+            "Subject: lda\r\n\r\nbody\r\n".len()
+        )
     );
     assert_eq!(fetched[1..3], ["Subject: lda", ""]);
 
@@ -224,7 +247,12 @@ fn deliver_quota_full_tempfail_and_usage() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(b"Subject: x\n\nx\n").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: x\n\nx\n")
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     assert_eq!(deliver(&["-d", USER]).status.code(), Some(75));

@@ -141,7 +141,9 @@ fn is_atext(c: char) -> bool {
 
 /// `Dot-string = Atom *("."  Atom)`.
 fn is_dot_string(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+    !s.is_empty()
+        && s.split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
 }
 
 /// A domain name (`sub-domain *("." sub-domain)`) or an address literal (`[192.0.2.1]`,

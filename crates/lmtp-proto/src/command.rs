@@ -202,7 +202,10 @@ mod tests {
         else {
             panic!("MAIL not parsed");
         };
-        assert_eq!(from.map(|a| a.to_string()).as_deref(), Some("a@example.com"));
+        assert_eq!(
+            from.map(|a| a.to_string()).as_deref(),
+            Some("a@example.com")
+        );
         assert_eq!(params.size, Some(1000));
         assert_eq!(params.body, Some(Body::EightBitMime));
         assert!(matches!(

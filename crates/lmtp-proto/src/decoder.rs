@@ -215,7 +215,10 @@ mod tests {
     fn data_is_unstuffed_and_ends_only_at_crlf_dot_crlf() {
         let mut d = Decoder::new(100);
         d.start_data(1000);
-        feed(&mut d, b"Subject: x\r\n\r\n..leading dot\r\nbare\n.\nstill in\r\n.");
+        feed(
+            &mut d,
+            b"Subject: x\r\n\r\n..leading dot\r\nbare\n.\nstill in\r\n.",
+        );
         assert_eq!(d.decode_data(), None);
         feed(&mut d, b"\r\nNOOP\r\n");
         assert_eq!(

@@ -44,7 +44,10 @@ impl Reply {
                 out.extend_from_slice(enhanced.as_bytes());
                 out.push(b' ');
             }
-            out.extend(line.bytes().map(|b| if b.is_ascii_control() { b'?' } else { b }));
+            out.extend(
+                line.bytes()
+                    .map(|b| if b.is_ascii_control() { b'?' } else { b }),
+            );
             out.extend_from_slice(b"\r\n");
         }
         if self.lines.is_empty() {

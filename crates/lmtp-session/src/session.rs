@@ -263,7 +263,11 @@ impl Session {
             ),
             Err(e) => {
                 tracing::error!("lmtp: looking up <{address}> failed: {e}");
-                Reply::new(451, "4.3.0", format!("<{address}> Temporary internal error"))
+                Reply::new(
+                    451,
+                    "4.3.0",
+                    format!("<{address}> Temporary internal error"),
+                )
             }
         };
         self.reply(reply);
@@ -282,8 +286,7 @@ impl Session {
                     354,
                     vec!["Start mail input; end with <CRLF>.<CRLF>".to_owned()],
                 ));
-                self.decoder
-                    .start_data(self.ctx.settings.max_message_size);
+                self.decoder.start_data(self.ctx.settings.max_message_size);
                 Next::Continue
             }
         }
@@ -372,8 +375,15 @@ impl Session {
                     self.quota_reply(address)
                 }
                 Err(DeliveryFailure::Temporary(e)) => {
-                    tracing::error!("lmtp({}): session=<{id}>: delivery failed: {e}", rcpt.user.name);
-                    Reply::new(451, "4.3.0", format!("<{address}> Temporary internal error"))
+                    tracing::error!(
+                        "lmtp({}): session=<{id}>: delivery failed: {e}",
+                        rcpt.user.name
+                    );
+                    Reply::new(
+                        451,
+                        "4.3.0",
+                        format!("<{address}> Temporary internal error"),
+                    )
                 }
             };
             self.reply(reply);

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use auth::UserRecord;
-use lmtp_session::{ConnectionInfo, DeliveryBackend, DeliveryFailure, LmtpSettings, SessionContext};
+use lmtp_session::{
+    ConnectionInfo, DeliveryBackend, DeliveryFailure, LmtpSettings, SessionContext,
+};
 use mail_store::MailStore;
 use mail_store::maildir::MaildirStore;
 use mail_types::MailboxName;
@@ -159,7 +161,10 @@ async fn run_transcript(path: &Path) {
                 let got: Vec<&str> = message.split_terminator("\r\n").collect();
                 assert_eq!(got.len(), expected.len(), "{name}:{line_no}: {message:?}");
                 for (want, have) in expected.iter().zip(&got) {
-                    assert!(matches(want, have), "{name}:{line_no}: {have:?} is not {want:?}");
+                    assert!(
+                        matches(want, have),
+                        "{name}:{line_no}: {have:?} is not {want:?}"
+                    );
                 }
             }
             other => panic!("{name}:{line_no}: unknown directive {other:?}"),

@@ -77,8 +77,14 @@ mod tests {
         assert_eq!(utc_timestamp(1_234_567_890), "2009-02-13 23:31:30");
         assert_eq!(utc_timestamp(-1), "1969-12-31 23:59:59");
         assert_eq!(rfc5322_utc(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_utc(1_234_567_890), "Fri, 13 Feb 2009 23:31:30 +0000");
-        assert_eq!(rfc5322_utc(1_795_950_559), "Sun, 29 Nov 2026 11:09:19 +0000");
+        assert_eq!(
+            rfc5322_utc(1_234_567_890),
+            "Fri, 13 Feb 2009 23:31:30 +0000"
+        );
+        assert_eq!(
+            rfc5322_utc(1_795_950_559),
+            "Sun, 29 Nov 2026 11:09:19 +0000"
+        );
         assert_eq!(rfc5322_utc(-1), "Wed, 31 Dec 1969 23:59:59 +0000");
     }
 }

@@ -16,8 +16,8 @@ use anyhow::Context as _;
 use auth::{UserLookup, UserRecord};
 use lmtp_session::{DeliveryBackend, DeliveryFailure, SessionContext};
 
-use super::privileges::{self, pass_fds};
 use super::inherited_fd;
+use super::privileges::{self, pass_fds};
 use crate::config::Config;
 use crate::deliver::{EX_NOPERM, EX_TEMPFAIL};
 use crate::lmtp::Listener;

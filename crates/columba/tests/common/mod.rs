@@ -293,7 +293,10 @@ impl LmtpClient {
             .write_all(format!("{text}\r\n").as_bytes())
             .unwrap();
         let mut lines = vec![self.line()];
-        while lines.last().is_some_and(|l| l.as_bytes().get(3) == Some(&b'-')) {
+        while lines
+            .last()
+            .is_some_and(|l| l.as_bytes().get(3) == Some(&b'-'))
+        {
             lines.push(self.line());
         }
         lines
