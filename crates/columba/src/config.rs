@@ -125,6 +125,8 @@ pub struct LmtpConfig {
     pub max_recipients: usize,
     /// Seconds of silence before the connection is closed.
     pub timeout_secs: u64,
+    /// Connections served at once; more are told `421 4.3.2` and closed (the MTA retries).
+    pub max_connections: usize,
     /// Check the quota at RCPT already, refusing a full mailbox before the message is sent
     /// (Dovecot's `lmtp_rcpt_check_quota`; the final check is always made at delivery).
     pub rcpt_check_quota: bool,
@@ -444,6 +446,7 @@ impl Default for LmtpConfig {
             max_line_length: 4096,
             max_recipients: 100,
             timeout_secs: 300,
+            max_connections: 100,
             rcpt_check_quota: false,
         }
     }

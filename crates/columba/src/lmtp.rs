@@ -15,6 +15,7 @@ use lmtp_session::{
 };
 use session_api::delivery::{DeliveryError, deliver};
 use session_api::quota::QuotaLimits;
+use tokio::sync::Semaphore;
 
 use crate::backend::open_user_store;
 use crate::config::Config;
@@ -168,27 +169,38 @@ fn bind_unix(path: &Path) -> anyhow::Result<Listener> {
     Ok(Listener::Unix(listener, path.to_owned()))
 }
 
-/// Accepts LMTP connections on `listeners` for as long as the runtime runs.
-pub fn spawn(listeners: Vec<Listener>, ctx: Arc<SessionContext>) -> anyhow::Result<()> {
+/// Accepts LMTP connections on `listeners` for as long as the runtime runs, at most
+/// `max_connections` at once over all of them.
+pub fn spawn(
+    listeners: Vec<Listener>,
+    ctx: Arc<SessionContext>,
+    max_connections: usize,
+) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     for listener in listeners {
         let ctx = ctx.clone();
+        let slots = slots.clone();
         match listener {
             Listener::Tcp(l) => {
                 let l = tokio::net::TcpListener::from_std(l)?;
                 tracing::info!("lmtp: listening on {}", l.local_addr()?);
-                tokio::spawn(accept_tcp(l, ctx));
+                tokio::spawn(accept_tcp(l, ctx, slots));
             }
             Listener::Unix(l, path) => {
                 let l = tokio::net::UnixListener::from_std(l)?;
                 tracing::info!("lmtp: listening on {}", path.display());
-                tokio::spawn(accept_unix(l, ctx));
+                tokio::spawn(accept_unix(l, ctx, slots));
             }
         }
     }
     Ok(())
 }
 
-async fn accept_tcp(listener: tokio::net::TcpListener, ctx: Arc<SessionContext>) {
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<SessionContext>,
+    slots: Arc<Semaphore>,
+) {
     loop {
         match listener.accept().await {
             Ok((socket, remote)) => {
@@ -196,26 +208,59 @@ async fn accept_tcp(listener: tokio::net::TcpListener, ctx: Arc<SessionContext>)
                 let local = socket
                     .local_addr()
                     .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                let info = connection_info(remote, local);
-                tokio::spawn(lmtp_session::serve(Box::new(socket), ctx.clone(), info));
+                serve(
+                    Box::new(socket),
+                    connection_info(remote, local),
+                    &ctx,
+                    &slots,
+                );
             }
             Err(e) => accept_failed(e).await,
         }
     }
 }
 
-async fn accept_unix(listener: tokio::net::UnixListener, ctx: Arc<SessionContext>) {
+async fn accept_unix(
+    listener: tokio::net::UnixListener,
+    ctx: Arc<SessionContext>,
+    slots: Arc<Semaphore>,
+) {
     loop {
         match listener.accept().await {
             Ok((socket, _)) => {
                 // No address: the session names the peer "local" and leaves it out of headers.
                 let none = SocketAddr::from(([0, 0, 0, 0], 0));
-                let info = connection_info(none, none);
-                tokio::spawn(lmtp_session::serve(Box::new(socket), ctx.clone(), info));
+                serve(Box::new(socket), connection_info(none, none), &ctx, &slots);
             }
             Err(e) => accept_failed(e).await,
         }
     }
+}
+
+/// Starts a session when a slot is free; otherwise tells the client to come back later.
+fn serve(
+    mut stream: session_api::BoxedStream,
+    info: ConnectionInfo,
+    ctx: &Arc<SessionContext>,
+    slots: &Arc<Semaphore>,
+) {
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        tracing::warn!("lmtp: too many connections; refusing one");
+        let refusal = format!(
+            "421 4.3.2 {} Too many concurrent connections\r\n",
+            ctx.settings.hostname
+        );
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let _ = stream.write_all(refusal.as_bytes()).await;
+        });
+        return;
+    };
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        lmtp_session::serve(stream, ctx, info).await;
+        drop(slot);
+    });
 }
 
 fn connection_info(remote: SocketAddr, local: SocketAddr) -> ConnectionInfo {

@@ -306,7 +306,7 @@ fn serve_single_process(config: Config) -> anyhow::Result<()> {
     };
     let result = runtime.block_on(async {
         if let Some(context) = lmtp_context {
-            lmtp::spawn(lmtp_listeners, context)?;
+            lmtp::spawn(lmtp_listeners, context, config.lmtp.max_connections)?;
         }
         server::serve_listeners(&config, listeners, acceptor, backends, prelogin).await
     });

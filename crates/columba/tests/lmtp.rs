@@ -52,8 +52,14 @@ fn set_quota(dir: &Path, name: &str, rule: &str) {
 }
 
 fn start(dir: tempfile::TempDir) -> (Server, SocketAddr) {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> (Server, SocketAddr) {
     hand_to_nobody(dir.path());
-    let mut server = Server::start_in(dir, &["--lmtp", "127.0.0.1:0"]);
+    let mut args = vec!["--lmtp", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut server = Server::start_in(dir, &args);
     let addr = server.lmtp_addr();
     (server, addr)
 }
@@ -261,4 +267,76 @@ fn deliver_quota_full_tempfail_and_usage() {
         // Root must name the user: dovecot-lda's EX_USAGE.
         assert_eq!(deliver(&[]).status.code(), Some(64));
     }
+}
+
+#[test]
+fn lmtp_connections_are_limited() {
+    let dir = data_dir(&[]);
+    let config = dir.path().join("columba.toml");
+    std::fs::write(&config, "[lmtp]\nmax_connections = 1\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let (_server, lmtp) = start_with(dir, &["--config", &config]);
+    let mut first = LmtpClient::connect(lmtp);
+    let mut second = std::io::BufReader::new(std::net::TcpStream::connect(lmtp).unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut second, &mut line).unwrap();
+    assert!(line.starts_with("421 4.3.2 "), "{line:?}");
+    assert_eq!(first.command("NOOP"), ["250 2.0.0 OK"]);
+    drop(first);
+    // The slot comes back when the first connection ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = std::io::BufReader::new(std::net::TcpStream::connect(lmtp).unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut again, &mut line).unwrap();
+        if line.starts_with("220 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {line:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn lmtp_over_a_unix_socket() {
+    use std::io::Read as _;
+    let dir = data_dir(&[]);
+    let socket = dir.path().join("lmtp.sock");
+    // A stale socket from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let config = dir.path().join("columba.toml");
+    std::fs::write(
+        &config,
+        format!("[lmtp]\nlisten_unix = [\"{}\"]\n", socket.display()),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let (server, _tcp) = start_with(dir, &["--config", &config]);
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "LHLO local\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<{USER}>\r\nDATA\r\n\
+                 Subject: unix\r\n\r\nover a socket\r\n.\r\nQUIT\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let mut replies = String::new();
+    std::io::BufReader::new(&mut stream)
+        .read_to_string(&mut replies)
+        .unwrap();
+    let last: Vec<&str> = replies.lines().rev().take(2).collect();
+    assert!(
+        last[1].starts_with(&format!("250 2.0.0 <{USER}> ")),
+        "{replies}"
+    );
+    assert!(last[0].starts_with("221 "), "{replies}");
+    // No peer address over a Unix socket: the Received line names none.
+    let (mut imap, _) = imap_inbox(&server, USER, PASSWORD);
+    let fetched = imap.command("f", "FETCH 1 BODY.PEEK[HEADER.FIELDS (RECEIVED)]");
+    assert_eq!(fetched[1], "Received: from local", "{fetched:?}");
 }

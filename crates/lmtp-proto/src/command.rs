@@ -66,8 +66,13 @@ impl Command {
         let verb = verb.to_ascii_uppercase();
         match verb.as_str() {
             "LHLO" => {
+                // A domain or an address literal (RFC 5321 4.1.1.1); it goes into Received:
+                // headers, so nothing but printable ASCII.
                 let domain = rest.trim();
-                if domain.is_empty() || domain.contains(char::is_whitespace) {
+                let valid = !domain.is_empty()
+                    && domain.len() <= 255
+                    && domain.bytes().all(|b| b.is_ascii_graphic());
+                if !valid {
                     return Err(ParseError::Syntax);
                 }
                 Ok(Command::Lhlo(domain.to_owned()))
@@ -181,6 +186,13 @@ mod tests {
             Ok(Command::Lhlo("mx.example".into()))
         );
         assert_eq!(parse("LHLO"), Err(ParseError::Syntax));
+        assert_eq!(
+            parse("LHLO [192.0.2.1]"),
+            Ok(Command::Lhlo("[192.0.2.1]".into()))
+        );
+        for bad in ["LHLO a b", "LHLO a\u{0}b", "LHLO caf\u{e9}.example"] {
+            assert_eq!(parse(bad), Err(ParseError::Syntax), "{bad:?}");
+        }
         assert_eq!(parse("EHLO mx.example"), Ok(Command::SmtpHello));
         assert_eq!(parse("DATA"), Ok(Command::Data));
         assert_eq!(parse("data x"), Err(ParseError::Syntax));

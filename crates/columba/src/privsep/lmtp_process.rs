@@ -43,7 +43,7 @@ pub fn run(config: Config, kinds: Vec<String>) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        crate::lmtp::spawn(listeners, context)?;
+        crate::lmtp::spawn(listeners, context, config.lmtp.max_connections)?;
         crate::server::shutdown_signal().await;
         Ok(())
     })
