@@ -163,7 +163,7 @@ fn lmtp_delivery_wakes_idle_and_quota_refuses_the_third_message() {
 #[test]
 fn deliver_exit_codes_mailboxes_and_idle() {
     let dir = data_dir(&[("full", "pass-word"), ("broken", "pass-word")]);
-    set_quota(dir.path(), "full", "*:messages=0");
+    set_quota(dir.path(), "full", "*:messages=2");
     let (server, _lmtp) = start(dir);
 
     // Delivered into a named mailbox that exists; a missing one means INBOX.
@@ -217,10 +217,14 @@ fn deliver_exit_codes_mailboxes_and_idle() {
         }
     }
 
-    // Unknown user: 67. Over quota: 77 with Dovecot's message. A store that cannot be
-    // written: 75, so the MTA keeps the message.
+    // Unknown user: 67. Over quota (the third message for two allowed): 77 with Dovecot's
+    // message. A store that cannot be written: 75, so the MTA keeps the message.
     let out = deliver_cmd(&server, &["-d", "nobody-here"], b"Subject: x\n\nx\n");
     assert_eq!(out.status.code(), Some(67), "{out:?}");
+    for _ in 0..2 {
+        let out = deliver_cmd(&server, &["-d", "full"], b"Subject: x\n\nx\n");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
     let out = deliver_cmd(&server, &["-d", "full", "-e"], b"Subject: x\n\nx\n");
     assert_eq!(out.status.code(), Some(77), "{out:?}");
     assert_eq!(
