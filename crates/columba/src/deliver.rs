@@ -187,24 +187,27 @@ fn strip_from_line(message: &[u8]) -> (&[u8], Option<String>) {
 }
 
 /// Whom the mail is written as when started as root: the user's own uid and gid, or for a
-/// virtual user without one, `[server] mail_user`, `[server] user` or the owner of the data
-/// directory — the uid the server itself serves them as. Never root.
+/// virtual user without one the uid the server serves them as — `[server] mail_user`, and in
+/// the single-process model `[server] user` or the owner of the data directory (in the
+/// separated model `[server] user` is the login process's, which must never own mail).
+/// Never root.
 fn delivery_ids(config: &Config, record: &auth::UserRecord) -> anyhow::Result<(u32, u32)> {
     use std::os::unix::fs::MetadataExt as _;
     if record.uid.is_some() {
         return privsep::mail_ids(record, None);
     }
-    let named = config
-        .server
-        .mail_user
-        .as_ref()
-        .or(config.server.user.as_ref());
-    let account = match named {
-        Some(name) => Some(
-            auth::system::lookup_user(name)?
-                .ok_or_else(|| anyhow::anyhow!("[server] user {name:?} does not exist"))?,
-        ),
-        None => std::fs::metadata(&config.data_dir)
+    let lookup = |name: &String| -> anyhow::Result<auth::system::SystemUser> {
+        auth::system::lookup_user(name)?
+            .ok_or_else(|| anyhow::anyhow!("[server] user {name:?} does not exist"))
+    };
+    let account = if let Some(name) = &config.server.mail_user {
+        Some(lookup(name)?)
+    } else if privsep::separated(config)? {
+        None
+    } else if let Some(name) = &config.server.user {
+        Some(lookup(name)?)
+    } else {
+        std::fs::metadata(&config.data_dir)
             .ok()
             .filter(|m| m.uid() != 0)
             .map(|m| auth::system::SystemUser {
@@ -213,7 +216,7 @@ fn delivery_ids(config: &Config, record: &auth::UserRecord) -> anyhow::Result<(u
                 gid: m.gid(),
                 home: config.data_dir.clone(),
                 shell: String::new(),
-            }),
+            })
     };
     privsep::mail_ids(record, account.as_ref())
 }
