@@ -39,6 +39,9 @@ pub struct Args {
     pub sender: Option<String>,
     /// `-a`: the original recipient address, for the log.
     pub recipient: Option<String>,
+    /// Only tell whether the user is at a quota limit (exit 0 or 77); no message is read.
+    /// For LMTP's check at RCPT in the separated model.
+    pub check_quota_only: bool,
 }
 
 /// A delivery that did not happen: the exit code and what stderr says.
@@ -95,7 +98,11 @@ fn deliver_stdin(config: &Config, args: &Args) -> Result<(), Failure> {
         None if args.user.is_none() => own_account(&name)?,
         None => return Err(fail(EX_NOUSER, format!("Unknown user: {name}"))),
     };
-    let message = read_message(config.delivery.max_message_size)?;
+    let message = if args.check_quota_only {
+        Vec::new()
+    } else {
+        read_message(config.delivery.max_message_size)?
+    };
     let (message, from_line_sender) = strip_from_line(&message);
     if root {
         let (uid, gid) = delivery_ids(config, &record).map_err(tempfail)?;
@@ -108,6 +115,15 @@ fn deliver_stdin(config: &Config, args: &Args) -> Result<(), Failure> {
     }
     let store =
         crate::backend::open_user_store(&config.mail_location(), &record).map_err(tempfail)?;
+    if args.check_quota_only {
+        let full = session_api::quota::QuotaLimits::of(&record)
+            .would_exceed(store.as_ref(), 0, 1)
+            .map_err(tempfail)?;
+        if full {
+            return Err(fail(EX_NOPERM, session_api::quota::QUOTA_EXCEEDED_MESSAGE));
+        }
+        return Ok(());
+    }
     let sender = args.sender.clone().or(from_line_sender).unwrap_or_default();
     match deliver(store.as_ref(), &record, args.mailbox.as_deref(), message) {
         Ok(done) => {

@@ -128,6 +128,9 @@ enum InternalRole {
     Deliver {
         #[arg(long)]
         user: String,
+        /// Only check that the user has room for a message (LMTP's check at RCPT).
+        #[arg(long)]
+        check_quota: bool,
     },
 }
 
@@ -237,6 +240,7 @@ fn run() -> anyhow::Result<()> {
                 mailbox,
                 sender,
                 recipient,
+                check_quota_only: false,
             };
             std::process::exit(deliver::run(&config, &args))
         }
@@ -252,7 +256,9 @@ fn run() -> anyhow::Result<()> {
         Command::CheckpasswordReply => std::process::exit(checkpassword_reply::run()),
         Command::Internal { role } => privsep::run_child(match role {
             // Its stdin is the message, not the configuration: not a run_child role.
-            InternalRole::Deliver { user } => std::process::exit(privsep::deliver_child(user)),
+            InternalRole::Deliver { user, check_quota } => {
+                std::process::exit(privsep::deliver_child(user, check_quota))
+            }
             InternalRole::Auth => privsep::Role::Auth,
             InternalRole::Login {
                 chroot,

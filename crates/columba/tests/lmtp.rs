@@ -240,7 +240,7 @@ fn deliver_exit_codes_mailboxes_and_idle() {
 
 #[test]
 fn deliver_quota_full_tempfail_and_usage() {
-    let dir = data_dir(&[]);
+    let dir = data_dir(&[("roomy", "pass-word")]);
     set_quota(dir.path(), USER, "*:messages=0");
     hand_to_nobody(dir.path());
     let config = dir.path().join("columba.toml");
@@ -266,6 +266,28 @@ fn deliver_quota_full_tempfail_and_usage() {
         child.wait_with_output().unwrap()
     };
     assert_eq!(deliver(&["-d", USER]).status.code(), Some(75));
+    // The lmtp process's check at RCPT (separated model): `internal deliver --check-quota`,
+    // its configuration on descriptor 3, answers 77 for a full mailbox and 0 otherwise.
+    let internal = dir.path().join("internal.toml");
+    std::fs::write(
+        &internal,
+        format!("data_dir = \"{}\"\n", dir.path().display()),
+    )
+    .unwrap();
+    let check = |user: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" internal deliver --user \"$1\" --check-quota 3<\"$2\" </dev/null")
+            .arg(env!("CARGO_BIN_EXE_columba"))
+            .arg(user)
+            .arg(&internal)
+            .output()
+            .unwrap()
+    };
+    let full = check(USER);
+    assert_eq!(full.status.code(), Some(77), "{full:?}");
+    let roomy = check("roomy");
+    assert_eq!(roomy.status.code(), Some(0), "{roomy:?}");
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         // Root must name the user: dovecot-lda's EX_USAGE.

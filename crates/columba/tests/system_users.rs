@@ -790,8 +790,10 @@ fn lmtp_in_the_separated_model_writes_as_each_recipient() {
     }
     let alice = SystemUser::create("l");
     let bob = SystemUser::create("m");
+    // rcpt_check_quota: each RCPT's quota is looked at by a child that became the user too.
     let mut server = server_with(
-        "[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\n[lmtp]\nlisten = [\"127.0.0.1:0\"]\n",
+        "[auth]\npassdb = \"shadow\"\nuserdb = \"passwd\"\n\
+         [lmtp]\nlisten = [\"127.0.0.1:0\"]\nrcpt_check_quota = true\n",
     );
     let mut lmtp = common::LmtpClient::connect(server.lmtp_addr());
     // The lmtp process is root (it starts deliveries as any user); no delivery runs in it.

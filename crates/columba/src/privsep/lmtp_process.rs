@@ -61,9 +61,24 @@ impl DeliveryBackend for SpawnDelivery {
         self.users.lookup(username).map_err(|e| e.to_string())
     }
 
+    /// `[lmtp] rcpt_check_quota`: a child that becomes the user looks at their mailboxes.
+    fn over_quota(&self, user: &UserRecord) -> Result<bool, String> {
+        let (code, stderr) = self
+            .run_child(&user.name, &["--check-quota"], b"")
+            .map_err(|e| format!("{e:#}"))?;
+        match code {
+            Some(0) => Ok(false),
+            Some(EX_NOPERM) => Ok(true),
+            _ => Err(format!(
+                "quota check process exited with {code:?}: {}",
+                stderr.trim()
+            )),
+        }
+    }
+
     fn deliver(&self, user: &UserRecord, message: &[u8]) -> Result<(), DeliveryFailure> {
         let (code, stderr) = self
-            .run_child(&user.name, message)
+            .run_child(&user.name, &[], message)
             .map_err(|e| DeliveryFailure::Temporary(format!("{e:#}")))?;
         let quota = stderr.contains(session_api::quota::QUOTA_EXCEEDED_MESSAGE);
         match code {
@@ -78,15 +93,21 @@ impl DeliveryBackend for SpawnDelivery {
 }
 
 impl SpawnDelivery {
-    /// Runs `columba internal deliver --user NAME` with the configuration on descriptor 3 and
-    /// `message` on stdin; its exit code and stderr.
-    fn run_child(&self, user: &str, message: &[u8]) -> anyhow::Result<(Option<i32>, String)> {
+    /// Runs `columba internal deliver --user NAME [extra]` with the configuration on
+    /// descriptor 3 and `message` on stdin; its exit code and stderr.
+    fn run_child(
+        &self,
+        user: &str,
+        extra: &[&str],
+        message: &[u8],
+    ) -> anyhow::Result<(Option<i32>, String)> {
         let (config_reader, mut config_writer) = std::io::pipe()?;
         let program =
             std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("/proc/self/exe"));
         let mut command = Command::new(program);
         command
             .args(["internal", "deliver", "--user", user])
+            .args(extra)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::piped())
@@ -119,8 +140,9 @@ impl SpawnDelivery {
 }
 
 /// `columba internal deliver --user NAME`: the configuration on descriptor 3, the message on
-/// stdin; delivers as `columba deliver -d NAME` does and returns its exit code.
-pub fn deliver_child(user: String) -> i32 {
+/// stdin; delivers as `columba deliver -d NAME` does and returns its exit code. With
+/// `check_quota_only`, reads no message and answers 0 (room for one) or 77 (full).
+pub fn deliver_child(user: String, check_quota_only: bool) -> i32 {
     let config = match read_config() {
         Ok(c) => c,
         Err(e) => {
@@ -131,6 +153,7 @@ pub fn deliver_child(user: String) -> i32 {
     crate::init_logging("warn");
     let args = crate::deliver::Args {
         user: Some(user),
+        check_quota_only,
         ..crate::deliver::Args::default()
     };
     crate::deliver::run(&config, &args)
