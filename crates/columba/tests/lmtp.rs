@@ -73,12 +73,13 @@ fn imap_inbox(server: &Server, user: &str, password: &str) -> (RawClient, Vec<St
     (c, select)
 }
 
-/// Waits in IDLE for `* N EXISTS` after `deliver` ran; returns how long it took.
+/// Waits in IDLE for `* N EXISTS` after `deliver` ran; returns how long it took from the end
+/// of the delivery (its success reported) to the untagged response.
 fn idle_sees(c: &mut RawClient, exists: &str, deliver: impl FnOnce()) -> Duration {
     c.send(b"i IDLE\r\n");
     assert!(c.line().starts_with("+ "));
-    let started = Instant::now();
     deliver();
+    let started = Instant::now();
     loop {
         let line = c.line();
         assert!(!line.is_empty(), "connection closed in IDLE");
