@@ -14,7 +14,8 @@ enum Ev {
     Message(Vec<u8>),
 }
 
-/// Plays the session: streams APPEND messages out of the input, goes on after continuations.
+/// Plays the session: streams APPEND messages and CATENATE TEXT parts out of the input, goes on
+/// after continuations.
 fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Ev> {
     let mut dec = Decoder::new(limits.clone());
     let bound = limits.max_line.max(limits.max_command);
@@ -46,8 +47,14 @@ fn run(chunks: &[&[u8]], limits: &Limits) -> Vec<Ev> {
                 None => break,
                 Some(d) => {
                     let fatal = matches!(d, Decoded::Fatal { .. });
-                    if let Decoded::AppendStart { size, .. } = &d {
+                    if let Decoded::AppendStart { size, .. } | Decoded::CatenateText { size, .. } =
+                        &d
+                    {
                         streaming = Some((*size, Vec::new()));
+                    }
+                    if let Decoded::CatenateUrl { url } = &d {
+                        // Whatever a client names, parsing the URL must not panic.
+                        let _ = imap_proto::url::ImapUrl::parse(url);
                     }
                     out.push(Ev::D(d));
                     if fatal {

@@ -8,8 +8,13 @@
 //! APPEND is the exception: the framer recognises its message literal and hands it to the caller
 //! unread.
 
-use crate::command::{AppendHeader, Command, MailboxArg, Tag};
-use crate::parser::{self, AppendLiteral, Cursor, INVALID_ARGUMENTS, bad_text};
+use std::collections::VecDeque;
+
+use crate::command::{AppendHeader, Command, MailboxArg, ReplaceTarget, Tag};
+use crate::parser::{
+    self, AppendEnd, AppendItem, AppendPos, AppendPrefix, AppendSegment, Cursor, INVALID_ARGUMENTS,
+    bad_text,
+};
 
 /// Limits on what a client may send. Every one of them is enforced: a command beyond a limit is
 /// answered with BAD (or the connection is closed when framing cannot be recovered).
@@ -63,6 +68,23 @@ pub enum Decoded {
     },
     /// The APPEND command whose literal(s) were streamed is complete.
     AppendDone { tag: Tag },
+    /// CATENATE (RFC 4469 3): a message built from parts begins, in place of a message literal
+    /// (of an APPEND, of each MULTIAPPEND message, or of a REPLACE, RFC 8508 4.2). Its parts
+    /// follow as [`Decoded::CatenateUrl`] and [`Decoded::CatenateText`], in the client's order,
+    /// then [`Decoded::CatenateEnd`].
+    CatenateStart { tag: Tag, header: AppendHeader },
+    /// A `URL` part: the astring as sent, for the session to resolve.
+    CatenateUrl { url: Vec<u8> },
+    /// A `TEXT` part's literal of `size` bytes: streamed by the caller exactly like an
+    /// [`Decoded::AppendStart`] message (then [`Decoder::append_literal_done`], or
+    /// [`Decoder::reject_append`] to refuse it). `binary` for a literal8 (`~{n}`).
+    CatenateText {
+        size: u64,
+        synchronizing: bool,
+        binary: bool,
+    },
+    /// The `)` ending the parts of the message begun by the last `CatenateStart`.
+    CatenateEnd,
     /// A command that cannot be parsed: reply `tag BAD message` (untagged `* BAD` when the tag
     /// itself could not be read). The decoder has already skipped the rest of the command.
     Bad { tag: Option<Tag>, message: String },
@@ -100,6 +122,9 @@ pub struct Decoder {
     append: Option<AppendCtx>,
     /// Set once framing is lost; every later call reports it again.
     fatal: Option<String>,
+    /// Items found together (the parts of a CATENATE read in one go), handed out one per call
+    /// before any more input is consumed. Bounded by the command size limit.
+    queue: VecDeque<Decoded>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +151,86 @@ struct Doomed {
 struct AppendCtx {
     tag: Tag,
     mailbox: MailboxArg,
-    /// A REPLACE (RFC 8508), which takes exactly one message.
-    replace: bool,
+    /// For a REPLACE (RFC 8508), which takes exactly one message: what it replaces.
+    replace: Option<ReplaceTarget>,
+    /// Where the command stands after the last literal.
+    pos: AppendPos,
+    /// Messages begun so far: only the first carries the REPLACE target.
+    messages: usize,
+}
+
+impl AppendCtx {
+    fn new(head: &parser::Head, mailbox: MailboxArg, replace: Option<ReplaceTarget>) -> Self {
+        AppendCtx {
+            tag: head.tag.clone().unwrap_or_else(|| Tag(String::new())),
+            mailbox,
+            replace,
+            pos: AppendPos::First,
+            messages: 0,
+        }
+    }
+
+    /// The command name errors are reported under.
+    fn name(&self) -> &'static str {
+        if self.replace.is_some() {
+            "REPLACE"
+        } else {
+            "APPEND"
+        }
+    }
+
+    fn header(
+        &mut self,
+        flags: Vec<mail_types::Flag>,
+        date: Option<crate::DateTime>,
+    ) -> AppendHeader {
+        let replace = if self.messages == 0 {
+            self.replace
+        } else {
+            None
+        };
+        self.messages += 1;
+        AppendHeader {
+            mailbox: self.mailbox.clone(),
+            flags,
+            date,
+            replace,
+        }
+    }
+
+    /// Turns parsed APPEND text into the items the caller sees, ending in the item for the
+    /// literal that follows (`size` bytes), or in `AppendDone` when the command is complete.
+    fn events(&mut self, segment: AppendSegment, size: u64, synchronizing: bool) -> Vec<Decoded> {
+        let mut out = Vec::with_capacity(segment.items.len() + 1);
+        for item in segment.items {
+            out.push(match item {
+                AppendItem::CatenateStart { flags, date } => Decoded::CatenateStart {
+                    tag: self.tag.clone(),
+                    header: self.header(flags, date),
+                },
+                AppendItem::CatenateUrl(url) => Decoded::CatenateUrl { url },
+                AppendItem::CatenateEnd => Decoded::CatenateEnd,
+            });
+        }
+        out.push(match segment.end {
+            AppendEnd::Message { flags, date } => Decoded::AppendStart {
+                tag: self.tag.clone(),
+                header: self.header(flags, date),
+                size,
+                synchronizing,
+            },
+            AppendEnd::Text { binary } => Decoded::CatenateText {
+                size,
+                synchronizing,
+                binary,
+            },
+            AppendEnd::Complete | AppendEnd::UrlLiteral => Decoded::AppendDone {
+                tag: self.tag.clone(),
+            },
+        });
+        self.pos = segment.pos;
+        out
+    }
 }
 
 /// Line-level lexical state, advanced one byte at a time so that arbitrary fragmentation gives
@@ -257,8 +360,16 @@ impl Scan {
 /// What a literal header at the end of a line turned out to introduce.
 enum LiteralKind {
     Ordinary,
-    Message { tag: Tag, header: AppendHeader },
-    Invalid { tag: Option<Tag>, message: String },
+    /// An APPEND message or CATENATE `TEXT` literal, handed to the caller: the items before
+    /// it, the last one announcing it.
+    Streamed {
+        events: Vec<Decoded>,
+        ctx: AppendCtx,
+    },
+    Invalid {
+        tag: Option<Tag>,
+        message: String,
+    },
 }
 
 impl Default for Decoder {
@@ -280,6 +391,7 @@ impl Decoder {
             doomed: None,
             append: None,
             fatal: None,
+            queue: VecDeque::new(),
         }
     }
 
@@ -301,6 +413,9 @@ impl Decoder {
     /// message. While an APPEND message is outstanding (between [`Decoded::AppendStart`] and
     /// [`Decoder::append_literal_done`] or [`Decoder::reject_append`]) nothing is consumed.
     pub fn decode(&mut self, input: &mut Vec<u8>) -> Option<Decoded> {
+        if let Some(item) = self.queue.pop_front() {
+            return Some(item);
+        }
         if let Some(message) = &self.fatal {
             return Some(Decoded::Fatal {
                 message: message.clone(),
@@ -326,12 +441,13 @@ impl Decoder {
         }
     }
 
-    /// The caller refused a synchronizing APPEND literal (and replied NO); the client sends no
-    /// literal, so the decoder resumes at the next command.
+    /// The caller refused a synchronizing APPEND literal (or CATENATE `TEXT` literal) and
+    /// replied NO; the client sends no literal, so the decoder resumes at the next command.
     ///
     /// Called after a non-synchronizing `AppendStart`, whose bytes are on their way regardless
     /// (RFC 7888 4), the literal and the rest of the command are skipped without a report.
     pub fn reject_append(&mut self) {
+        self.queue.clear();
         match self.state {
             State::AppendData {
                 synchronizing: true,
@@ -522,27 +638,19 @@ impl Decoder {
             };
             return None;
         }
-        match self.classify_literal(tilde) {
-            LiteralKind::Message { tag, header } => {
+        match self.classify_literal(tilde, size, synchronizing) {
+            LiteralKind::Streamed { events, ctx } => {
                 if !synchronizing && size > self.limits.max_append {
                     return Some(fatal(LITERAL_TOO_LARGE));
                 }
-                self.append = Some(AppendCtx {
-                    tag: tag.clone(),
-                    mailbox: header.mailbox.clone(),
-                    replace: header.replace.is_some(),
-                });
+                self.append = Some(ctx);
                 self.state = State::AppendData {
                     size,
                     synchronizing,
                 };
                 self.clear_cmd();
-                Some(Decoded::AppendStart {
-                    tag,
-                    header,
-                    size,
-                    synchronizing,
-                })
+                self.queue.extend(events);
+                self.queue.pop_front()
             }
             LiteralKind::Ordinary => {
                 // The CRLF after the header is kept in `cmd` too, so it counts.
@@ -585,32 +693,29 @@ impl Decoder {
     }
 
     /// Decides what the literal whose header ends `cmd` is, before its bytes are accepted.
-    fn classify_literal(&self, tilde: bool) -> LiteralKind {
-        if let Some(ctx) = &self.append {
-            if ctx.replace {
-                // RFC 8508 4.7: REPLACE has no MULTIAPPEND form.
-                return LiteralKind::Invalid {
-                    tag: Some(ctx.tag.clone()),
-                    message: bad_text(Some("REPLACE"), INVALID_ARGUMENTS),
-                };
-            }
-            // RFC 3502 3: each further message is `append-opts SP literal`.
+    fn classify_literal(&mut self, tilde: bool, size: u64, synchronizing: bool) -> LiteralKind {
+        if let Some(mut ctx) = self.append.take() {
+            // RFC 3502 3 / RFC 4469 5: more messages, or more parts of a CATENATE.
             let mut c = Cursor::new(&self.cmd);
-            return match parser::append_opts(&mut c) {
-                Ok((flags, date)) => LiteralKind::Message {
-                    tag: ctx.tag.clone(),
-                    header: AppendHeader {
-                        mailbox: ctx.mailbox.clone(),
-                        flags,
-                        date,
-                        replace: None,
-                    },
-                },
-                Err(parser::Fail(detail)) => LiteralKind::Invalid {
-                    tag: Some(ctx.tag.clone()),
-                    message: bad_text(Some("APPEND"), &detail),
-                },
+            let detail = match parser::append_segment(&mut c, ctx.pos, ctx.replace.is_some()) {
+                Ok(seg) if seg.end == AppendEnd::UrlLiteral => {
+                    self.append = Some(ctx);
+                    return LiteralKind::Ordinary;
+                }
+                Ok(seg) if seg.end != AppendEnd::Complete => {
+                    let events = ctx.events(seg, size, synchronizing);
+                    return LiteralKind::Streamed { events, ctx };
+                }
+                Ok(_) => INVALID_ARGUMENTS.into(),
+                Err(parser::Fail(detail)) => detail,
             };
+            let invalid = LiteralKind::Invalid {
+                tag: Some(ctx.tag.clone()),
+                message: bad_text(Some(ctx.name()), &detail),
+            };
+            // Kept so that the rest of the command is skipped as an APPEND's.
+            self.append = Some(ctx);
+            return invalid;
         }
         let head = match parser::check_head(&self.cmd, false) {
             Ok(h) => h,
@@ -620,23 +725,28 @@ impl Decoder {
             let (tag, message) = head.bad(detail);
             LiteralKind::Invalid { tag, message }
         };
-        if matches!(
-            head.name.as_deref(),
-            Some("APPEND" | "REPLACE" | "UID REPLACE")
-        ) {
+        if is_append_name(head.name.as_deref()) {
             match parser::append_prefix(&self.cmd) {
-                Ok(AppendLiteral::Mailbox) => {}
-                Ok(AppendLiteral::Message(header)) => {
-                    return LiteralKind::Message {
-                        tag: head.tag.clone().unwrap_or_else(|| Tag(String::new())),
-                        header,
-                    };
+                Ok(AppendPrefix::Mailbox) => {}
+                Ok(AppendPrefix::Parsed { segment, .. })
+                    if segment.end == AppendEnd::UrlLiteral => {}
+                Ok(AppendPrefix::Parsed { segment, .. }) if segment.end == AppendEnd::Complete => {
+                    return invalid(INVALID_ARGUMENTS);
+                }
+                Ok(AppendPrefix::Parsed {
+                    mailbox,
+                    replace,
+                    segment,
+                }) => {
+                    let mut ctx = AppendCtx::new(&head, mailbox, replace);
+                    let events = ctx.events(segment, size, synchronizing);
+                    return LiteralKind::Streamed { events, ctx };
                 }
                 Err(parser::Fail(detail)) => return invalid(&detail),
             }
         }
         if tilde {
-            // literal8 (RFC 3516) is only meaningful for APPEND's message here.
+            // literal8 (RFC 3516) is only meaningful for APPEND's message and CATENATE's TEXT.
             return invalid(INVALID_ARGUMENTS);
         }
         LiteralKind::Ordinary
@@ -647,22 +757,57 @@ impl Decoder {
         if self.doomed.is_some() {
             return self.finish_doomed();
         }
-        if let Some(ctx) = self.append.take() {
-            let done = self.cmd.is_empty() && self.line_len == 0;
-            self.reset();
-            return Some(if done {
-                Decoded::AppendDone { tag: ctx.tag }
-            } else {
-                Decoded::Bad {
-                    tag: Some(ctx.tag),
-                    message: bad_text(Some("APPEND"), INVALID_ARGUMENTS),
+        if let Some(mut ctx) = self.append.take() {
+            // The rest of the line after the last literal: CATENATE parts, URL-only messages
+            // or nothing at all.
+            let mut c = Cursor::new(&self.cmd);
+            let parsed = parser::append_segment(&mut c, ctx.pos, ctx.replace.is_some());
+            let out = match parsed {
+                Ok(seg) if seg.end == AppendEnd::Complete => {
+                    self.queue.extend(ctx.events(seg, 0, false));
+                    self.queue.pop_front()
                 }
-            });
+                Ok(_) => Some(Decoded::Bad {
+                    message: bad_text(Some(ctx.name()), INVALID_ARGUMENTS),
+                    tag: Some(ctx.tag),
+                }),
+                Err(parser::Fail(detail)) => Some(Decoded::Bad {
+                    message: bad_text(Some(ctx.name()), &detail),
+                    tag: Some(ctx.tag),
+                }),
+            };
+            self.reset();
+            return out;
         }
         if self.cmd.is_empty() {
             // An empty line between commands is ignored, as most servers do.
             self.reset();
             return None;
+        }
+        let head = parser::head(&self.cmd, true);
+        if is_append_name(head.name.as_deref()) {
+            // An APPEND whose messages are all made of CATENATE URLs has no literal at all.
+            let out = match parser::append_prefix(&self.cmd) {
+                Ok(AppendPrefix::Parsed {
+                    mailbox,
+                    replace,
+                    segment,
+                }) if segment.end == AppendEnd::Complete => {
+                    let mut ctx = AppendCtx::new(&head, mailbox, replace);
+                    self.queue.extend(ctx.events(segment, 0, false));
+                    self.queue.pop_front()
+                }
+                Ok(_) => {
+                    let (tag, message) = head.bad(INVALID_ARGUMENTS);
+                    Some(Decoded::Bad { tag, message })
+                }
+                Err(parser::Fail(detail)) => {
+                    let (tag, message) = head.bad(&detail);
+                    Some(Decoded::Bad { tag, message })
+                }
+            };
+            self.reset();
+            return out;
         }
         let parsed = parser::parse_command(&self.cmd);
         self.reset();
@@ -700,6 +845,10 @@ impl Decoder {
         self.doomed = None;
         self.append = None;
     }
+}
+
+fn is_append_name(name: Option<&str>) -> bool {
+    matches!(name, Some("APPEND" | "REPLACE" | "UID REPLACE"))
 }
 
 fn fatal(message: &str) -> Decoded {

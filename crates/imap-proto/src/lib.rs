@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod encode;
 mod parser;
 pub mod response;
+pub mod url;
 pub use mail_types::utf7;
 
 pub use command::*;

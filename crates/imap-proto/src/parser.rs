@@ -614,17 +614,21 @@ pub(crate) fn check_head(buf: &[u8], complete: bool) -> Result<Head, (Option<Tag
     }
 }
 
-/// Where the literal that ends an APPEND command so far belongs (RFC 3501 6.3.11).
-pub(crate) enum AppendLiteral {
+/// What the start of an APPEND (or `[UID] REPLACE n`, RFC 8508 5) read so far says.
+pub(crate) enum AppendPrefix {
     /// The mailbox name itself is sent as a literal: an ordinary literal.
     Mailbox,
-    /// The message: everything before it is parsed.
-    Message(AppendHeader),
+    /// The mailbox and what follows it up to the end of the text.
+    Parsed {
+        mailbox: MailboxArg,
+        replace: Option<ReplaceTarget>,
+        segment: AppendSegment,
+    },
 }
 
-/// Classifies the literal whose header ends `buf`, the partial APPEND (or `[UID] REPLACE n`,
-/// RFC 8508 5) command read so far.
-pub(crate) fn append_prefix(buf: &[u8]) -> R<AppendLiteral> {
+/// Reads `buf`, the start of an APPEND or REPLACE command up to its first message literal, its
+/// first CATENATE `TEXT` literal, a literal inside its arguments, or its end.
+pub(crate) fn append_prefix(buf: &[u8]) -> R<AppendPrefix> {
     let mut c = Cursor::new(buf);
     c.take_while(is_tag_char);
     c.sp()?;
@@ -647,22 +651,159 @@ pub(crate) fn append_prefix(buf: &[u8]) -> R<AppendLiteral> {
     if c.peek() == Some(b'{') {
         let mut probe = Cursor { buf, pos: c.pos };
         if probe.literal_header_at_end(false).is_ok() {
-            return Ok(AppendLiteral::Mailbox);
+            return Ok(AppendPrefix::Mailbox);
         }
     }
     let mailbox = c.mailbox()?;
-    let (flags, date) = append_opts(&mut c)?;
-    Ok(AppendLiteral::Message(AppendHeader {
+    // RFC 8508 4.7: REPLACE has no MULTIAPPEND form.
+    let segment = append_segment(&mut c, AppendPos::First, replace.is_some())?;
+    Ok(AppendPrefix::Parsed {
         mailbox,
-        flags,
-        date,
         replace,
-    }))
+        segment,
+    })
 }
 
-/// `[SP flag-list] [SP date-time] SP literal` (RFC 3501 6.3.11, RFC 3502 append-opts): the part
-/// of APPEND after the mailbox, and of each further MULTIAPPEND message.
-pub(crate) fn append_opts(c: &mut Cursor<'_>) -> R<(Vec<Flag>, Option<DateTime>)> {
+/// Where an APPEND stands between two of its literals (RFC 3502 3, RFC 4469 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AppendPos {
+    /// No message yet: one must follow.
+    First,
+    /// After a complete message: another one (MULTIAPPEND) or the end of the command.
+    Between,
+    /// Just inside `CATENATE (`: a part must follow.
+    CatenateFirst,
+    /// Inside `CATENATE (...` after a part: another part or `)`.
+    CatenateNext,
+}
+
+/// What the text of an APPEND between two literals says, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AppendItem {
+    /// `[flag-list] [date-time] CATENATE (`: a message made of parts begins.
+    CatenateStart {
+        flags: Vec<Flag>,
+        date: Option<DateTime>,
+    },
+    /// `URL astring`
+    CatenateUrl(Vec<u8>),
+    /// The `)` that ends a CATENATE list.
+    CatenateEnd,
+}
+
+/// How the text of an APPEND between two literals ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AppendEnd {
+    /// With the command: no literal follows.
+    Complete,
+    /// With a message literal (`{n}`, or `~{n}` for BINARY), after its options.
+    Message {
+        flags: Vec<Flag>,
+        date: Option<DateTime>,
+    },
+    /// With a CATENATE `TEXT` literal; `binary` for a literal8 (`~{n}`), which RFC 4469 5's
+    /// `text-literal` does not name but BINARY's `append-data` (RFC 4466 2.3) does, as
+    /// Dovecot accepts it.
+    Text { binary: bool },
+    /// With the header of a literal that is a URL's astring: an ordinary literal.
+    UrlLiteral,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AppendSegment {
+    pub items: Vec<AppendItem>,
+    /// Where the APPEND stands after this text.
+    pub pos: AppendPos,
+    pub end: AppendEnd,
+}
+
+/// Parses the text of an APPEND from `pos` to the end of `c`: RFC 3502's `append-opts`
+/// (`[SP flag-list] [SP date-time] SP append-data`) for each message, where `append-data` is a
+/// literal or RFC 4469 5's `"CATENATE" SP "(" cat-part *(SP cat-part) ")"`. `single` allows one
+/// message only (REPLACE).
+pub(crate) fn append_segment(
+    c: &mut Cursor<'_>,
+    mut pos: AppendPos,
+    single: bool,
+) -> R<AppendSegment> {
+    let mut items = Vec::new();
+    loop {
+        match pos {
+            AppendPos::First | AppendPos::Between => {
+                if pos == AppendPos::Between && c.at_end() {
+                    return Ok(AppendSegment {
+                        items,
+                        pos,
+                        end: AppendEnd::Complete,
+                    });
+                }
+                if pos == AppendPos::Between && single {
+                    return Err(invalid());
+                }
+                let (flags, date) = append_opts(c)?;
+                if c.at_word(b"CATENATE") {
+                    c.pos += 8;
+                    c.sp()?;
+                    c.expect(b'(')?;
+                    items.push(AppendItem::CatenateStart { flags, date });
+                    pos = AppendPos::CatenateFirst;
+                    continue;
+                }
+                c.literal_header_at_end(true)?;
+                return Ok(AppendSegment {
+                    items,
+                    pos: AppendPos::Between,
+                    end: AppendEnd::Message { flags, date },
+                });
+            }
+            AppendPos::CatenateFirst | AppendPos::CatenateNext => {
+                if pos == AppendPos::CatenateNext {
+                    if c.eat(b')') {
+                        items.push(AppendItem::CatenateEnd);
+                        pos = AppendPos::Between;
+                        continue;
+                    }
+                    c.sp()?;
+                }
+                match c.word()?.as_str() {
+                    "URL" => {
+                        c.sp()?;
+                        if c.peek() == Some(b'{') {
+                            let mut probe = Cursor {
+                                buf: c.buf,
+                                pos: c.pos,
+                            };
+                            if probe.literal_header_at_end(false).is_ok() {
+                                return Ok(AppendSegment {
+                                    items,
+                                    pos,
+                                    end: AppendEnd::UrlLiteral,
+                                });
+                            }
+                        }
+                        items.push(AppendItem::CatenateUrl(c.astring()?.into_owned()));
+                        pos = AppendPos::CatenateNext;
+                    }
+                    "TEXT" => {
+                        c.sp()?;
+                        let binary = c.peek() == Some(b'~');
+                        c.literal_header_at_end(true)?;
+                        return Ok(AppendSegment {
+                            items,
+                            pos: AppendPos::CatenateNext,
+                            end: AppendEnd::Text { binary },
+                        });
+                    }
+                    _ => return Err(invalid()),
+                }
+            }
+        }
+    }
+}
+
+/// `[SP flag-list] [SP date-time] SP`, what precedes each message of an APPEND (RFC 3501
+/// 6.3.11, RFC 3502 append-opts).
+fn append_opts(c: &mut Cursor<'_>) -> R<(Vec<Flag>, Option<DateTime>)> {
     c.sp()?;
     let mut flags = Vec::new();
     let mut date = None;
@@ -674,8 +815,19 @@ pub(crate) fn append_opts(c: &mut Cursor<'_>) -> R<(Vec<Flag>, Option<DateTime>)
         date = Some(c.date_time()?);
         c.sp()?;
     }
-    c.literal_header_at_end(true)?;
     Ok((flags, date))
+}
+
+/// A `section-spec` (RFC 3501 9) on its own, as an IMAP URL's `;SECTION=` carries it
+/// (RFC 5092 6); `None` unless all of `spec` is one.
+pub(crate) fn section_spec(spec: &[u8]) -> Option<Section> {
+    let mut wrapped = Vec::with_capacity(spec.len() + 2);
+    wrapped.push(b'[');
+    wrapped.extend_from_slice(spec);
+    wrapped.push(b']');
+    let mut c = Cursor::new(&wrapped);
+    let parsed = section(&mut c).ok()?;
+    c.at_end().then_some(parsed)
 }
 
 /// Parses one complete command (RFC 3501 9 `command`). The error is the tag, if readable, and

@@ -90,6 +90,8 @@ pub enum Code {
     Referral(String),
     /// RFC 5267 4.3.1: no updates for the search with this tag.
     NoUpdate(String),
+    /// RFC 4469 4.1: the first CATENATE URL that could not be used, as the client sent it.
+    BadUrl(Vec<u8>),
 }
 
 impl Code {
@@ -151,6 +153,7 @@ impl Code {
             Code::MailboxId(id) => write!(out, "MAILBOXID ({id})"),
             Code::Referral(url) => write!(out, "REFERRAL {url}"),
             Code::NoUpdate(tag) => write!(out, "NOUPDATE \"{tag}\""),
+            Code::BadUrl(url) => write!(out, "BADURL {}", crate::url::resp_text(url)),
             _ => Ok(()),
         };
     }

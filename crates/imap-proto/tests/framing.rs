@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Ev, drive, drive_all, drive_bytes, without_continuations};
+use common::{Ev, drive, drive_all, drive_bytes, header, without_continuations};
 use imap_proto::*;
 use mail_types::{Flag, SeqBound};
 
@@ -36,12 +36,7 @@ const NEED: Ev = Ev::D(Decoded::NeedContinuation);
 fn append_start(t: &str, mailbox: &str, flags: Vec<Flag>, size: u64, sync: bool) -> Ev {
     Ev::D(Decoded::AppendStart {
         tag: Tag(t.into()),
-        header: AppendHeader {
-            mailbox: MailboxArg(mailbox.as_bytes().to_vec()),
-            flags,
-            date: None,
-            replace: None,
-        },
+        header: header(mailbox, flags),
         size,
         synchronizing: sync,
     })

@@ -1,10 +1,22 @@
 //! Shared test driver: feeds input to a decoder in given fragments and plays the session's part
-//! for APPEND (streaming the message out of the input) and continuations (just go on).
+//! for APPEND and CATENATE `TEXT` literals (streaming them out of the input) and continuations
+//! (just go on).
 #![allow(dead_code)]
 
 pub mod strategy;
 
-use imap_proto::{Decoded, Decoder, Limits};
+use imap_proto::{AppendHeader, Decoded, Decoder, Limits, MailboxArg};
+use mail_types::Flag;
+
+/// The header of a message for `mailbox` with `flags`, no date, replacing nothing.
+pub fn header(mailbox: &str, flags: Vec<Flag>) -> AppendHeader {
+    AppendHeader {
+        mailbox: MailboxArg(mailbox.as_bytes().to_vec()),
+        flags,
+        date: None,
+        replace: None,
+    }
+}
 
 /// What the driver saw: decoder output, plus each streamed APPEND message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +63,9 @@ pub fn drive(chunks: &[&[u8]], limits: Limits) -> Vec<Ev> {
                 None => break,
                 Some(d) => {
                     let fatal = matches!(d, Decoded::Fatal { .. });
-                    if let Decoded::AppendStart { size, .. } = &d {
+                    if let Decoded::AppendStart { size, .. } | Decoded::CatenateText { size, .. } =
+                        &d
+                    {
                         streaming = Some((*size, Vec::new()));
                     }
                     out.push(Ev::D(d));
