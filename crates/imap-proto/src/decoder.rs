@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 
 use crate::command::{AppendHeader, Command, MailboxArg, ReplaceTarget, Tag};
 use crate::parser::{
-    self, AppendEnd, AppendItem, AppendPos, AppendPrefix, AppendSegment, Cursor, INVALID_ARGUMENTS,
-    bad_text,
+    self, AppendEnd, AppendPos, AppendPrefix, AppendSegment, CatenateItem, Cursor,
+    INVALID_ARGUMENTS, bad_text,
 };
 
 /// Limits on what a client may send. Every one of them is enforced: a command beyond a limit is
@@ -204,12 +204,12 @@ impl AppendCtx {
         let mut out = Vec::with_capacity(segment.items.len() + 1);
         for item in segment.items {
             out.push(match item {
-                AppendItem::CatenateStart { flags, date } => Decoded::CatenateStart {
+                CatenateItem::Start { flags, date } => Decoded::CatenateStart {
                     tag: self.tag.clone(),
                     header: self.header(flags, date),
                 },
-                AppendItem::CatenateUrl(url) => Decoded::CatenateUrl { url },
-                AppendItem::CatenateEnd => Decoded::CatenateEnd,
+                CatenateItem::Url(url) => Decoded::CatenateUrl { url },
+                CatenateItem::End => Decoded::CatenateEnd,
             });
         }
         out.push(match segment.end {

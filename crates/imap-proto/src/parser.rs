@@ -679,16 +679,16 @@ pub(crate) enum AppendPos {
 
 /// What the text of an APPEND between two literals says, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AppendItem {
+pub(crate) enum CatenateItem {
     /// `[flag-list] [date-time] CATENATE (`: a message made of parts begins.
-    CatenateStart {
+    Start {
         flags: Vec<Flag>,
         date: Option<DateTime>,
     },
     /// `URL astring`
-    CatenateUrl(Vec<u8>),
+    Url(Vec<u8>),
     /// The `)` that ends a CATENATE list.
-    CatenateEnd,
+    End,
 }
 
 /// How the text of an APPEND between two literals ends.
@@ -711,7 +711,7 @@ pub(crate) enum AppendEnd {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AppendSegment {
-    pub items: Vec<AppendItem>,
+    pub items: Vec<CatenateItem>,
     /// Where the APPEND stands after this text.
     pub pos: AppendPos,
     pub end: AppendEnd,
@@ -745,7 +745,7 @@ pub(crate) fn append_segment(
                     c.pos += 8;
                     c.sp()?;
                     c.expect(b'(')?;
-                    items.push(AppendItem::CatenateStart { flags, date });
+                    items.push(CatenateItem::Start { flags, date });
                     pos = AppendPos::CatenateFirst;
                     continue;
                 }
@@ -759,7 +759,7 @@ pub(crate) fn append_segment(
             AppendPos::CatenateFirst | AppendPos::CatenateNext => {
                 if pos == AppendPos::CatenateNext {
                     if c.eat(b')') {
-                        items.push(AppendItem::CatenateEnd);
+                        items.push(CatenateItem::End);
                         pos = AppendPos::Between;
                         continue;
                     }
@@ -781,7 +781,7 @@ pub(crate) fn append_segment(
                                 });
                             }
                         }
-                        items.push(AppendItem::CatenateUrl(c.astring()?.into_owned()));
+                        items.push(CatenateItem::Url(c.astring()?.into_owned()));
                         pos = AppendPos::CatenateNext;
                     }
                     "TEXT" => {

@@ -9,6 +9,8 @@
 
 use std::num::NonZeroU32;
 
+use mail_types::{Uid, UidValidity};
+
 use crate::command::Section;
 use crate::parser;
 
@@ -24,8 +26,8 @@ pub struct ImapUrl {
     /// The mailbox, percent-decoded (UTF-8, RFC 5092 8); `None` when the reference inherits the
     /// base URL's mailbox as a whole.
     pub mailbox: Option<String>,
-    pub uid_validity: Option<NonZeroU32>,
-    pub uid: Option<NonZeroU32>,
+    pub uid_validity: Option<UidValidity>,
+    pub uid: Option<Uid>,
     pub section: Option<Section>,
     pub partial: Option<UrlPartial>,
 }
@@ -173,12 +175,19 @@ impl ImapUrl {
             let separated = slash || (!after_mailbox && i == 0);
             let next = match name.as_slice() {
                 b"UIDVALIDITY" if after_mailbox && i == 0 && !slash => {
-                    self.uid_validity =
-                        Some(nz_number(value).ok_or(UrlError::Param("UIDVALIDITY"))?);
+                    self.uid_validity = Some(
+                        digits_u32(value)
+                            .and_then(UidValidity::new)
+                            .ok_or(UrlError::Param("UIDVALIDITY"))?,
+                    );
                     1
                 }
                 b"UID" if separated => {
-                    self.uid = Some(nz_number(value).ok_or(UrlError::Param("UID"))?);
+                    self.uid = Some(
+                        digits_u32(value)
+                            .and_then(Uid::new)
+                            .ok_or(UrlError::Param("UID"))?,
+                    );
                     2
                 }
                 b"SECTION" if separated => {
@@ -442,8 +451,8 @@ mod tests {
         let url = ImapUrl::parse(b"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.2").unwrap();
         assert_eq!(url.server, None);
         assert_eq!(url.mailbox.as_deref(), Some("Drafts"));
-        assert_eq!(url.uid_validity, nz(385759045));
-        assert_eq!(url.uid, nz(20));
+        assert_eq!(url.uid_validity, UidValidity::new(385759045));
+        assert_eq!(url.uid, Uid::new(20));
         assert_eq!(
             url.section,
             Some(Section {
@@ -465,8 +474,8 @@ mod tests {
         assert_eq!(server.host, "mail.example.com");
         assert_eq!(server.port, Some(143));
         assert_eq!(url.mailbox.as_deref(), Some("Work/Grüße"));
-        assert_eq!(url.uid_validity, nz(7));
-        assert_eq!(url.uid, nz(3));
+        assert_eq!(url.uid_validity, UidValidity::new(7));
+        assert_eq!(url.uid, Uid::new(3));
         assert_eq!(url.section.unwrap().text, Some(SectionText::Header));
         assert_eq!(
             url.partial,
@@ -481,7 +490,7 @@ mod tests {
     fn parameter_only_references() {
         let url = ImapUrl::parse(b";UID=5/;PARTIAL=3").unwrap();
         assert_eq!(url.mailbox, None);
-        assert_eq!(url.uid, nz(5));
+        assert_eq!(url.uid, Uid::new(5));
         assert_eq!(
             url.partial,
             Some(UrlPartial {

@@ -23,6 +23,8 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
             "THREAD=REFS",
             "THREAD=ORDEREDSUBJECT",
             "MULTIAPPEND",
+            "URL-PARTIAL",
+            "CATENATE",
             "UNSELECT",
             "CHILDREN",
             "NAMESPACE",

@@ -43,6 +43,9 @@ pub struct ImapSettings {
     /// migration tools copying old mail with raw 8-bit headers are such clients. Dovecot 2.3
     /// does not offer it either; IMAP4rev2 clients get UTF-8 names either way.
     pub utf8_accept: bool,
+    /// Host names by which an absolute IMAP URL (RFC 5092 3) may name this server, lower-case,
+    /// for CATENATE (RFC 4469 3); the address the client connected to is always accepted too.
+    pub url_hosts: Vec<String>,
 }
 
 impl Default for ImapSettings {
@@ -70,6 +73,7 @@ impl Default for ImapSettings {
             .map(|(n, a)| ((*n).to_owned(), (*a).to_owned()))
             .collect(),
             auto_create: Vec::new(),
+            url_hosts: vec!["localhost".to_owned()],
         }
     }
 }

@@ -267,6 +267,24 @@ impl Session {
                     self.bad_commands = 0;
                     self.append_start(tag, header, size, synchronizing).await
                 }
+                Some(Decoded::CatenateStart { tag, header }) => {
+                    self.bad_commands = 0;
+                    self.catenate_start(tag, header);
+                    Flow::Continue
+                }
+                Some(Decoded::CatenateUrl { url }) => {
+                    self.catenate_url(&url);
+                    Flow::Continue
+                }
+                Some(Decoded::CatenateText {
+                    size,
+                    synchronizing,
+                    binary,
+                }) => self.catenate_text(size, synchronizing, binary).await,
+                Some(Decoded::CatenateEnd) => {
+                    self.catenate_end();
+                    Flow::Continue
+                }
                 Some(Decoded::AppendDone { tag }) => {
                     let reply = self.append_done();
                     self.finish(&tag, reply, UpdatePolicy::All);

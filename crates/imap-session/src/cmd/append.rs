@@ -13,15 +13,30 @@ type AppendTarget = (Arc<dyn Mailbox>, Box<dyn AppendWriter>);
 
 /// An APPEND whose message literal(s) are being streamed (RFC 3501 6.3.11; several messages with
 /// MULTIAPPEND, RFC 3502). Nothing becomes visible until the whole command has arrived.
+#[derive(Default)]
 pub(crate) struct AppendInProgress {
-    mailbox: Option<Arc<dyn Mailbox>>,
-    pending: Vec<PendingAppend>,
+    pub(crate) mailbox: Option<Arc<dyn Mailbox>>,
+    pub(crate) pending: Vec<PendingAppend>,
     /// REPLACE (RFC 8508): the selected mailbox's message the new one replaces.
-    replaces: Option<Uid>,
+    pub(crate) replaces: Option<Uid>,
     /// Octets of the messages taken so far, for the quota check of the next (RFC 9208).
-    pending_bytes: u64,
+    pub(crate) pending_bytes: u64,
     /// Set when the command already failed; the rest of its literals are read and dropped.
-    failed: Option<Reply>,
+    pub(crate) failed: Option<Reply>,
+    /// The message being built from CATENATE parts (RFC 4469 3), between its start and `)`.
+    pub(crate) catenating: Option<Catenation>,
+    /// The command's tag, for refusing a CATENATE `TEXT` literal before it is sent.
+    pub(crate) tag: Option<Tag>,
+}
+
+/// A message being built from CATENATE parts, written to the store as the parts arrive.
+pub(crate) struct Catenation {
+    /// `None` once the command failed.
+    pub(crate) writer: Option<Box<dyn AppendWriter>>,
+    pub(crate) flags: Flags,
+    pub(crate) internal_date: Option<i64>,
+    /// Octets written so far.
+    pub(crate) size: u64,
 }
 
 impl Session {
@@ -33,27 +48,8 @@ impl Session {
         size: u64,
         sync: bool,
     ) -> Flow {
-        let mut progress = self.append.take().unwrap_or(AppendInProgress {
-            mailbox: None,
-            pending: Vec::new(),
-            replaces: None,
-            pending_bytes: 0,
-            failed: None,
-        });
-        // RFC 9208 4.3: the whole command counts against the quota, before any literal.
-        if progress.failed.is_none() {
-            let messages = progress.pending.len() as u64 + 1;
-            let bytes = progress.pending_bytes.saturating_add(size);
-            progress.failed = self.quota_refusal(bytes, messages);
-        }
-        if let Some(target) = header.replace
-            && progress.failed.is_none()
-        {
-            match self.replace_target(target) {
-                Ok(uid) => progress.replaces = Some(uid),
-                Err(reply) => progress.failed = Some(reply),
-            }
-        }
+        let mut progress = self.append.take().unwrap_or_default();
+        self.begin_message(&mut progress, &header, size);
         if progress.failed.is_none() {
             match self.prepare_append(&header, size, progress.mailbox.clone()) {
                 Ok((mailbox, writer)) => {
@@ -62,7 +58,7 @@ impl Session {
                         self.out.extend_from_slice(&continuation("OK"));
                     }
                     let mut writer = Some(writer);
-                    let streamed = self.stream_literal(size, &mut writer).await;
+                    let streamed = self.stream_literal(size, &mut writer, false).await;
                     match streamed {
                         Err(()) => {
                             // The client went away mid-literal: dropping the writer removes the
@@ -91,6 +87,43 @@ impl Session {
                 Err(reply) => progress.failed = Some(reply),
             }
         }
+        self.refuse_literal(&tag, size, sync, progress).await
+    }
+
+    /// The checks every message of the command gets before its content arrives: the quota for
+    /// the whole command so far with `size` more octets (RFC 9208 4.3) and, for the message
+    /// of a REPLACE, the message it replaces (RFC 8508 3.2).
+    pub(crate) fn begin_message(
+        &self,
+        progress: &mut AppendInProgress,
+        header: &AppendHeader,
+        size: u64,
+    ) {
+        if progress.failed.is_none() {
+            let messages = progress.pending.len() as u64 + 1;
+            let bytes = progress.pending_bytes.saturating_add(size);
+            progress.failed = self.quota_refusal(bytes, messages);
+        }
+        if let Some(target) = header.replace
+            && progress.failed.is_none()
+        {
+            match self.replace_target(target) {
+                Ok(uid) => progress.replaces = Some(uid),
+                Err(reply) => progress.failed = Some(reply),
+            }
+        }
+    }
+
+    /// A literal of a command that has already failed: a synchronizing one is refused with
+    /// the tagged NO at once, so the client never sends it; a non-synchronizing one is on its
+    /// way regardless (RFC 7888 4), so it is read and dropped and the NO waits for the end.
+    pub(crate) async fn refuse_literal(
+        &mut self,
+        tag: &Tag,
+        size: u64,
+        sync: bool,
+        mut progress: AppendInProgress,
+    ) -> Flow {
         if sync {
             // The client waits for our go-ahead; refusing now means it sends no literal.
             let reply = progress
@@ -98,7 +131,7 @@ impl Session {
                 .take()
                 .unwrap_or_else(|| Reply::no("APPEND failed."));
             self.out.extend_from_slice(&status_line(
-                Some(&tag),
+                Some(tag),
                 reply.status,
                 reply.code.as_ref(),
                 &reply.text,
@@ -108,7 +141,7 @@ impl Session {
             return Flow::Continue;
         }
         // A non-synchronizing literal is already on its way: read and drop it, answer at the end.
-        if self.stream_literal(size, &mut None).await.is_err() {
+        if self.stream_literal(size, &mut None, false).await.is_err() {
             return Flow::Close;
         }
         self.decoder.append_literal_done();
@@ -123,15 +156,34 @@ impl Session {
         size: u64,
         current: Option<Arc<dyn Mailbox>>,
     ) -> Result<AppendTarget, Reply> {
-        let Some(user) = self.user() else {
+        if self.user().is_none() {
             return Err(Reply::bad("Please log in first."));
-        };
-        if size > self.ctx.settings.limits.max_append {
-            return Err(Reply::no("Message is too large.").with_code(Code::TooBig));
         }
+        self.check_size(size)?;
         if size == 0 {
             return Err(Reply::no("Can't save a zero byte message."));
         }
+        self.open_append(header, current)
+    }
+
+    /// RFC 7889 4: a message above APPENDLIMIT is refused with TOOBIG (RFC 4469 4.2 too).
+    pub(crate) fn check_size(&self, size: u64) -> Result<(), Reply> {
+        if size > self.ctx.settings.limits.max_append {
+            return Err(Reply::no("Message is too large.").with_code(Code::TooBig));
+        }
+        Ok(())
+    }
+
+    /// Opens the target mailbox of an APPEND (unless the command's earlier messages already
+    /// did) and a writer for one message there.
+    pub(crate) fn open_append(
+        &mut self,
+        header: &AppendHeader,
+        current: Option<Arc<dyn Mailbox>>,
+    ) -> Result<AppendTarget, Reply> {
+        let Some(user) = self.user() else {
+            return Err(Reply::bad("Please log in first."));
+        };
         let mailbox = match current {
             Some(mb) => mb,
             None => {
@@ -153,11 +205,13 @@ impl Session {
 
     /// Moves `size` literal bytes from the client into `writer` (or nowhere, when `None`) without
     /// holding more than one read chunk in memory. `Err(())`: the client disconnected.
-    /// `Ok(Some(reply))`: the bytes were consumed but could not be stored.
-    async fn stream_literal(
+    /// `Ok(Some(reply))`: the bytes were consumed but could not be stored. `refuse_nul`: a NUL
+    /// octet fails the literal, which is then not a `literal8` (RFC 3501 9 `CHAR8`).
+    pub(crate) async fn stream_literal(
         &mut self,
         size: u64,
         writer: &mut Option<Box<dyn AppendWriter>>,
+        refuse_nul: bool,
     ) -> Result<Option<Reply>, ()> {
         let mut remaining = size;
         let mut failure = None;
@@ -173,8 +227,15 @@ impl Session {
                 }
             }
             let n = remaining.min(self.rbuf.len() as u64) as usize;
+            let chunk = &self.rbuf[..n];
+            if refuse_nul && writer.is_some() && chunk.contains(&0) {
+                failure = Some(Reply::no(
+                    "NUL octets are only allowed in a literal8 (~{n}) part.",
+                ));
+                *writer = None;
+            }
             if let Some(w) = writer.as_mut()
-                && let Err(e) = w.write(&self.rbuf[..n])
+                && let Err(e) = w.write(chunk)
             {
                 failure = Some(self.store_error(e));
                 *writer = None;

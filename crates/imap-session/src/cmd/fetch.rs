@@ -11,6 +11,7 @@ use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
 
 use crate::cmd::{objectid, preview, searchres};
 use crate::fetch::binary::{UnknownCte, decoded_section};
+use crate::fetch::section;
 use crate::fetch::structure::{write_body_structure, write_envelope};
 use crate::session::{FLUSH_THRESHOLD, Reply, Session, State};
 
@@ -431,10 +432,7 @@ fn write_fetch_response(
                 out.push(b']');
                 let data = loaded
                     .parsed()
-                    .and_then(|(raw, p)| {
-                        p.section(raw, &section.part, section_spec(section))
-                            .map(|c| c.into_owned())
-                    })
+                    .and_then(|(raw, p)| section::bytes(raw, p, section).map(|c| c.into_owned()))
                     .unwrap_or_default();
                 let slice = partial_slice(out, &data, partial.as_ref());
                 out.push(b' ');
@@ -479,9 +477,7 @@ fn partial_slice<'d>(out: &mut Vec<u8>, data: &'d [u8], partial: Option<&Partial
     match partial {
         Some(p) => {
             out.extend_from_slice(format!("<{}>", p.origin).as_bytes());
-            let from = (p.origin as usize).min(data.len());
-            let to = from.saturating_add(p.length as usize).min(data.len());
-            &data[from..to]
+            &data[section::partial_range(data.len(), p.origin, Some(p.length))]
         }
         None => data,
     }
@@ -491,17 +487,6 @@ fn partial_slice<'d>(out: &mut Vec<u8>, data: &'d [u8], partial: Option<&Partial
 fn write_part_numbers(out: &mut Vec<u8>, part: &[u32]) {
     let numbers: Vec<String> = part.iter().map(u32::to_string).collect();
     out.extend_from_slice(numbers.join(".").as_bytes());
-}
-
-fn section_spec(section: &Section) -> SectionSpec<'_> {
-    match &section.text {
-        None => SectionSpec::Full,
-        Some(SectionText::Header) => SectionSpec::Header,
-        Some(SectionText::HeaderFields(f)) => SectionSpec::HeaderFields(f),
-        Some(SectionText::HeaderFieldsNot(f)) => SectionSpec::HeaderFieldsNot(f),
-        Some(SectionText::Text) => SectionSpec::Text,
-        Some(SectionText::Mime) => SectionSpec::Mime,
-    }
 }
 
 /// The section as the response names it (RFC 3501 7.4.2: `BODY[section]`), field names echoed.
