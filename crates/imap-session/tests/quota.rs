@@ -1,6 +1,6 @@
 //! QUOTA (RFC 9208) for a user whose userdb gives limits (`quota_rule`, as Dovecot's): the
-//! QUOTAROOT and QUOTA responses, and APPEND, MULTIAPPEND and COPY refused with OVERQUOTA
-//! before any literal is sent and without storing anything, while MOVE is not limited.
+//! QUOTAROOT and QUOTA responses, and APPEND, MULTIAPPEND, CATENATE and COPY refused with
+//! OVERQUOTA before any literal is sent and without storing anything, while MOVE is not limited.
 
 mod common;
 
@@ -93,6 +93,42 @@ async fn limits_are_reported_and_enforced() {
         [
             "* QUOTA \"User quota\" (STORAGE 2 2 MESSAGE 2 3)",
             "q2 OK Getquota completed."
+        ]
+    );
+
+    // CATENATE (RFC 4469): a message made of URL parts counts once its size is known, a
+    // synchronizing TEXT literal that would go over is refused before it is sent, and
+    // nothing is stored either way.
+    assert_eq!(
+        command(
+            &mut c,
+            "t1",
+            "APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\")"
+        )
+        .await,
+        ["t1 NO [OVERQUOTA] Quota exceeded (mailbox for user is full)"]
+    );
+    assert_eq!(
+        command(
+            &mut c,
+            "t2",
+            "APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;PARTIAL=0.500\" TEXT {500}"
+        )
+        .await,
+        ["t2 NO [OVERQUOTA] Quota exceeded (mailbox for user is full)"]
+    );
+    let reply = command(
+        &mut c,
+        "t3",
+        "APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;PARTIAL=0.100\")",
+    )
+    .await;
+    assert!(reply[0].starts_with("t3 OK [APPENDUID"), "{reply:?}");
+    assert_eq!(
+        command(&mut c, "q4", "GETQUOTA \"User quota\"").await,
+        [
+            "* QUOTA \"User quota\" (STORAGE 2 2 MESSAGE 3 3)",
+            "q4 OK Getquota completed."
         ]
     );
 

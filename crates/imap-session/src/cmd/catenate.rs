@@ -126,8 +126,9 @@ impl Session {
         Flow::Continue
     }
 
-    /// The `)` that ends a CATENATE list: the message joins the command's others, to be
-    /// committed with them when the command ends.
+    /// The `)` that ends a CATENATE list: the message, now of known size, joins the command's
+    /// others if the quota allows (RFC 9208 4.3), to be committed with them when the command
+    /// ends.
     pub(crate) fn catenate_end(&mut self) {
         let Some(mut progress) = self.append.take() else {
             return;
@@ -135,10 +136,13 @@ impl Session {
         if let Some(cat) = progress.catenating.take()
             && progress.failed.is_none()
         {
+            let bytes = progress.pending_bytes.saturating_add(cat.size);
+            let over_quota = self.quota_refusal(bytes, progress.pending.len() as u64 + 1);
             match cat.writer {
                 Some(_) if cat.size == 0 => {
                     progress.failed = Some(Reply::no("Can't save a zero byte message."));
                 }
+                Some(_) if over_quota.is_some() => progress.failed = over_quota,
                 Some(writer) => {
                     progress.pending_bytes = progress.pending_bytes.saturating_add(cat.size);
                     progress.pending.push(PendingAppend {
