@@ -135,6 +135,14 @@ pub fn imap_settings(config: &Config) -> ImapSettings {
     imap.idle_timeout = Duration::from_secs(config.imap.idle_timeout_secs);
     imap.auto_create = config.imap.auto_create.clone();
     imap.special_use = config.imap.special_use.clone().into_iter().collect();
+    // CATENATE URLs may name this server by the machine's name, as Dovecot's `hostname`
+    // defaults to it; without /proc only "localhost" and the listening address are known.
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let name = name.trim().to_ascii_lowercase();
+        if !name.is_empty() && !imap.url_hosts.contains(&name) {
+            imap.url_hosts.push(name);
+        }
+    }
     imap
 }
 

@@ -1,7 +1,8 @@
 //! IMAP extensions (SEARCHRES, WITHIN, APPENDLIMIT, CREATE-SPECIAL-USE, SAVEDATE) through
 //! Python's imaplib, an independently written client, against the built server on loopback;
 //! and COMPRESS=DEFLATE after STARTTLS with Python's ssl and zlib; QUOTA for a user whose
-//! passwd-file entry carries limits.
+//! passwd-file entry carries limits; CATENATE with URL-PARTIAL, its TEXT literals sent through
+//! imaplib's own continuation handling.
 
 mod common;
 
@@ -15,6 +16,16 @@ fn python_imaplib_extensions() {
     let server = Server::start();
     let out = run_imaplib_script(&server, "imaplib_extensions.py", &[]);
     assert!(out.contains("imaplib extensions OK"), "{out}");
+}
+
+#[test]
+fn python_imaplib_catenate() {
+    if !have("python3") {
+        return;
+    }
+    let server = Server::start();
+    let out = run_imaplib_script(&server, "imaplib_catenate.py", &[]);
+    assert!(out.contains("imaplib catenate OK"), "{out}");
 }
 
 #[test]
