@@ -582,7 +582,68 @@ mod tests {
         assert_eq!(resp_text(b"/a]b c\r\n"), "/a%5Db%20c%0D%0A");
     }
 
+    /// Percent-encodes everything but unreserved characters and `/`, as a client would.
+    fn encode(name: &str) -> String {
+        name.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
     proptest::proptest! {
+        /// A URL written from its parts reads back as those parts.
+        #[test]
+        fn written_urls_read_back(
+            segments in proptest::collection::vec("[^/]{1,12}", 1..4),
+            validity in proptest::option::of(1u32..),
+            uid in 1u32..,
+            part in proptest::collection::vec(1u32..50, 0..4),
+            text in proptest::option::of(proptest::sample::select(vec!["HEADER", "TEXT", "MIME"])),
+            partial in proptest::option::of((proptest::prelude::any::<u32>(), proptest::option::of(1u32..))),
+        ) {
+            let name = segments.join("/");
+            proptest::prop_assume!(!segments.iter().any(|s| s == "." || s == ".."));
+            let text = text.filter(|t| *t != "MIME" || !part.is_empty());
+            let mut spec: Vec<String> = part.iter().map(u32::to_string).collect();
+            spec.extend(text.map(str::to_owned));
+            let mut url = format!("/{}", encode(&name));
+            if let Some(v) = validity {
+                url.push_str(&format!(";UIDVALIDITY={v}"));
+            }
+            url.push_str(&format!("/;UID={uid}"));
+            if !spec.is_empty() {
+                url.push_str(&format!("/;SECTION={}", spec.join(".")));
+            }
+            if let Some((origin, length)) = partial {
+                url.push_str(&format!("/;PARTIAL={origin}"));
+                if let Some(l) = length {
+                    url.push_str(&format!(".{l}"));
+                }
+            }
+            let parsed = ImapUrl::parse(url.as_bytes());
+            proptest::prop_assert!(parsed.is_ok(), "{url}: {parsed:?}");
+            let parsed = parsed.unwrap();
+            proptest::prop_assert_eq!(parsed.mailbox.as_deref(), Some(name.as_str()));
+            proptest::prop_assert_eq!(parsed.uid_validity, validity.and_then(UidValidity::new));
+            proptest::prop_assert_eq!(parsed.uid, Uid::new(uid));
+            let section = parsed.section.map(|s| (s.part, s.text));
+            let want_text = text.map(|t| match t {
+                "HEADER" => SectionText::Header,
+                "TEXT" => SectionText::Text,
+                _ => SectionText::Mime,
+            });
+            proptest::prop_assert_eq!(section, (!spec.is_empty()).then_some((part, want_text)));
+            proptest::prop_assert_eq!(
+                parsed.partial.map(|p| (p.origin, p.length.map(NonZeroU32::get))),
+                partial
+            );
+        }
+
         #[test]
         fn never_panics(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
             let _ = ImapUrl::parse(&raw);
