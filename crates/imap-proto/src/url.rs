@@ -1,6 +1,6 @@
 //! IMAP URLs (RFC 5092) naming one message or message part, as CATENATE's `URL` parts do
 //! (RFC 4469 3), with `;PARTIAL=` (RFC 5092 6 `ipartial`, the URL-PARTIAL capability of
-//! RFC 5550 5).
+//! RFC 5550).
 //!
 //! Only the syntax lives here: whether the server and user of an absolute URL are this
 //! session's, which mailbox a reference without one means, and what the message holds are the

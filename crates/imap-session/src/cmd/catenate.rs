@@ -1,6 +1,6 @@
 //! CATENATE (RFC 4469): APPEND (and each MULTIAPPEND message, and REPLACE, RFC 8508 4.2) with
 //! a message built from TEXT literals and IMAP URLs (RFC 5092) naming messages or parts this
-//! user already has, `;PARTIAL=` included (URL-PARTIAL, RFC 5550 5).
+//! user already has, `;PARTIAL=` included (URL-PARTIAL, RFC 5550).
 //!
 //! The parts are written to the store's append writer as they arrive, so a large message is
 //! never held in memory beyond one URL part's octets. The message joins the command's other
