@@ -81,6 +81,10 @@ pub struct ImapConfig {
     pub auto_create: Vec<String>,
     /// Mailbox names and their RFC 6154 special-use attribute, shown in LIST.
     pub special_use: std::collections::BTreeMap<String, String>,
+    /// Offer UTF8=ACCEPT (RFC 6855). Off by default: once offered, an APPEND with 8-bit header
+    /// octets from a client that did not enable it must be refused, and migration tools copy
+    /// old mail with raw 8-bit headers. IMAP4rev2 clients get UTF-8 either way.
+    pub utf8_accept: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -420,6 +424,7 @@ impl Default for ImapConfig {
                 .special_use
                 .into_iter()
                 .collect(),
+            utf8_accept: false,
         }
     }
 }

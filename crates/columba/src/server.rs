@@ -130,6 +130,7 @@ pub fn imap_settings(config: &Config) -> ImapSettings {
     let mut imap = ImapSettings::default();
     imap.limits.max_line = config.imap.max_line_length;
     imap.limits.max_append = config.imap.max_message_size;
+    imap.utf8_accept = config.imap.utf8_accept;
     imap.allow_plaintext_auth_without_tls = config.auth.allow_plaintext_without_tls;
     imap.login_timeout = Duration::from_secs(config.imap.login_timeout_secs);
     imap.idle_timeout = Duration::from_secs(config.imap.idle_timeout_secs);

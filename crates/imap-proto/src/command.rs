@@ -262,6 +262,9 @@ pub struct AppendHeader {
     pub date: Option<DateTime>,
     /// For REPLACE: the message of the selected mailbox the new one replaces.
     pub replace: Option<ReplaceTarget>,
+    /// The message came as RFC 6855 4's `UTF8 (~{n})`: UTF-8 header fields, from a client
+    /// that enabled UTF8=ACCEPT.
+    pub utf8: bool,
 }
 
 /// The message a REPLACE removes: `REPLACE seq-number` or `UID REPLACE uid` (RFC 8508 5).

@@ -82,6 +82,8 @@ pub enum Decoded {
         size: u64,
         synchronizing: bool,
         binary: bool,
+        /// The part came as RFC 6855 4's `UTF8 (~{n})`.
+        utf8: bool,
     },
     /// The `)` ending the parts of the message begun by the last `CatenateStart`.
     CatenateEnd,
@@ -183,6 +185,7 @@ impl AppendCtx {
         &mut self,
         flags: Vec<mail_types::Flag>,
         date: Option<crate::DateTime>,
+        utf8: bool,
     ) -> AppendHeader {
         let replace = if self.messages == 0 {
             self.replace
@@ -195,6 +198,7 @@ impl AppendCtx {
             flags,
             date,
             replace,
+            utf8,
         }
     }
 
@@ -206,23 +210,24 @@ impl AppendCtx {
             out.push(match item {
                 CatenateItem::Start { flags, date } => Decoded::CatenateStart {
                     tag: self.tag.clone(),
-                    header: self.header(flags, date),
+                    header: self.header(flags, date, false),
                 },
                 CatenateItem::Url(url) => Decoded::CatenateUrl { url },
                 CatenateItem::End => Decoded::CatenateEnd,
             });
         }
         out.push(match segment.end {
-            AppendEnd::Message { flags, date } => Decoded::AppendStart {
+            AppendEnd::Message { flags, date, utf8 } => Decoded::AppendStart {
                 tag: self.tag.clone(),
-                header: self.header(flags, date),
+                header: self.header(flags, date, utf8),
                 size,
                 synchronizing,
             },
-            AppendEnd::Text { binary } => Decoded::CatenateText {
+            AppendEnd::Text { binary, utf8 } => Decoded::CatenateText {
                 size,
                 synchronizing,
                 binary,
+                utf8,
             },
             AppendEnd::Complete | AppendEnd::UrlLiteral => Decoded::AppendDone {
                 tag: self.tag.clone(),

@@ -57,9 +57,16 @@ pub fn append_to_wire(tag: &Tag, header: &AppendHeader, message: &[u8]) -> Vec<u
         out.push(b' ');
         write_date_time(&mut out, date);
     }
-    out.extend_from_slice(format!(" {{{}}}\r\n", message.len()).as_bytes());
-    out.extend_from_slice(message);
-    out.extend_from_slice(b"\r\n");
+    if header.utf8 {
+        // RFC 6855 4: `UTF8 (~{n})`.
+        out.extend_from_slice(format!(" UTF8 (~{{{}}}\r\n", message.len()).as_bytes());
+        out.extend_from_slice(message);
+        out.extend_from_slice(b")\r\n");
+    } else {
+        out.extend_from_slice(format!(" {{{}}}\r\n", message.len()).as_bytes());
+        out.extend_from_slice(message);
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 

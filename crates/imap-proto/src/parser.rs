@@ -675,6 +675,10 @@ pub(crate) enum AppendPos {
     CatenateFirst,
     /// Inside `CATENATE (...` after a part: another part or `)`.
     CatenateNext,
+    /// After the literal of a message's `UTF8 (` (RFC 6855 4): its `)`, then as `Between`.
+    Utf8Close,
+    /// After the literal of a CATENATE part's `UTF8 (`: its `)`, then as `CatenateNext`.
+    Utf8CloseInCatenate,
 }
 
 /// What the text of an APPEND between two literals says, in order.
@@ -696,15 +700,18 @@ pub(crate) enum CatenateItem {
 pub(crate) enum AppendEnd {
     /// With the command: no literal follows.
     Complete,
-    /// With a message literal (`{n}`, or `~{n}` for BINARY), after its options.
+    /// With a message literal (`{n}`, or `~{n}` for BINARY), after its options; `utf8` for
+    /// RFC 6855 4's `UTF8 (~{n})`.
     Message {
         flags: Vec<Flag>,
         date: Option<DateTime>,
+        utf8: bool,
     },
     /// With a CATENATE `TEXT` literal; `binary` for a literal8 (`~{n}`), which RFC 4469 5's
     /// `text-literal` does not name but BINARY's `append-data` (RFC 4466 2.3) does, as
     /// Dovecot accepts it.
-    Text { binary: bool },
+    /// `utf8`: the part came as RFC 6855 4's `UTF8 (~{n})`.
+    Text { binary: bool, utf8: bool },
     /// With the header of a literal that is a URL's astring: an ordinary literal.
     UrlLiteral,
 }
@@ -741,6 +748,17 @@ pub(crate) fn append_segment(
                     return Err(invalid());
                 }
                 let (flags, date) = append_opts(c)?;
+                if utf8_literal(c)? {
+                    return Ok(AppendSegment {
+                        items,
+                        pos: AppendPos::Utf8Close,
+                        end: AppendEnd::Message {
+                            flags,
+                            date,
+                            utf8: true,
+                        },
+                    });
+                }
                 if c.at_word(b"CATENATE") {
                     c.pos += 8;
                     c.sp()?;
@@ -753,8 +771,20 @@ pub(crate) fn append_segment(
                 return Ok(AppendSegment {
                     items,
                     pos: AppendPos::Between,
-                    end: AppendEnd::Message { flags, date },
+                    end: AppendEnd::Message {
+                        flags,
+                        date,
+                        utf8: false,
+                    },
                 });
+            }
+            AppendPos::Utf8Close | AppendPos::Utf8CloseInCatenate => {
+                c.expect(b')')?;
+                pos = if pos == AppendPos::Utf8Close {
+                    AppendPos::Between
+                } else {
+                    AppendPos::CatenateNext
+                };
             }
             AppendPos::CatenateFirst | AppendPos::CatenateNext => {
                 if pos == AppendPos::CatenateNext {
@@ -791,7 +821,23 @@ pub(crate) fn append_segment(
                         return Ok(AppendSegment {
                             items,
                             pos: AppendPos::CatenateNext,
-                            end: AppendEnd::Text { binary },
+                            end: AppendEnd::Text {
+                                binary,
+                                utf8: false,
+                            },
+                        });
+                    }
+                    // RFC 6855 4: `cat-part =/ utf8-literal`.
+                    "UTF8" => {
+                        c.pos -= 4;
+                        utf8_literal(c)?;
+                        return Ok(AppendSegment {
+                            items,
+                            pos: AppendPos::Utf8CloseInCatenate,
+                            end: AppendEnd::Text {
+                                binary: true,
+                                utf8: true,
+                            },
                         });
                     }
                     _ => return Err(invalid()),
@@ -799,6 +845,22 @@ pub(crate) fn append_segment(
             }
         }
     }
+}
+
+/// RFC 6855 4 `utf8-literal = "UTF8" SP "(" literal8 ")"` up to its literal header, which
+/// must end the text; `false` (nothing consumed) when the text does not start with `UTF8`.
+fn utf8_literal(c: &mut Cursor<'_>) -> R<bool> {
+    if !c.at_word(b"UTF8") {
+        return Ok(false);
+    }
+    c.pos += 4;
+    c.sp()?;
+    c.expect(b'(')?;
+    if c.peek() != Some(b'~') {
+        return Err(invalid());
+    }
+    c.literal_header_at_end(true)?;
+    Ok(true)
 }
 
 /// `[SP flag-list] [SP date-time] SP`, what precedes each message of an APPEND (RFC 3501

@@ -27,6 +27,7 @@ fn text(size: u64, synchronizing: bool, binary: bool) -> Ev {
         size,
         synchronizing,
         binary,
+        utf8: false,
     })
 }
 
@@ -298,5 +299,64 @@ proptest! {
                 prop_assert_eq!(cmd.tag.as_str(), "z");
             }
         }
+    }
+}
+
+/// RFC 6855 4: `UTF8 (~{n})` as a message (`append-data`) and as a CATENATE part (`cat-part`),
+/// its `)` after the literal; anything but a literal8 inside, or a missing `)`, is BAD.
+#[test]
+fn utf8_append_data() {
+    let mut utf8_header = header("INBOX", vec![]);
+    utf8_header.utf8 = true;
+    assert_eq!(
+        drive_all(b"a APPEND INBOX UTF8 (~{2+}\r\nm1) {2+}\r\nm2\r\n"),
+        [
+            Ev::D(Decoded::AppendStart {
+                tag: Tag("a".into()),
+                header: utf8_header,
+                size: 2,
+                synchronizing: false,
+            }),
+            data("m1"),
+            Ev::D(Decoded::AppendStart {
+                tag: Tag("a".into()),
+                header: header("INBOX", vec![]),
+                size: 2,
+                synchronizing: false,
+            }),
+            data("m2"),
+            done("a"),
+        ]
+    );
+    assert_eq!(
+        drive_all(b"a APPEND INBOX CATENATE (UTF8 (~{2+}\r\nm1) URL \";UID=1\")\r\n"),
+        [
+            start("a", "INBOX", vec![]),
+            Ev::D(Decoded::CatenateText {
+                size: 2,
+                synchronizing: false,
+                binary: true,
+                utf8: true,
+            }),
+            data("m1"),
+            url(";UID=1"),
+            END,
+            done("a"),
+        ]
+    );
+    let invalid = "Error in IMAP command APPEND: Invalid arguments.";
+    for input in [
+        &b"a APPEND INBOX UTF8 ({2+}\r\nm1)\r\nb NOOP\r\n"[..],
+        b"a APPEND INBOX UTF8 ~{2+}\r\nm1\r\nb NOOP\r\n",
+        b"a APPEND INBOX UTF8 (~{2+}\r\nm1\r\nb NOOP\r\n",
+        b"a APPEND INBOX CATENATE (UTF8 (~{2+}\r\nm1 URL \"x\")\r\nb NOOP\r\n",
+    ] {
+        let evs = without_continuations(drive_all(input));
+        assert_eq!(
+            evs[evs.len() - 2..],
+            [bad("a", invalid), noop("b")],
+            "{}",
+            String::from_utf8_lossy(input)
+        );
     }
 }

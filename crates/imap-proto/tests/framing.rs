@@ -314,6 +314,7 @@ fn append_streams_the_message() {
                         offset_minutes: 120
                     }),
                     replace: None,
+                    utf8: false,
                 },
                 size: 5,
                 synchronizing: true,
@@ -555,6 +556,7 @@ fn replace_streams_its_message_like_append() {
                 flags: vec![Flag::Seen],
                 date: None,
                 replace: Some(ReplaceTarget { uid, message }),
+                utf8: false,
             },
             size,
             synchronizing: sync,

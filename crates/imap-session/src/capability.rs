@@ -66,6 +66,9 @@ pub(crate) fn list(s: &Session) -> Vec<String> {
         }
     }
     let mut caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();
+    if s.is_authenticated() && s.ctx.settings.utf8_accept {
+        caps.push("UTF8=ACCEPT".to_owned());
+    }
     if s.is_authenticated() {
         // RFC 7889 2 (a): one limit for every mailbox, the one APPEND enforces with TOOBIG.
         caps.push(format!("APPENDLIMIT={}", s.ctx.settings.limits.max_append));

@@ -280,7 +280,8 @@ impl Session {
                     size,
                     synchronizing,
                     binary,
-                }) => self.catenate_text(size, synchronizing, binary).await,
+                    utf8,
+                }) => self.catenate_text(size, synchronizing, binary, utf8).await,
                 Some(Decoded::CatenateEnd) => {
                     self.catenate_end();
                     Flow::Continue

@@ -15,6 +15,7 @@ pub fn header(mailbox: &str, flags: Vec<Flag>) -> AppendHeader {
         flags,
         date: None,
         replace: None,
+        utf8: false,
     }
 }
 

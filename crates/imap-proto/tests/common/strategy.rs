@@ -323,17 +323,25 @@ pub fn append_header(codec_safe: bool) -> impl Strategy<Value = AppendHeader> {
         )
         .boxed()
     };
+    // RFC 6855 `UTF8 (~{n})` only outside `codec_safe` either.
+    let utf8 = if codec_safe {
+        Just(false).boxed()
+    } else {
+        any::<bool>().boxed()
+    };
     (
         bytes(codec_safe),
         vec(flag(), 0..3),
         proptest::option::of(date_time(codec_safe)),
         replace,
+        utf8,
     )
-        .prop_map(|(mailbox, flags, date, replace)| AppendHeader {
+        .prop_map(|(mailbox, flags, date, replace, utf8)| AppendHeader {
             mailbox: MailboxArg(mailbox),
             flags,
             date,
             replace,
+            utf8,
         })
 }
 

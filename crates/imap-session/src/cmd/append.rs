@@ -37,6 +37,57 @@ pub(crate) struct Catenation {
     pub(crate) internal_date: Option<i64>,
     /// Octets written so far.
     pub(crate) size: u64,
+    /// Watches the header of the message for 8-bit octets (RFC 6855 4), when it must.
+    pub(crate) header_scan: Option<HeaderScan>,
+}
+
+/// Finds 8-bit octets in a message's header section as the message streams past, for RFC 6855
+/// 4: "If an IMAP server supports UTF8=ACCEPT and the IMAP client has not issued the ENABLE
+/// UTF8=ACCEPT command, the server MUST reject, with a NO response, an APPEND command that
+/// includes any 8-bit character in message header fields." The header ends at the first empty
+/// line (CRLF or bare LF).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderScan {
+    at_line_start: bool,
+    header_done: bool,
+    eight_bit: bool,
+}
+
+impl Default for HeaderScan {
+    fn default() -> Self {
+        HeaderScan {
+            at_line_start: true,
+            header_done: false,
+            eight_bit: false,
+        }
+    }
+}
+
+impl HeaderScan {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+        for &b in chunk {
+            if self.header_done {
+                return;
+            }
+            match b {
+                b'\n' if self.at_line_start => self.header_done = true,
+                b'\n' => self.at_line_start = true,
+                // A CR at the start of a line may be the first half of the empty line.
+                b'\r' if self.at_line_start => {}
+                _ => {
+                    self.eight_bit |= b >= 0x80;
+                    self.at_line_start = false;
+                }
+            }
+        }
+    }
+
+    /// The refusal for a message whose header had 8-bit octets, if it had.
+    pub(crate) fn refusal(&self) -> Option<Reply> {
+        self.eight_bit.then(|| {
+            Reply::no("Message header has 8-bit octets; ENABLE UTF8=ACCEPT first (RFC 6855 4).")
+        })
+    }
 }
 
 impl Session {
@@ -50,6 +101,9 @@ impl Session {
     ) -> Flow {
         let mut progress = self.append.take().unwrap_or_default();
         self.begin_message(&mut progress, &header, size);
+        if let (None, Some(reply)) = (&progress.failed, self.utf8_data_refusal(header.utf8)) {
+            progress.failed = Some(reply);
+        }
         if progress.failed.is_none() {
             match self.prepare_append(&header, size, progress.mailbox.clone()) {
                 Ok((mailbox, writer)) => {
@@ -58,7 +112,14 @@ impl Session {
                         self.out.extend_from_slice(&continuation("OK"));
                     }
                     let mut writer = Some(writer);
-                    let streamed = self.stream_literal(size, &mut writer, false).await;
+                    let mut scan = self.header_scan();
+                    let streamed = self
+                        .stream_literal(size, &mut writer, false, scan.as_mut())
+                        .await;
+                    let streamed = match (streamed, scan.and_then(|s| s.refusal())) {
+                        (Ok(None), Some(reply)) => Ok(Some(reply)),
+                        (other, _) => other,
+                    };
                     match streamed {
                         Err(()) => {
                             // The client went away mid-literal: dropping the writer removes the
@@ -141,12 +202,29 @@ impl Session {
             return Flow::Continue;
         }
         // A non-synchronizing literal is already on its way: read and drop it, answer at the end.
-        if self.stream_literal(size, &mut None, false).await.is_err() {
+        if self
+            .stream_literal(size, &mut None, false, None)
+            .await
+            .is_err()
+        {
             return Flow::Close;
         }
         self.decoder.append_literal_done();
         self.append = Some(progress);
         Flow::Continue
+    }
+
+    /// A scanner for 8-bit header octets when RFC 6855 4 asks for one: the server offers
+    /// UTF8=ACCEPT and this client has enabled neither it nor IMAP4rev2 (which includes it).
+    pub(crate) fn header_scan(&self) -> Option<HeaderScan> {
+        (self.ctx.settings.utf8_accept && !self.utf8).then(HeaderScan::default)
+    }
+
+    /// `UTF8 (~{n})` (RFC 6855 4) belongs to UTF8=ACCEPT: refused unless the client enabled it
+    /// (or IMAP4rev2, which includes it).
+    pub(crate) fn utf8_data_refusal(&self, utf8_data: bool) -> Option<Reply> {
+        (utf8_data && !self.utf8)
+            .then(|| Reply::bad("UTF8 APPEND data without ENABLE UTF8=ACCEPT."))
     }
 
     /// Checks an APPEND's target and size and opens a writer for its message.
@@ -212,6 +290,7 @@ impl Session {
         size: u64,
         writer: &mut Option<Box<dyn AppendWriter>>,
         refuse_nul: bool,
+        mut scan: Option<&mut HeaderScan>,
     ) -> Result<Option<Reply>, ()> {
         let mut remaining = size;
         let mut failure = None;
@@ -228,6 +307,9 @@ impl Session {
             }
             let n = remaining.min(self.rbuf.len() as u64) as usize;
             let chunk = &self.rbuf[..n];
+            if let Some(scan) = scan.as_deref_mut() {
+                scan.feed(chunk);
+            }
             if refuse_nul && writer.is_some() && chunk.contains(&0) {
                 failure = Some(Reply::no(
                     "NUL octets are only allowed in a literal8 (~{n}) part.",

@@ -44,6 +44,7 @@ impl Session {
             flags: Flags::from_flags(header.flags.iter()),
             internal_date: header.date.map(|d| d.unix),
             size: 0,
+            header_scan: self.header_scan(),
         });
         self.append = Some(progress);
     }
@@ -64,6 +65,9 @@ impl Session {
                 if let Some(writer) = cat.writer.as_mut() {
                     writer.write(&data).map_err(|e| self.store_error(e))?;
                 }
+                if let Some(scan) = cat.header_scan.as_mut() {
+                    scan.feed(&data);
+                }
                 cat.size = size;
                 Ok(())
             });
@@ -77,9 +81,20 @@ impl Session {
     /// A `TEXT` part (RFC 4469 3): its literal is streamed into the message. A synchronizing
     /// literal that would go over APPENDLIMIT (RFC 4469 4.2 TOOBIG) or the quota is refused
     /// before the client sends it. NUL octets only come in a literal8 (RFC 3516 4.4).
-    pub(crate) async fn catenate_text(&mut self, size: u64, sync: bool, binary: bool) -> Flow {
+    ///
+    /// `utf8`: the part came as `UTF8 (~{n})` (RFC 6855 4), only for clients that enabled it.
+    pub(crate) async fn catenate_text(
+        &mut self,
+        size: u64,
+        sync: bool,
+        binary: bool,
+        utf8: bool,
+    ) -> Flow {
         let mut progress = self.append.take().unwrap_or_default();
         let tag = progress.tag.clone().unwrap_or_else(|| Tag("*".to_owned()));
+        if let (None, Some(reply)) = (&progress.failed, self.utf8_data_refusal(utf8)) {
+            progress.fail(reply);
+        }
         if progress.failed.is_none() {
             let total = progress
                 .catenating
@@ -107,7 +122,17 @@ impl Session {
             self.out.extend_from_slice(&continuation("OK"));
         }
         let mut writer = Some(writer);
-        match self.stream_literal(size, &mut writer, !binary).await {
+        let mut scan = progress
+            .catenating
+            .as_mut()
+            .and_then(|c| c.header_scan.take());
+        let streamed = self
+            .stream_literal(size, &mut writer, !binary, scan.as_mut())
+            .await;
+        if let Some(cat) = progress.catenating.as_mut() {
+            cat.header_scan = scan;
+        }
+        match streamed {
             Err(()) => {
                 self.disconnect_reason =
                     std::borrow::Cow::Borrowed("Connection closed during APPEND");
@@ -138,7 +163,9 @@ impl Session {
         {
             let bytes = progress.pending_bytes.saturating_add(cat.size);
             let over_quota = self.quota_refusal(bytes, progress.pending.len() as u64 + 1);
+            let eight_bit = cat.header_scan.and_then(|s| s.refusal());
             match cat.writer {
+                Some(_) if eight_bit.is_some() => progress.failed = eight_bit,
                 Some(_) if cat.size == 0 => {
                     progress.failed = Some(Reply::no("Can't save a zero byte message."));
                 }
