@@ -2,7 +2,7 @@
 //! passwords and say who the user is, the mail location template says where each user's
 //! mail is (a Maildir or an mbox tree, see `location`).
 
-mod location;
+pub mod location;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -155,14 +155,23 @@ impl UserBackend for MailBackend {
 /// The Maildir root of `user` as the configured userdb describes them, for the admin commands
 /// (which check no password).
 pub fn user_mail_root(config: &Config, user: &str) -> anyhow::Result<PathBuf> {
+    mail_root(&config.mail_location(), &user_record(config, user)?)
+}
+
+/// `user` as the configured userdb describes them, for the admin commands.
+pub fn user_record(config: &Config, user: &str) -> anyhow::Result<UserRecord> {
     let userdb = userdb(config)?.context(
         "userdb \"prefetch\" knows users only when they log in; use the userdb that holds them",
     )?;
-    let record = userdb
+    userdb
         .lookup(user)
         .with_context(|| format!("looking up {user:?}"))?
-        .with_context(|| format!("no user {user:?}"))?;
-    mail_root(&config.mail_location(), &record)
+        .with_context(|| format!("no user {user:?}"))
+}
+
+/// The mail location the server would open for `user` (the record's own, or the configured).
+pub fn configured_location(config: &Config, user: &UserRecord) -> String {
+    user_location(&config.mail_location(), user).to_owned()
 }
 
 fn mechanisms(config: &Config) -> anyhow::Result<Vec<Mechanism>> {

@@ -10,6 +10,7 @@ mod fsutil;
 mod index_admin;
 mod limits;
 mod lmtp;
+mod migrate;
 mod privsep;
 mod server;
 mod setup;
@@ -90,6 +91,27 @@ enum Command {
     Index {
         #[command(subcommand)]
         action: IndexAction,
+    },
+    /// Copy a user's mail into another format (mbox <-> Maildir), keeping UIDVALIDITY, UIDs,
+    /// flags, keywords, INTERNALDATE and POP3 UIDLs. The source is never changed; running the
+    /// same command again resumes an interrupted run.
+    Migrate {
+        /// Where the mail is, as a mail location (`mbox:~/mail:INBOX=/var/mail/%u`,
+        /// `maildir:~/Maildir`); default: the location the server uses for --user.
+        #[arg(long)]
+        from: Option<String>,
+        /// Where the mail goes, as a mail location.
+        #[arg(long)]
+        to: String,
+        /// Whose mail: expands `~` and `%u`, and gives the default --from.
+        #[arg(long)]
+        user: Option<String>,
+        /// Print what would be copied, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this mailbox (repeatable).
+        #[arg(long = "mailbox")]
+        mailboxes: Vec<String>,
     },
     /// A process of the separated server, started by its master (never by hand).
     #[command(hide = true)]
@@ -252,6 +274,25 @@ fn run() -> anyhow::Result<()> {
         Command::Index { action } => {
             init_logging(&config.log.level);
             index_admin::run(&config, action)
+        }
+        Command::Migrate {
+            from,
+            to,
+            user,
+            dry_run,
+            mailboxes,
+        } => {
+            init_logging(&config.log.level);
+            migrate::run(
+                &config,
+                migrate::Args {
+                    from,
+                    to,
+                    user,
+                    dry_run,
+                    mailboxes,
+                },
+            )
         }
         Command::CheckpasswordReply => std::process::exit(checkpassword_reply::run()),
         Command::Internal { role } => privsep::run_child(match role {

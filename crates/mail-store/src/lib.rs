@@ -6,13 +6,12 @@
 //! sockets, of IMAP or POP3 syntax, or of MIME: it stores and returns message bytes and their
 //! metadata (UIDs, flags, dates, sizes). Per-mailbox state goes through the `mail-index` crate,
 //! which no backend bypasses.
-//!
-//! INTERFACE CONTRACT — backend implementation pending (see the helper task).
 
 pub mod error;
 mod indexed;
 pub mod maildir;
 pub mod mbox;
+pub mod migrate;
 pub mod view;
 
 pub use error::{StoreError, StoreErrorKind};
@@ -154,6 +153,19 @@ pub trait MailStore: Send + Sync {
     fn special_use(&self, name: &MailboxName) -> Vec<String> {
         let _ = name;
         Vec::new()
+    }
+    /// Starts writing mailbox `name` as a migration does (see [`migrate`]): messages under the
+    /// UIDs the source gave them, with the source's UIDVALIDITY and UIDNEXT. Formats that cannot
+    /// refuse with `NotPossible`.
+    fn import(
+        &self,
+        name: &MailboxName,
+        plan: &migrate::ImportPlan,
+    ) -> Result<Box<dyn migrate::MailboxImport>> {
+        let _ = plan;
+        Err(StoreError::NotPossible(format!(
+            "{name}: this mailbox format cannot be the destination of a migration"
+        )))
     }
 }
 

@@ -25,21 +25,22 @@ mod copy;
 mod courier_keywords;
 mod courier_uidl;
 pub(crate) mod dotlock;
-mod filename;
+pub(crate) mod filename;
+mod import;
 pub(crate) mod io;
-mod keywords;
-mod list;
+pub(crate) mod keywords;
+pub(crate) mod list;
 pub(crate) mod mailbox;
-mod names;
+pub(crate) mod names;
 mod persist;
 mod save;
-mod special_use;
+pub(crate) mod special_use;
 mod state;
-mod subscriptions;
+pub(crate) mod subscriptions;
 pub(crate) mod sync;
 mod tmp_cleanup;
 mod uidl;
-mod uidlist;
+pub(crate) mod uidlist;
 pub(crate) mod uidvalidity;
 
 use std::collections::{HashMap, VecDeque};
@@ -70,6 +71,11 @@ impl MaildirStore {
         // One spelling per directory, so the registry finds a mailbox however the root was named.
         let root = root.canonicalize().map_err(|e| StoreError::io(&root, e))?;
         Ok(MaildirStore { root })
+    }
+
+    /// The tree at `root` as it is, creating nothing (for readers that must not write).
+    pub(crate) fn at(root: PathBuf) -> Self {
+        MaildirStore { root }
     }
 
     /// The Maildir root (INBOX).
@@ -146,6 +152,14 @@ impl MailStore for MaildirStore {
 
     fn special_use(&self, name: &MailboxName) -> Vec<String> {
         special_use::read(self, name)
+    }
+
+    fn import(
+        &self,
+        name: &MailboxName,
+        plan: &crate::migrate::ImportPlan,
+    ) -> Result<Box<dyn crate::migrate::MailboxImport>> {
+        Ok(Box::new(import::MaildirImport::begin(self, name, plan)?))
     }
 }
 

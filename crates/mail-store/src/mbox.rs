@@ -18,6 +18,7 @@
 //! mutex; other processes are excluded by the file locks.
 
 pub mod from_line;
+mod import;
 mod journal;
 pub mod lock;
 mod mailbox;
@@ -87,6 +88,19 @@ impl MboxStore {
         &self.root
     }
 
+    /// The tree as it is, creating nothing (for readers that must not write).
+    pub(crate) fn at(root: PathBuf, inbox: PathBuf, settings: MboxSettings) -> Self {
+        MboxStore {
+            root,
+            inbox,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &MboxSettings {
+        &self.settings
+    }
+
     /// The file holding mailbox `name`.
     pub fn mailbox_path(&self, name: &MailboxName) -> Result<PathBuf> {
         if name.is_inbox() {
@@ -103,7 +117,7 @@ impl MboxStore {
         Ok(path)
     }
 
-    fn control_path(&self, name: &MailboxName) -> PathBuf {
+    pub(crate) fn control_path(&self, name: &MailboxName) -> PathBuf {
         let mut path = self.root.join(CONTROL_DIR);
         if name.is_inbox() {
             path.push("INBOX");
@@ -265,7 +279,7 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<()> {
 
 /// Creates an empty mbox (mode 0600, as Dovecot and local delivery agents create spool files)
 /// unless the file exists.
-fn create_empty(path: &Path) -> Result<()> {
+pub(crate) fn create_empty(path: &Path) -> Result<()> {
     match mio::create_new(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
@@ -395,6 +409,14 @@ impl MailStore for MboxStore {
     fn open(&self, name: &MailboxName) -> Result<Arc<dyn Mailbox>> {
         let mailbox: Arc<dyn Mailbox> = self.open_mbox(name)?;
         Ok(mailbox)
+    }
+
+    fn import(
+        &self,
+        name: &MailboxName,
+        plan: &crate::migrate::ImportPlan,
+    ) -> Result<Box<dyn crate::migrate::MailboxImport>> {
+        Ok(Box::new(import::MboxImport::begin(self, name, plan)?))
     }
 }
 

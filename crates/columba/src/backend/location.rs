@@ -92,27 +92,70 @@ fn expand(path: &str, user: &UserRecord) -> anyhow::Result<PathBuf> {
     expand_location(&template, &user.name, user.home.as_deref())
 }
 
-/// Opens the store `location` names for `user`.
-pub fn open(location: &str, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError> {
-    let internal =
-        |e: anyhow::Error| StoreError::Internal(format!("mail location for {}: {e}", user.name));
-    match parse(location).map_err(internal)? {
-        Location::Maildir(path) => Ok(Arc::new(MaildirStore::new(
-            expand(&path, user).map_err(internal)?,
-        )?)),
+/// A location with its paths expanded for one user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    Maildir(PathBuf),
+    Mbox {
+        root: PathBuf,
+        inbox: PathBuf,
+        settings: MboxSettings,
+    },
+}
+
+impl Resolved {
+    /// The directory the mail lives under (the Maildir root, the mbox folder root).
+    pub fn root(&self) -> &std::path::Path {
+        match self {
+            Resolved::Maildir(root) | Resolved::Mbox { root, .. } => root,
+        }
+    }
+
+    /// Opens the store, creating what is missing.
+    pub fn open(&self) -> Result<Arc<dyn MailStore>, StoreError> {
+        Ok(match self {
+            Resolved::Maildir(root) => Arc::new(MaildirStore::new(root.clone())?),
+            Resolved::Mbox {
+                root,
+                inbox,
+                settings,
+            } => Arc::new(MboxStore::new(
+                root.clone(),
+                inbox.clone(),
+                settings.clone(),
+            )?),
+        })
+    }
+}
+
+/// Parses `location` and expands its paths for `user`.
+pub fn resolve(location: &str, user: &UserRecord) -> anyhow::Result<Resolved> {
+    Ok(match parse(location)? {
+        Location::Maildir(path) => Resolved::Maildir(expand(&path, user)?),
         Location::Mbox {
             root,
             inbox,
             settings,
         } => {
-            let root = expand(&root, user).map_err(internal)?;
+            let root = expand(&root, user)?;
             let inbox = match inbox {
-                Some(p) => expand(&p, user).map_err(internal)?,
+                Some(p) => expand(&p, user)?,
                 None => root.join("inbox"),
             };
-            Ok(Arc::new(MboxStore::new(root, inbox, settings)?))
+            Resolved::Mbox {
+                root,
+                inbox,
+                settings,
+            }
         }
-    }
+    })
+}
+
+/// Opens the store `location` names for `user`.
+pub fn open(location: &str, user: &UserRecord) -> Result<Arc<dyn MailStore>, StoreError> {
+    resolve(location, user)
+        .map_err(|e| StoreError::Internal(format!("mail location for {}: {e}", user.name)))?
+        .open()
 }
 
 #[cfg(test)]

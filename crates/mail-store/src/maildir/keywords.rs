@@ -63,6 +63,11 @@ impl KeywordMap {
         map
     }
 
+    /// The keywords the table names.
+    pub fn names(&self) -> Vec<Keyword> {
+        self.names.iter().flatten().cloned().collect()
+    }
+
     pub fn serialize(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, name) in self.names.iter().enumerate() {

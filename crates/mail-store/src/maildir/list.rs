@@ -104,7 +104,7 @@ pub fn create(store: &MaildirStore, name: &MailboxName) -> Result<()> {
 
 /// Makes `path` a Maildir folder. `cur/` is created last: a folder without it is not selectable,
 /// so a half-created folder never looks like a mailbox.
-fn create_maildir(store: &MaildirStore, path: &Path) -> Result<()> {
+pub(super) fn create_maildir(store: &MaildirStore, path: &Path) -> Result<()> {
     if path.join("cur").is_dir() {
         return Err(StoreError::AlreadyExists(path.display().to_string()));
     }

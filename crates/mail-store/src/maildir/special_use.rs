@@ -22,26 +22,29 @@ const MAX_FILE: u64 = 4096;
 /// create the mailbox").
 pub fn create(store: &MaildirStore, name: &MailboxName, uses: &[String]) -> Result<()> {
     list::create(store, name)?;
-    let written = store.mailbox_path(name).and_then(|dir| {
-        let path = dir.join(FILE_NAME);
-        let tmp = dir.join(format!("{FILE_NAME}.tmp"));
-        let mut text = uses.join("\n");
-        text.push('\n');
-        let write = || -> stdio::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| io::error(&path, e))?;
-        io::fsync_dir(&dir)
-    });
+    let written = store.mailbox_path(name).and_then(|dir| write(&dir, uses));
     if let Err(e) = written {
         // Best effort: the error that matters to the client is the one above.
         let _ = list::delete(store, name);
         return Err(e);
     }
     Ok(())
+}
+
+/// Records `uses` in the mailbox directory `dir`, durably.
+pub fn write(dir: &std::path::Path, uses: &[String]) -> Result<()> {
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let mut text = uses.join("\n");
+    text.push('\n');
+    let write = || -> stdio::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| io::error(&path, e))?;
+    io::fsync_dir(dir)
 }
 
 /// The attributes recorded for `name`; none when there is no file (most mailboxes) or it

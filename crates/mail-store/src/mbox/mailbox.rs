@@ -842,7 +842,7 @@ impl Drop for MboxMailbox {
 }
 
 /// UW-IMAP's pseudo-message, which holds the base when no message can.
-fn pseudo_message(out: &mut Vec<u8>, base: &BaseOut<'_>) {
+pub(super) fn pseudo_message(out: &mut Vec<u8>, base: &BaseOut<'_>) {
     let now = mio::unix_secs(std::time::SystemTime::now());
     out.extend_from_slice(from_line::format("MAILER-DAEMON", now).as_bytes());
     out.extend_from_slice(b"\nDate: ");
