@@ -385,12 +385,13 @@ fn copy_mailbox(
         .import(name, &plan)
         .with_context(|| format!("mailbox {name}: starting the copy"))?;
     let mut done = Totals::default();
-    // Messages whose size in the destination must equal the source's: mbox adds a line break
-    // to a message that lacks one, and an X-UIDL line where it keeps a UIDL.
-    let mut exact = Vec::with_capacity(m.messages.len());
+    // The size each message must have in the destination; `None` where mbox changes it (a
+    // line break added to a message that lacks one, the X-UIDL line where it keeps a UIDL).
+    // A Maildir file name may state a wrong size: the bytes read count.
+    let mut sizes = Vec::with_capacity(m.messages.len());
     for (i, msg) in m.messages.iter().enumerate() {
         if i < skip {
-            exact.push(true);
+            sizes.push(Some(msg.size));
             continue;
         }
         let body = p
@@ -400,9 +401,9 @@ fn copy_mailbox(
         import
             .add(msg, &body)
             .with_context(|| format!("mailbox {name} UID {}: writing", msg.uid))?;
-        exact.push(
-            !dest_is_mbox || (msg.uidl.is_none() && (body.is_empty() || body.ends_with(b"\r\n"))),
-        );
+        let exact =
+            !dest_is_mbox || (msg.uidl.is_none() && (body.is_empty() || body.ends_with(b"\r\n")));
+        sizes.push(exact.then_some(body.len() as u64));
         done.messages += 1;
         done.bytes += body.len() as u64;
         progress.step(name, i + 1, m.messages.len());
@@ -412,13 +413,17 @@ fn copy_mailbox(
         .with_context(|| format!("mailbox {name}: finishing the copy"))?;
     let written =
         reader(dest_at)?.with_context(|| format!("mailbox {name}: the destination vanished"))?;
-    verify(written.as_ref(), m, &exact)?;
+    verify(written.as_ref(), m, &sizes)?;
     progress.mailbox_done(name, m.messages.len());
     Ok(done)
 }
 
 /// Compares what the destination holds now with the source.
-fn verify(dest: &dyn SourceStore, source: &MailboxMeta, exact: &[bool]) -> anyhow::Result<()> {
+fn verify(
+    dest: &dyn SourceStore,
+    source: &MailboxMeta,
+    sizes: &[Option<u64>],
+) -> anyhow::Result<()> {
     let name = &source.name;
     let there = dest
         .open(name)
@@ -440,7 +445,7 @@ fn verify(dest: &dyn SourceStore, source: &MailboxMeta, exact: &[bool]) -> anyho
             source.messages.len()
         );
     }
-    for ((w, s), exact) in d.messages.iter().zip(&source.messages).zip(exact) {
+    for ((w, s), size) in d.messages.iter().zip(&source.messages).zip(sizes) {
         let differs = if w.uid != s.uid {
             Some("UID")
         } else if w.flags != s.flags {
@@ -449,7 +454,7 @@ fn verify(dest: &dyn SourceStore, source: &MailboxMeta, exact: &[bool]) -> anyho
             Some("INTERNALDATE")
         } else if w.uidl != s.uidl {
             Some("UIDL")
-        } else if *exact && w.size != s.size {
+        } else if size.is_some_and(|size| w.size != size) {
             Some("size")
         } else {
             None
