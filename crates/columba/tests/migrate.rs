@@ -715,7 +715,7 @@ fn hostile_sources_are_reported_not_followed() {
     for d in ["cur", "new", "tmp", "..x/cur", ".ok/cur"] {
         fs::create_dir_all(md.join(d)).unwrap();
     }
-    std::os::unix::fs::symlink(&maildir.join(".uw"), md.join(".linked")).unwrap();
+    std::os::unix::fs::symlink(maildir.join(".uw"), md.join(".linked")).unwrap();
     let out = refused(
         dir.path(),
         &maildir_location(&md),
@@ -750,7 +750,7 @@ fn big_mbox(path: &Path, count: u32) {
         )
         .unwrap();
         if i % 3 == 0 {
-            write!(f, "X-UIDL: uidl-{i}\n").unwrap();
+            writeln!(f, "X-UIDL: uidl-{i}").unwrap();
         }
         write!(
             f,
@@ -1000,4 +1000,41 @@ fn dovecot_serves_what_migrate_wrote() {
         let complaints = dovecot.complaints();
         assert!(complaints.is_empty(), "{complaints:?}");
     }
+}
+
+/// `--user NAME --to LOCATION`: the source is where the server keeps the user's mail, and `%u`
+/// in the destination is the user's name.
+#[test]
+fn a_users_configured_mail_is_the_default_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::add_user(&data, common::USER, common::PASSWORD);
+    let maildir = data.join("mail").join(common::USER).join("Maildir");
+    let store = MaildirStore::new(maildir.clone()).unwrap();
+    store.create(&MailboxName::new("Archive").unwrap()).unwrap();
+    let archive = store.open(&MailboxName::new("Archive").unwrap()).unwrap();
+    let mut w = archive.begin_append().unwrap();
+    w.write(b"Subject: kept\r\n\r\nfrom the server's Maildir\r\n")
+        .unwrap();
+    let uid = w.commit(Default::default(), Some(1_700_000_000)).unwrap();
+    drop(archive);
+    mail_store::maildir::release_idle_mailboxes(&maildir);
+
+    let to = format!(
+        "mbox:{0}/%u/mail:INBOX={0}/%u/inbox",
+        dir.path().join("spool").display()
+    );
+    let out = migrate(dir.path(), &["--user", common::USER, "--to", &to]);
+    assert!(out.status.success(), "{}", text(&out));
+    let archive = fs::read_to_string(dir.path().join("spool/tester/mail/Archive")).unwrap();
+    assert!(archive.contains(&format!("X-UID: {uid}\n")), "{archive}");
+    assert!(archive.contains("from the server's Maildir"), "{archive}");
+    assert!(dir.path().join("spool/tester/inbox").is_file());
+
+    let out = migrate(dir.path(), &["--user", "nobody-here", "--to", &to]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no user"), "{}", text(&out));
+    let out = migrate(dir.path(), &["--to", &to]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--from is needed"), "{}", text(&out));
 }
