@@ -265,3 +265,31 @@ impl MailboxImport for MboxImport {
         mio::fsync_dir(&self.control)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x_uidl_goes_at_the_end_of_the_header() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"Subject: a\n\nbody\n", b"Subject: a\nX-UIDL: u\n\nbody\n"),
+            (b"\nno header\n", b"X-UIDL: u\n\nno header\n"),
+            (
+                b"Subject: only a header",
+                b"Subject: only a header\nX-UIDL: u\n",
+            ),
+            (b"", b"X-UIDL: u\n"),
+        ];
+        for (message, want) in cases {
+            assert_eq!(with_field(message, b"X-UIDL: u\n"), *want);
+        }
+    }
+
+    #[test]
+    fn fields_are_found_in_the_header_only() {
+        assert!(has_field(b"Subject: a\nx-uidl: 1\n\nbody\n", b"X-UIDL"));
+        assert!(!has_field(b"Subject: a\n\nX-UIDL: 1\n", b"X-UIDL"));
+        assert!(!has_field(b"Subject: a\n X-UIDL: folded\n\n", b"X-UIDL"));
+    }
+}
