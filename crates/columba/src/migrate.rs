@@ -19,7 +19,7 @@ use mail_store::migrate::{
     ImportPlan, MailboxMeta, MaildirSource, MboxSource, SourceMailbox, SourceStore,
 };
 use mail_store::{MailStore, StoreErrorKind};
-use mail_types::MailboxName;
+use mail_types::{MailboxName, UidValidity};
 
 use crate::backend::location::{self, Resolved};
 use crate::config::Config;
@@ -38,8 +38,9 @@ pub struct Args {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
     Create,
-    /// An interrupted run committed this many of the source's messages.
-    Resume(usize),
+    /// An interrupted run committed this many of the source's messages, under this
+    /// UIDVALIDITY (the source's, or the one it chose for a source that has none).
+    Resume(usize, UidValidity),
     /// An earlier run completed it.
     Done,
     Refuse(String),
@@ -160,7 +161,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<()> {
             match &p.action {
                 Action::Refuse(_) => {}
                 Action::Done => println!("{}: already migrated", p.source.meta().name),
-                Action::Create | Action::Resume(_) => {
+                Action::Create | Action::Resume(..) => {
                     match copy_mailbox(store.as_ref(), &dest_at, p, &mut progress) {
                         Ok(done) => {
                             copied.mailboxes += 1;
@@ -272,7 +273,7 @@ fn decide(source: &MailboxMeta, dest: &dyn SourceStore) -> anyhow::Result<Action
                     .to_owned(),
             ));
         }
-        return Ok(Action::Resume(have.len()));
+        return Ok(Action::Resume(have.len(), d.uid_validity));
     }
     if have.is_empty() && d.numbered_here == 0 {
         return Ok(Action::Create);
@@ -302,7 +303,7 @@ impl Totals {
         for p in planned {
             let skip = match p.action {
                 Action::Create => 0,
-                Action::Resume(n) => n,
+                Action::Resume(n, _) => n,
                 Action::Done | Action::Refuse(_) => continue,
             };
             let m = p.source.meta();
@@ -319,7 +320,7 @@ fn print_plan(planned: &[Planned], subscriptions: &[MailboxName]) {
         let m = p.source.meta();
         let what = match &p.action {
             Action::Create => "would create".to_owned(),
-            Action::Resume(n) => format!("would resume after {n} messages in"),
+            Action::Resume(n, _) => format!("would resume after {n} messages in"),
             Action::Done => "already migrated:".to_owned(),
             Action::Refuse(why) => format!("would refuse ({why}):"),
         };
@@ -370,16 +371,16 @@ fn copy_mailbox(
     let dest_is_mbox = matches!(dest_at, Resolved::Mbox { .. });
     let m = p.source.meta();
     let name = &m.name;
-    let skip = match p.action {
-        Action::Resume(n) => n,
-        _ => 0,
+    let (skip, uid_validity) = match p.action {
+        Action::Resume(n, uid_validity) => (n, uid_validity),
+        _ => (0, m.uid_validity),
     };
     let plan = ImportPlan {
-        uid_validity: m.uid_validity,
+        uid_validity,
         uid_next: m.uid_next,
         keywords: m.keywords.clone(),
         special_use: p.special_use.clone(),
-        resume: matches!(p.action, Action::Resume(_)),
+        resume: matches!(p.action, Action::Resume(..)),
     };
     let mut import = store
         .import(name, &plan)
@@ -413,7 +414,7 @@ fn copy_mailbox(
         .with_context(|| format!("mailbox {name}: finishing the copy"))?;
     let written =
         reader(dest_at)?.with_context(|| format!("mailbox {name}: the destination vanished"))?;
-    verify(written.as_ref(), m, &sizes)?;
+    verify(written.as_ref(), m, uid_validity, &sizes)?;
     progress.mailbox_done(name, m.messages.len());
     Ok(done)
 }
@@ -422,6 +423,7 @@ fn copy_mailbox(
 fn verify(
     dest: &dyn SourceStore,
     source: &MailboxMeta,
+    uid_validity: UidValidity,
     sizes: &[Option<u64>],
 ) -> anyhow::Result<()> {
     let name = &source.name;
@@ -429,12 +431,15 @@ fn verify(
         .open(name)
         .with_context(|| format!("mailbox {name}: reading back what was written"))?;
     let d = there.meta();
-    if d.uid_validity != source.uid_validity || d.uid_next != source.uid_next {
+    // An mbox without messages keeps a UIDVALIDITY only when UIDs were handed out (in UW-IMAP's
+    // pseudo-message); before that, no client can have remembered anything of it.
+    let validity_kept = d.uid_validity == uid_validity
+        || (d.uid_validity_chosen && d.messages.is_empty() && source.uid_next.get() == 1);
+    if !validity_kept || d.uid_next != source.uid_next {
         anyhow::bail!(
-            "mailbox {name}: written with UIDVALIDITY {} UIDNEXT {}, the source has {} {}",
+            "mailbox {name}: written with UIDVALIDITY {} UIDNEXT {}, the source has {uid_validity} {}",
             d.uid_validity,
             d.uid_next,
-            source.uid_validity,
             source.uid_next
         );
     }

@@ -729,6 +729,7 @@ fn hostile_sources_are_reported_not_followed() {
     );
     assert!(report.contains("..x: not a mailbox name"), "{report}");
     assert!(dir.path().join("m3/ok").is_file(), "{report}");
+    assert!(!report.contains("mailbox ok"), "{report}");
 }
 
 /// A big mbox of numbered messages: From lines dated a minute apart, X-UIDL on every third.
@@ -1037,4 +1038,49 @@ fn a_users_configured_mail_is_the_default_source() {
     let out = migrate(dir.path(), &["--to", &to]);
     assert!(!out.status.success());
     assert!(text(&out).contains("--from is needed"), "{}", text(&out));
+}
+
+/// A source without a UIDVALIDITY of its own (an mbox only mutt wrote) gets one from the first
+/// run, and an interrupted run is resumed under that one, not under a new one.
+#[test]
+fn a_resumed_run_keeps_the_uidvalidity_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    fs::create_dir_all(&mail).unwrap();
+    fs::copy(Path::new(FIXTURES).join("mutt.mbox"), mail.join("mutt")).unwrap();
+    let maildir = dir.path().join("Maildir");
+    let (from, to) = (mbox_location(&mail), maildir_location(&maildir));
+    migrated(dir.path(), &from, &to, &[]);
+    let folder = maildir.join(".mutt");
+    let complete = fs::read_to_string(folder.join("dovecot-uidlist")).unwrap();
+    let lines: Vec<&str> = complete.lines().collect();
+    assert_eq!(lines.len(), 4, "{complete}");
+    // As a kill right after the third file was renamed into cur/ leaves it.
+    fs::write(
+        folder.join("dovecot-uidlist"),
+        format!("{}\n", lines[..3].join("\n")),
+    )
+    .unwrap();
+    fs::write(folder.join("columba-migrate.partial"), "").unwrap();
+    // Seconds pass: a new read of the source would choose another UIDVALIDITY.
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let out = migrated(dir.path(), &from, &to, &["--dry-run"]);
+    assert!(
+        text(&out).contains("would resume after 2 messages in mutt"),
+        "{}",
+        text(&out)
+    );
+    let out = migrated(dir.path(), &from, &to, &[]);
+    assert!(
+        text(&out).contains("migrated 1 mailboxes, 1 messages"),
+        "{}",
+        text(&out)
+    );
+    let resumed = fs::read_to_string(folder.join("dovecot-uidlist")).unwrap();
+    let resumed: Vec<&str> = resumed.lines().collect();
+    assert_eq!(resumed[..3], lines[..3]);
+    assert!(resumed[3].starts_with("3 :"), "{resumed:?}");
+    assert_eq!(fs::read_dir(folder.join("cur")).unwrap().count(), 3);
+    assert!(!folder.join("columba-migrate.partial").exists());
 }
