@@ -224,18 +224,26 @@ body two\n\
     fs::write(root.join(".subscriptions"), "INBOX\nuw\nlists/procmail\n").unwrap();
 }
 
-fn assert_same_messages(
+/// The mailboxes of `want` with their counterparts in `got`, which must have the same names.
+fn same_mailboxes<'a>(
     what: &str,
-    got: &BTreeMap<String, SeenMailbox>,
-    want: &BTreeMap<String, SeenMailbox>,
-) {
+    got: &'a BTreeMap<String, SeenMailbox>,
+    want: &'a BTreeMap<String, SeenMailbox>,
+) -> Vec<(&'a String, &'a SeenMailbox, &'a SeenMailbox)> {
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>(),
         "{what}: mailboxes"
     );
-    for (name, w) in want {
-        let g = &got[name];
+    want.iter().map(|(name, w)| (name, &got[name], w)).collect()
+}
+
+fn assert_same_messages(
+    what: &str,
+    got: &BTreeMap<String, SeenMailbox>,
+    want: &BTreeMap<String, SeenMailbox>,
+) {
+    for (name, g, w) in same_mailboxes(what, got, want) {
         assert_eq!(g.uid_next, w.uid_next, "{what}: {name} UIDNEXT");
         assert_eq!(g.messages, w.messages, "{what}: {name} messages");
     }
@@ -439,6 +447,35 @@ fn dovecot_maildir(root: &Path) {
     .unwrap();
 }
 
+/// What a client sees in an mbox a migration wrote from a Maildir: the same, but for the
+/// `X-UIDL` line a message with a stored UIDL gets (where UW-IMAP's POP3 kept it).
+fn assert_same_in_mbox(got: &BTreeMap<String, SeenMailbox>, want: &BTreeMap<String, SeenMailbox>) {
+    for (name, g, w) in same_mailboxes("in mbox", got, want) {
+        assert_eq!(g.uid_validity, w.uid_validity, "{name}");
+        assert_eq!(g.uid_next, w.uid_next, "{name}");
+        assert_eq!(g.messages.len(), w.messages.len(), "{name}");
+        for (gm, wm) in g.messages.iter().zip(&w.messages) {
+            assert_eq!(
+                (gm.uid, &gm.flags, gm.internal_date, &gm.uidl),
+                (wm.uid, &wm.flags, wm.internal_date, &wm.uidl),
+                "{name}"
+            );
+            match &wm.uidl {
+                None => assert_eq!(gm.body, wm.body, "{name} UID {}", wm.uid),
+                Some(u) => {
+                    let line = format!("X-UIDL: {u}\r\n");
+                    assert_eq!(
+                        gm.size,
+                        wm.size + line.len() as u64,
+                        "{name} UID {}",
+                        wm.uid
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn dovecot_maildir_to_mbox_writes_uw_and_dovecot_headers() {
     let dir = tempfile::tempdir().unwrap();
@@ -495,27 +532,7 @@ fn dovecot_maildir_to_mbox_writes_uw_and_dovecot_headers() {
 
     let got =
         seen(&MboxStore::new(mail.clone(), mail.join("inbox"), MboxSettings::default()).unwrap());
-    for name in ["INBOX", "Sent"] {
-        let (g, w) = (&got[name], &want[name]);
-        assert_eq!(g.uid_validity, w.uid_validity, "{name}");
-        assert_eq!(g.uid_next, w.uid_next, "{name}");
-        assert_eq!(g.messages.len(), w.messages.len(), "{name}");
-        for (gm, wm) in g.messages.iter().zip(&w.messages) {
-            assert_eq!(
-                (gm.uid, &gm.flags, gm.internal_date, &gm.uidl),
-                (wm.uid, &wm.flags, wm.internal_date, &wm.uidl),
-                "{name}"
-            );
-            // The X-UIDL line is the one thing a client sees added.
-            match &wm.uidl {
-                None => assert_eq!(gm.body, wm.body, "{name} UID {}", wm.uid),
-                Some(u) => {
-                    let line = format!("X-UIDL: {u}\r\n");
-                    assert_eq!(gm.size, wm.size + line.len() as u64);
-                }
-            }
-        }
-    }
+    assert_same_in_mbox(&got, &want);
 
     // Maildir to Maildir keeps the special use and the P fields.
     let maildir2 = dir.path().join("Maildir2");
@@ -1083,4 +1100,61 @@ fn a_resumed_run_keeps_the_uidvalidity_it_chose() {
     assert!(resumed[3].starts_with("3 :"), "{resumed:?}");
     assert_eq!(fs::read_dir(folder.join("cur")).unwrap().count(), 3);
     assert!(!folder.join("columba-migrate.partial").exists());
+}
+
+/// A Maildir the real Courier-IMAP and Courier POP3 wrote (the committed fixture): its UIDs
+/// from `courierimapuiddb`, keywords from `courierimapkeywords/` and POP3 UIDLs from
+/// `courierpop3dsizelist` go into the new format, as Columba itself takes such a tree over.
+#[test]
+fn a_courier_maildir_keeps_uids_keywords_and_uidls() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../mail-store/tests/fixtures/courier/Maildir");
+    let dir = tempfile::tempdir().unwrap();
+    let courier = dir.path().join("Courier");
+    copy_tree(&fixture, &courier);
+    // The empty directories git does not keep.
+    for dir in ["", ".Lists"] {
+        for sub in ["cur", "new", "tmp"] {
+            fs::create_dir_all(courier.join(dir).join(sub)).unwrap();
+        }
+    }
+    let source_before = tree(&courier);
+    let oracle = dir.path().join("oracle");
+    copy_tree(&courier, &oracle);
+    let want = seen(&MaildirStore::new(oracle).unwrap());
+    assert!(
+        want["INBOX"].messages.iter().any(|m| m.uidl.is_some()),
+        "{want:?}"
+    );
+    assert!(
+        want.values()
+            .flat_map(|m| &m.messages)
+            .any(|m| m.flags.iter().any(|f| !f.starts_with('\\'))),
+        "no keywords in {want:?}"
+    );
+
+    let mail = dir.path().join("mail");
+    migrated(
+        dir.path(),
+        &maildir_location(&courier),
+        &mbox_location(&mail),
+        &[],
+    );
+    let maildir = dir.path().join("Maildir");
+    migrated(
+        dir.path(),
+        &maildir_location(&courier),
+        &maildir_location(&maildir),
+        &[],
+    );
+    assert_eq!(tree(&courier), source_before, "the Courier tree changed");
+    assert_same_in_mbox(
+        &seen(&MboxStore::new(mail.clone(), mail.join("inbox"), MboxSettings::default()).unwrap()),
+        &want,
+    );
+    let in_maildir = seen(&MaildirStore::new(maildir).unwrap());
+    assert_same_messages("Courier -> Maildir", &in_maildir, &want);
+    for (name, w) in &want {
+        assert_eq!(in_maildir[name].uid_validity, w.uid_validity, "{name}");
+    }
 }

@@ -22,8 +22,8 @@
 //! its change history and `\Recent` ownership.
 
 mod copy;
-mod courier_keywords;
-mod courier_uidl;
+pub(crate) mod courier_keywords;
+pub(crate) mod courier_uidl;
 pub(crate) mod dotlock;
 pub(crate) mod filename;
 mod import;

@@ -17,7 +17,8 @@ use super::{
 use crate::maildir::keywords::KeywordMap;
 use crate::maildir::mailbox::{crlf_size, to_crlf};
 use crate::maildir::{
-    MaildirStore, filename, io as mio, names, special_use, subscriptions, uidlist,
+    MaildirStore, courier_keywords, courier_uidl, filename, io as mio, keywords, names,
+    special_use, subscriptions, uidlist,
 };
 use crate::{MailboxEntry, Result, StoreError};
 
@@ -125,11 +126,23 @@ struct Found {
 
 fn read_mailbox(name: &MailboxName, dir: &Path) -> Result<MaildirSourceMailbox> {
     let partial = dir.join(PARTIAL_MARKER).exists();
-    let list = match uidlist::read(dir)? {
+    let file = uidlist::read(dir)?;
+    // A folder only Courier served: its UIDs, POP3 UIDLs and keywords, as the backend takes
+    // them over (without writing anything here).
+    let courier = file.is_none();
+    let list = match file {
         Some((parsed, _)) if parsed.header_ok => Some(parsed.list),
         _ => uidlist::read_courier(dir)?
             .filter(|p| p.header_ok)
             .map(|p| p.list),
+    };
+    let courier_uidls = match courier {
+        true => courier_uidl::read(dir)?,
+        false => HashMap::new(),
+    };
+    let courier_keywords = match dir.join(keywords::FILE_NAME).exists() {
+        true => None,
+        false => courier_keywords::read(dir)?,
     };
     let mut keywords = KeywordMap::default();
     keywords.refresh(dir)?;
@@ -177,6 +190,7 @@ fn read_mailbox(name: &MailboxName, dir: &Path) -> Result<MaildirSourceMailbox> 
         if let Some(found) = files.remove(&rec.base) {
             let uidl = uidlist::ext_value(&rec.ext, b'P')
                 .filter(|v| !v.is_empty())
+                .or_else(|| courier_uidls.get(&rec.base).map(String::as_str))
                 .map(str::to_owned);
             numbered.push((rec.uid, uidl, found));
         }
@@ -206,9 +220,19 @@ fn read_mailbox(name: &MailboxName, dir: &Path) -> Result<MaildirSourceMailbox> 
             None => crlf_size(&fs::read(&found.path).map_err(|e| StoreError::io(&found.path, e))?),
         };
         let (system, letters) = filename::flags(&found.fname);
+        let mut flags = keywords.flags(system, letters);
+        let base = filename::base(&found.fname);
+        for k in courier_keywords
+            .as_ref()
+            .and_then(|c| c.get(base))
+            .into_iter()
+            .flatten()
+        {
+            flags.insert(&mail_types::Flag::Keyword(k.clone()));
+        }
         messages.push(MessageMeta {
             uid,
-            flags: keywords.flags(system, letters),
+            flags,
             internal_date: mio::unix_secs(mio::mtime(&file_meta)),
             size,
             uidl,
