@@ -248,3 +248,125 @@ mod tests {
         }
     }
 }
+
+/// The readers number what the source has not numbered as the backends do when they first open
+/// it, so a migrated mailbox has the UIDs the old server would have shown.
+#[cfg(test)]
+mod numbering {
+    use std::fs;
+    use std::path::Path;
+
+    use mail_types::MailboxName;
+
+    use super::{MaildirSource, MboxSource, SourceStore};
+    use crate::MailStore;
+    use crate::maildir::MaildirStore;
+    use crate::mbox::{MboxSettings, MboxStore};
+
+    fn uids_read(source: &dyn SourceStore) -> (u32, Vec<u32>, u32) {
+        let mb = source.open(&MailboxName::inbox()).unwrap();
+        let m = mb.meta();
+        (
+            m.uid_validity.get(),
+            m.messages.iter().map(|x| x.uid.get()).collect(),
+            m.uid_next.get(),
+        )
+    }
+
+    fn uids_served(store: &dyn MailStore) -> (u32, Vec<u32>, u32) {
+        let mb = store.open(&MailboxName::inbox()).unwrap();
+        let snap = mb.snapshot(false).unwrap();
+        (
+            mb.uid_validity().get(),
+            snap.messages.iter().map(|m| m.uid.get()).collect(),
+            snap.uid_next.get(),
+        )
+    }
+
+    fn copy(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for e in fs::read_dir(from).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn mbox_uids_out_of_order_missing_and_below_the_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        let from = |d: u32| format!("From a@example.com Sun Nov 29 08:{d:02}:00 2026\n");
+        let text = format!(
+            "{}X-IMAPbase: 777 0000000020\nX-UID: 5\nSubject: a\n\na\n\n\
+             {}X-UID: 3\nSubject: lower than the one before\n\nb\n\n\
+             {}Subject: no X-UID\n\nc\n\n\
+             {}X-UID: 30\nSubject: above the base\n\nd\n\n\
+             {}X-UID: 30\nSubject: the same again\n\ne\n\n",
+            from(1),
+            from(2),
+            from(3),
+            from(4),
+            from(5)
+        );
+        fs::write(src.join("inbox"), &text).unwrap();
+        let read = uids_read(&MboxSource::new(
+            src.clone(),
+            src.join("inbox"),
+            MboxSettings::default(),
+        ));
+        assert_eq!(fs::read_to_string(src.join("inbox")).unwrap(), text);
+        assert!(!src.join(".imap").exists(), "the reader wrote");
+        let served_dir = dir.path().join("served");
+        copy(&src, &served_dir);
+        let store = MboxStore::new(
+            served_dir.clone(),
+            served_dir.join("inbox"),
+            MboxSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(read, uids_served(&store));
+        assert_eq!(read.0, 777);
+    }
+
+    #[test]
+    fn maildir_files_without_a_record_and_no_uidlist() {
+        let dir = tempfile::tempdir().unwrap();
+        for with_uidlist in [true, false] {
+            let src = dir.path().join(format!("src-{with_uidlist}"));
+            for sub in ["cur", "new", "tmp"] {
+                fs::create_dir_all(src.join(sub)).unwrap();
+            }
+            for (sub, name) in [
+                ("cur", "1700000003.M1P1.h,S=6:2,S"),
+                ("new", "1700000001.M9P1.h,S=6"),
+                ("cur", "1700000002.M5P1.h,S=6:2,"),
+                ("new", "1700000002.M10P1.h,S=6"),
+            ] {
+                fs::write(src.join(sub).join(name), "a: b\n\n").unwrap();
+            }
+            if with_uidlist {
+                fs::write(
+                    src.join("dovecot-uidlist"),
+                    "3 V4242 N8 G0123456789abcdef0123456789abcdef\n\
+                     7 :1700000003.M1P1.h,S=6\n",
+                )
+                .unwrap();
+            }
+            let read = uids_read(&MaildirSource::new(src.clone()).unwrap());
+            let served_dir = dir.path().join(format!("served-{with_uidlist}"));
+            copy(&src, &served_dir);
+            let served = uids_served(&MaildirStore::new(served_dir).unwrap());
+            assert_eq!(read.1, served.1, "with uidlist: {with_uidlist}");
+            assert_eq!(read.2, served.2, "with uidlist: {with_uidlist}");
+            if with_uidlist {
+                assert_eq!(read.0, 4242);
+                assert_eq!(read.1, [7, 8, 9, 10]);
+            }
+            assert!(!src.join("dovecot-uidlist").exists() || with_uidlist);
+        }
+    }
+}
