@@ -381,6 +381,7 @@ fn copy_mailbox(
         keywords: m.keywords.clone(),
         special_use: p.special_use.clone(),
         resume: matches!(p.action, Action::Resume(..)),
+        modseq_floor: m.modseq_floor,
     };
     let mut import = store
         .import(name, &plan)

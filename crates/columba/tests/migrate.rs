@@ -1158,3 +1158,51 @@ fn a_courier_maildir_keeps_uids_keywords_and_uidls() {
         assert_eq!(in_maildir[name].uid_validity, w.uid_validity, "{name}");
     }
 }
+
+/// A CONDSTORE client that remembered Columba's HIGHESTMODSEQ before the migration never sees
+/// a lower one after it: the destination hands out mod-sequences above the source's ceiling.
+#[test]
+fn highestmodseq_never_goes_back() {
+    use mail_store::FlagChange;
+    use mail_types::{Flags, SystemFlags};
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let store = MaildirStore::new(maildir.clone()).unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let mut w = inbox.begin_append().unwrap();
+    w.write(b"Subject: busy\r\n\r\nx\r\n").unwrap();
+    let uid = w.commit(Default::default(), None).unwrap();
+    let flagged = Flags::new(SystemFlags::FLAGGED, []);
+    for _ in 0..20 {
+        inbox
+            .store_flags(&[uid], &FlagChange::Add(flagged.clone()))
+            .unwrap();
+        inbox
+            .store_flags(&[uid], &FlagChange::Remove(flagged.clone()))
+            .unwrap();
+    }
+    let before = inbox.status().unwrap().highest_modseq.get();
+    assert!(before > 40, "{before}");
+    drop(inbox);
+    mail_store::maildir::release_idle_mailboxes(&maildir);
+
+    let mail = dir.path().join("mail");
+    migrated(
+        dir.path(),
+        &maildir_location(&maildir),
+        &mbox_location(&mail),
+        &[],
+    );
+    let mbox = MboxStore::new(mail.clone(), mail.join("inbox"), MboxSettings::default()).unwrap();
+    let after = mbox
+        .open(&MailboxName::inbox())
+        .unwrap()
+        .status()
+        .unwrap()
+        .highest_modseq
+        .get();
+    assert!(
+        after >= before,
+        "HIGHESTMODSEQ {before} before, {after} after"
+    );
+}

@@ -40,6 +40,9 @@ use crate::{MailboxEntry, Result, StoreError};
 /// directory (mbox); for mbox it holds the length of the file that is committed.
 pub const PARTIAL_MARKER: &str = "columba-migrate.partial";
 
+/// Columba's mod-sequence ceiling, beside each mailbox's index (both formats use the name).
+const MODSEQ_FILE: &str = crate::maildir::MODSEQ_FILE;
+
 /// What a migration keeps of one message besides its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
@@ -71,6 +74,10 @@ pub struct MailboxMeta {
     pub uid_validity_chosen: bool,
     /// An import into this mailbox was interrupted; only its committed messages are listed.
     pub partial: bool,
+    /// Every mod-sequence Columba handed out for this mailbox is at or below this (its
+    /// `columba.index.modseq`; 0 for other servers' mail): the destination's start above it,
+    /// so HIGHESTMODSEQ never goes back for a CONDSTORE client.
+    pub modseq_floor: u64,
 }
 
 impl MailboxMeta {
@@ -125,6 +132,8 @@ pub struct ImportPlan {
     /// Go on with an interrupted import (its marker must be there) instead of starting one in
     /// a mailbox that must be missing or empty.
     pub resume: bool,
+    /// See [`MailboxMeta::modseq_floor`].
+    pub modseq_floor: u64,
 }
 
 /// An import of one mailbox in progress. Dropping it without `finish` leaves the mailbox
@@ -201,6 +210,13 @@ pub(crate) fn read_committed(marker: &Path) -> Result<Option<u64>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StoreError::io(marker, e)),
     }
+}
+
+/// Makes the mailbox whose index files live in `dir` hand out mod-sequences above `floor`
+/// (see [`MailboxMeta::modseq_floor`]).
+pub(crate) fn keep_modseqs_above(dir: &Path, floor: u64) {
+    let mut ceiling = crate::indexed::read_modseq_ceiling(&dir.join(MODSEQ_FILE));
+    crate::indexed::reserve_modseqs(dir, MODSEQ_FILE, floor, &mut ceiling);
 }
 
 /// A UIDVALIDITY for a mailbox that has none yet: the time, as Dovecot's counter starts.

@@ -116,6 +116,9 @@ impl MaildirImport {
             }
             0
         };
+        if plan.modseq_floor > 0 {
+            crate::migrate::keep_modseqs_above(&dir, plan.modseq_floor);
+        }
         let mut keywords = KeywordMap::default();
         keywords.refresh(&dir)?;
         Ok(MaildirImport {

@@ -91,6 +91,10 @@ impl MboxImport {
             write_marker(&control, 0)?;
             0
         };
+        if plan.modseq_floor > 0 {
+            fs::create_dir_all(&control).map_err(|e| StoreError::io(&control, e))?;
+            crate::migrate::keep_modseqs_above(&control, plan.modseq_floor);
+        }
         Ok(MboxImport {
             name: name.clone(),
             path,

@@ -255,6 +255,7 @@ fn read_mailbox(name: &MailboxName, dir: &Path) -> Result<MaildirSourceMailbox> 
             numbered_here,
             uid_validity_chosen: chosen,
             partial,
+            modseq_floor: crate::indexed::read_modseq_ceiling(&dir.join(super::MODSEQ_FILE)),
         },
         files: paths,
     })

@@ -135,10 +135,11 @@ impl SourceStore for MboxSource {
             }
             Err(e) => return Err(StoreError::io(&path, e)),
         }
-        let marker = self.store.control_path(name).join(PARTIAL_MARKER);
-        let committed = read_committed(&marker)?;
+        let control = self.store.control_path(name);
+        let committed = read_committed(&control.join(PARTIAL_MARKER))?;
+        let modseq_floor = crate::indexed::read_modseq_ceiling(&control.join(super::MODSEQ_FILE));
         let lock = MboxLock::acquire(&path, Access::Read, &self.store.settings().locks)?;
-        Ok(Box::new(read_mailbox(name, lock, committed)?))
+        Ok(Box::new(read_mailbox(name, lock, committed, modseq_floor)?))
     }
 }
 
@@ -172,6 +173,7 @@ fn read_mailbox(
     name: &MailboxName,
     lock: MboxLock,
     committed: Option<u64>,
+    modseq_floor: u64,
 ) -> Result<MboxSourceMailbox> {
     let len = lock
         .file()
@@ -244,6 +246,7 @@ fn read_mailbox(
             numbered_here,
             uid_validity_chosen: known_validity.is_none(),
             partial: committed.is_some(),
+            modseq_floor,
         },
         places,
         lock,
