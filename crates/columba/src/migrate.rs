@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use auth::UserRecord;
-use mail_store::migrate::{
-    ImportPlan, MailboxMeta, MaildirSource, MboxSource, SourceMailbox, SourceStore,
-};
+use mail_store::migrate::{ImportPlan, MailboxMeta, MaildirSource, MboxSource, SourceStore};
 use mail_store::{MailStore, StoreErrorKind};
 use mail_types::{MailboxName, UidValidity};
 
@@ -46,9 +44,10 @@ enum Action {
     Refuse(String),
 }
 
-/// One source mailbox and what to do with it.
+/// One source mailbox as it was when the plan was made, and what to do with it. The mailbox
+/// is opened again for the copy: an mbox stays locked only while it is copied.
 struct Planned {
-    source: Box<dyn SourceMailbox>,
+    meta: MailboxMeta,
     action: Action,
     special_use: Vec<String>,
 }
@@ -125,15 +124,17 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<()> {
             );
             special_use.clear();
         }
+        let meta = opened.meta().clone();
+        drop(opened);
         let action = match &dest {
-            Some(d) => decide(opened.meta(), d.as_ref())?,
+            Some(d) => decide(&meta, d.as_ref())?,
             None => Action::Create,
         };
         if let Action::Refuse(why) = &action {
             problems.push(format!("mailbox {}: {why}", entry.name));
         }
         planned.push(Planned {
-            source: opened,
+            meta,
             action,
             special_use,
         });
@@ -160,9 +161,11 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<()> {
         for p in &planned {
             match &p.action {
                 Action::Refuse(_) => {}
-                Action::Done => println!("{}: already migrated", p.source.meta().name),
+                Action::Done => println!("{}: already migrated", p.meta.name),
                 Action::Create | Action::Resume(..) => {
-                    match copy_mailbox(store.as_ref(), &dest_at, p, &mut progress) {
+                    let copied_one =
+                        copy_mailbox(source.as_ref(), store.as_ref(), &dest_at, p, &mut progress);
+                    match copied_one {
                         Ok(done) => {
                             copied.mailboxes += 1;
                             copied.messages += done.messages;
@@ -306,7 +309,7 @@ impl Totals {
                 Action::Resume(n, _) => n,
                 Action::Done | Action::Refuse(_) => continue,
             };
-            let m = p.source.meta();
+            let m = &p.meta;
             t.mailboxes += 1;
             t.messages += m.messages.len().saturating_sub(skip) as u64;
             t.bytes += m.messages.iter().skip(skip).map(|x| x.size).sum::<u64>();
@@ -317,7 +320,7 @@ impl Totals {
 
 fn print_plan(planned: &[Planned], subscriptions: &[MailboxName]) {
     for p in planned {
-        let m = p.source.meta();
+        let m = &p.meta;
         let what = match &p.action {
             Action::Create => "would create".to_owned(),
             Action::Resume(n, _) => format!("would resume after {n} messages in"),
@@ -363,18 +366,34 @@ fn print_plan(planned: &[Planned], subscriptions: &[MailboxName]) {
 
 /// Copies one mailbox and checks what was written; the error names the mailbox and the UID.
 fn copy_mailbox(
+    source: &dyn SourceStore,
     store: &dyn MailStore,
     dest_at: &Resolved,
     p: &Planned,
     progress: &mut Progress,
 ) -> anyhow::Result<Totals> {
     let dest_is_mbox = matches!(dest_at, Resolved::Mbox { .. });
-    let m = p.source.meta();
-    let name = &m.name;
+    let name = &p.meta.name;
+    let opened = source
+        .open(name)
+        .with_context(|| format!("mailbox {name}: reading the source"))?;
+    let m = opened.meta();
     let (skip, uid_validity) = match p.action {
         Action::Resume(n, uid_validity) => (n, uid_validity),
         _ => (0, m.uid_validity),
     };
+    let uids = |meta: &MailboxMeta| {
+        meta.messages
+            .iter()
+            .take(skip)
+            .map(|x| x.uid)
+            .collect::<Vec<_>>()
+    };
+    if uids(m) != uids(&p.meta) || m.uid_validity != p.meta.uid_validity && !m.uid_validity_chosen {
+        anyhow::bail!(
+            "mailbox {name}: the source changed while the migration was being planned; run it again"
+        );
+    }
     let plan = ImportPlan {
         uid_validity,
         uid_next: m.uid_next,
@@ -396,8 +415,7 @@ fn copy_mailbox(
             sizes.push(Some(msg.size));
             continue;
         }
-        let body = p
-            .source
+        let body = opened
             .read(msg.uid)
             .with_context(|| format!("mailbox {name} UID {}: reading the source", msg.uid))?;
         import
