@@ -6,8 +6,9 @@
 //! The source is read through `mail_store::migrate`'s readers, which write nothing; the
 //! destination is written through `MailStore::import`. A mailbox is created, resumed (a killed
 //! run left it partial), skipped (an earlier run completed it: same UIDVALIDITY and UIDs) or
-//! refused (it holds other messages: nothing is ever merged). Every message written is read
-//! back and compared before the mailbox counts as migrated.
+//! refused (it holds other messages: nothing is ever merged). Each mailbox written is read back
+//! before it counts as migrated: UIDVALIDITY, UIDNEXT, and every message's UID, flags,
+//! INTERNALDATE, UIDL and size are compared with the source's.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
