@@ -44,18 +44,28 @@ fn migrate_between(scratch: &Path, from: &str, to: &str, extra: &[&str]) -> Outp
     migrate(scratch, &args)
 }
 
-/// [`migrate_between`], which must succeed.
-fn migrated(scratch: &Path, from: &str, to: &str, extra: &[&str]) -> Output {
+/// [`migrate_between`], which must succeed; its report (standard output, then error).
+fn migrated(scratch: &Path, from: &str, to: &str, extra: &[&str]) -> String {
     let out = migrate_between(scratch, from, to, extra);
     assert!(out.status.success(), "{}", text(&out));
-    out
+    text(&out)
 }
 
-/// [`migrate_between`], which must fail.
-fn refused(scratch: &Path, from: &str, to: &str, extra: &[&str]) -> Output {
+/// [`migrate_between`], which must fail; its report.
+fn refused(scratch: &Path, from: &str, to: &str, extra: &[&str]) -> String {
     let out = migrate_between(scratch, from, to, extra);
     assert!(!out.status.success(), "{}", text(&out));
-    out
+    text(&out)
+}
+
+/// mbox tree `mail` to Maildir `maildir`, which must succeed; its report.
+fn mbox_to_maildir(scratch: &Path, mail: &Path, maildir: &Path) -> String {
+    migrated(
+        scratch,
+        &mbox_location(mail),
+        &maildir_location(maildir),
+        &[],
+    )
 }
 
 fn text(out: &Output) -> String {
@@ -274,13 +284,7 @@ fn mbox_to_maildir_and_back_keeps_what_clients_see() {
     );
 
     let maildir = dir.path().join("Maildir");
-    let out = migrated(
-        dir.path(),
-        &mbox_location(&mail),
-        &maildir_location(&maildir),
-        &[],
-    );
-    let report = text(&out);
+    let report = mbox_to_maildir(dir.path(), &mail, &maildir);
     assert!(
         report.contains("migrated 4 mailboxes, 11 messages"),
         "{report}"
@@ -339,22 +343,14 @@ fn mbox_to_maildir_and_back_keeps_what_clients_see() {
 
     // Running it again finds everything done and writes nothing.
     let before = tree(&mail2);
-    let out = migrated(
+    let report = migrated(
         dir.path(),
         &maildir_location(&maildir),
         &mbox_location(&mail2),
         &[],
     );
-    assert!(
-        text(&out).contains("uw: already migrated"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("migrated 0 mailboxes"),
-        "{}",
-        text(&out)
-    );
+    assert!(report.contains("uw: already migrated"), "{report}");
+    assert!(report.contains("migrated 0 mailboxes"), "{report}");
     let after = tree(&mail2);
     // Opening the mbox store above wrote its index files in .imap; the mail files are as
     // they were.
@@ -488,7 +484,7 @@ fn dovecot_maildir_to_mbox_writes_uw_and_dovecot_headers() {
     assert_eq!(want["INBOX"].uid_next, 20);
 
     let mail = dir.path().join("mail");
-    let out = migrated(
+    let report = migrated(
         dir.path(),
         &maildir_location(&maildir),
         &mbox_location(&mail),
@@ -496,9 +492,8 @@ fn dovecot_maildir_to_mbox_writes_uw_and_dovecot_headers() {
     );
     // mbox keeps no special-use attributes: said, not an error.
     assert!(
-        text(&out).contains("Sent: mbox keeps no special-use attributes"),
-        "{}",
-        text(&out)
+        report.contains("Sent: mbox keeps no special-use attributes"),
+        "{report}"
     );
     assert_eq!(tree(&maildir), source_before, "the source changed");
 
@@ -569,8 +564,7 @@ fn dry_run_writes_nothing() {
             &["--dry-run"],
         )
     };
-    let out = dry_run();
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = dry_run();
     assert!(report.contains("would create uw: 2 messages, "), "{report}");
     assert!(
         report.contains("UIDVALIDITY 1700000000, UIDNEXT 42"),
@@ -589,20 +583,14 @@ fn dry_run_writes_nothing() {
     assert_eq!(tree(&mail), source_before);
 
     // Against a destination that exists, it changes nothing there either.
-    migrated(
-        dir.path(),
-        &mbox_location(&mail),
-        &maildir_location(&maildir),
-        &[],
-    );
+    mbox_to_maildir(dir.path(), &mail, &maildir);
     let dest_before = tree(&maildir);
     fs::write(
         mail.join("later"),
         "From x@example.com Sun Nov 29 08:42:00 2026\nSubject: later\n\nx\n",
     )
     .unwrap();
-    let out = dry_run();
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = dry_run();
     assert!(report.contains("already migrated: uw"), "{report}");
     assert!(
         report.contains("would create later: 1 messages"),
@@ -626,13 +614,12 @@ fn a_destination_with_other_mail_is_refused() {
     mail_store::maildir::release_idle_mailboxes(&maildir);
     let before = tree(&maildir);
 
-    let out = refused(
+    let report = refused(
         dir.path(),
         &mbox_location(&mail),
         &maildir_location(&maildir),
         &[],
     );
-    let report = text(&out);
     assert!(
         report.contains("mailbox INBOX: the destination already holds 1 messages"),
         "{report}"
@@ -682,13 +669,12 @@ fn hostile_sources_are_reported_not_followed() {
     .unwrap();
 
     let maildir = dir.path().join("Maildir");
-    let out = refused(
+    let report = refused(
         dir.path(),
         &mbox_location(&mail),
         &maildir_location(&maildir),
         &[],
     );
-    let report = text(&out);
     assert!(report.contains("mailbox broken: "), "{report}");
     assert!(report.contains("not an mbox file"), "{report}");
     assert!(
@@ -718,13 +704,13 @@ fn hostile_sources_are_reported_not_followed() {
         "{subs:?}"
     );
     // A name that leaves the tree is refused before anything is read.
-    let out = refused(
+    let report = refused(
         dir.path(),
         &mbox_location(&mail),
         &maildir_location(&dir.path().join("M2")),
         &["--mailbox", "../x"],
     );
-    assert!(text(&out).contains("--mailbox \"../x\""), "{}", text(&out));
+    assert!(report.contains("--mailbox \"../x\""), "{report}");
     assert!(!dir.path().join("M2").exists());
 
     // A Maildir folder that is a link, and one whose name is not a mailbox name.
@@ -733,13 +719,12 @@ fn hostile_sources_are_reported_not_followed() {
         fs::create_dir_all(md.join(d)).unwrap();
     }
     std::os::unix::fs::symlink(maildir.join(".uw"), md.join(".linked")).unwrap();
-    let out = refused(
+    let report = refused(
         dir.path(),
         &maildir_location(&md),
         &mbox_location(&dir.path().join("m3")),
         &[],
     );
-    let report = text(&out);
     assert!(
         report.contains(".linked: a symbolic link, not followed"),
         "{report}"
@@ -971,12 +956,7 @@ fn dovecot_serves_what_migrate_wrote() {
     );
 
     let maildir = maildir_home.maildir();
-    migrated(
-        dir.path(),
-        &mbox_location(&mail),
-        &maildir_location(&maildir),
-        &[],
-    );
+    mbox_to_maildir(dir.path(), &mail, &maildir);
     let mbox_root = mbox_home.home().join("mail");
     // Dovecot does not undo mboxrd's `>From` quoting: it reads Content-Length.
     let dovecot_mbox = format!("{}:QUOTING=content-length", mbox_location(&mbox_root));
@@ -1082,17 +1062,15 @@ fn a_resumed_run_keeps_the_uidvalidity_it_chose() {
     // Seconds pass: a new read of the source would choose another UIDVALIDITY.
     std::thread::sleep(Duration::from_millis(1100));
 
-    let out = migrated(dir.path(), &from, &to, &["--dry-run"]);
+    let report = migrated(dir.path(), &from, &to, &["--dry-run"]);
     assert!(
-        text(&out).contains("would resume after 2 messages in mutt"),
-        "{}",
-        text(&out)
+        report.contains("would resume after 2 messages in mutt"),
+        "{report}"
     );
-    let out = migrated(dir.path(), &from, &to, &[]);
+    let report = migrated(dir.path(), &from, &to, &[]);
     assert!(
-        text(&out).contains("migrated 1 mailboxes, 1 messages"),
-        "{}",
-        text(&out)
+        report.contains("migrated 1 mailboxes, 1 messages"),
+        "{report}"
     );
     let resumed = fs::read_to_string(folder.join("dovecot-uidlist")).unwrap();
     let resumed: Vec<&str> = resumed.lines().collect();
