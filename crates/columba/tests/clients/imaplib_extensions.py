@@ -4,7 +4,7 @@ crates/columba/tests/extensions_imaplib.rs). Exits non-zero with a message on th
 
 Covers what imaplib can send: SEARCHRES (RFC 5182: SEARCH RETURN (SAVE), then FETCH, STORE,
 COPY and UID SEARCH on `$`), WITHIN (RFC 5032), APPENDLIMIT (RFC 7889: capability and STATUS),
-CREATE-SPECIAL-USE (RFC 6154 3) and SAVEDATE (RFC 8514).
+CREATE-SPECIAL-USE (RFC 6154 3), SAVEDATE (RFC 8514), ESEARCH (RFC 4731) and MOVE (RFC 6851).
 """
 import imaplib
 import re
@@ -78,6 +78,29 @@ def main():
     check(typ == "OK" and data == [None], "FETCH $ after EXPUNGE: %s %r" % (typ, data))
     data = ok(m.status("Spam", "(MESSAGES)"), "STATUS Spam")
     check(b"MESSAGES 2" in data[0], "two messages copied into Spam: %r" % data)
+
+    # ESEARCH (RFC 4731): RETURN options answered in one untagged ESEARCH, which imaplib
+    # keeps aside from its SEARCH data. INBOX now holds UIDs 1 and 3.
+    typ, data = m.uid("SEARCH", "RETURN", "(MIN MAX COUNT ALL)", "ALL")
+    check(typ == "OK", "UID SEARCH RETURN: %s %r" % (typ, data))
+    typ, esearch = m.response("ESEARCH")
+    check(esearch and esearch[0] is not None, "an ESEARCH response: %r" % (esearch,))
+    line = esearch[-1]
+    for part in (rb"UID", rb"MIN 1", rb"MAX 3", rb"COUNT 2", rb"ALL 1,3"):
+        check(part in line, "ESEARCH %r has %r" % (line, part))
+    check(re.search(rb'\(TAG "[^"]+"\)', line), "ESEARCH correlates its tag: %r" % line)
+
+    # MOVE (RFC 6851): COPYUID for the moved message, gone from INBOX, there in Spam.
+    typ, data = m.uid("MOVE", "3", "Spam")
+    check(typ == "OK", "UID MOVE: %s %r" % (typ, data))
+    typ, copyuid = m.response("COPYUID")
+    # imaplib keeps every COPYUID of the session; the MOVE's is the last.
+    check(copyuid and copyuid[-1] and copyuid[-1].split()[1:] == [b"3", b"3"],
+          "COPYUID names source UID 3 and Spam's UID 3: %r" % (copyuid,))
+    got = numbers(ok(m.uid("SEARCH", "ALL"), "UID SEARCH ALL after MOVE"))
+    check(got == [1], "INBOX after MOVE: %r" % got)
+    data = ok(m.status("Spam", "(MESSAGES)"), "STATUS Spam after MOVE")
+    check(b"MESSAGES 3" in data[0], "Spam got the moved message: %r" % data)
 
     m.logout()
     print("imaplib extensions OK")
