@@ -474,12 +474,7 @@ fn read_header(f: &mut File) -> Result<u32, &'static str> {
 
 /// Writes a new cache file (header + `body`) beside `path` and renames it into place.
 fn write_fresh(path: &Path, uid_validity: UidValidity, body: &[u8]) -> std::io::Result<File> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let (_, tmp) = crate::codec::temp_beside(path);
     let result = (|| {
         // The user's alone: it holds envelopes, subjects and addresses.
         let mut f = OpenOptions::new()

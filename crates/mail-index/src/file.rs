@@ -29,6 +29,7 @@ use std::path::Path;
 use mail_types::{Keyword, SystemFlags, UidValidity};
 
 use crate::arena::Arena;
+use crate::codec::{Reader, len_u32, put_u32, put_u64, temp_beside};
 use crate::keywords::{KeywordTable, MAX_KEYWORDS};
 use crate::{BIT_RECENT, Expunged, MailboxIndex, Record};
 
@@ -362,6 +363,7 @@ impl MailboxIndex {
                 expunges,
                 expunge_horizon,
                 unclaimed_recent,
+                journal: None,
             },
             backend_state,
         })
@@ -371,12 +373,7 @@ impl MailboxIndex {
     /// the old one, fsync of the directory. A crash at any point leaves a whole file.
     pub fn write_file(&self, path: &Path, backend_state: &[u8]) -> Result<(), IndexFileError> {
         let bytes = self.to_file_bytes(backend_state);
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+        let (dir, tmp) = temp_beside(path);
         let result = (|| {
             // The user's alone, as the mail files are: it holds flags, sizes and dates.
             let mut f = std::fs::OpenOptions::new()
@@ -403,53 +400,6 @@ impl MailboxIndex {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-fn len_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-/// A cursor over bytes that returns `None` instead of reading past the end.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let out = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(out)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
     }
 }
 

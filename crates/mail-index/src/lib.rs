@@ -41,8 +41,10 @@
 
 mod arena;
 mod cache;
+mod codec;
 mod file;
 mod keywords;
+pub mod log;
 
 use std::fmt;
 
@@ -54,6 +56,7 @@ use keywords::KeywordTable;
 pub use cache::{CacheRepair, MessageCache};
 pub use file::{IndexFileError, LoadedIndex};
 pub use keywords::MAX_KEYWORDS;
+pub use log::{FsyncPolicy, IndexLog, Journal, LogError, LogLock, LogPosition};
 
 /// Why an [`Op`] was refused. The state is unchanged when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -249,6 +252,8 @@ pub struct MailboxIndex {
     /// Expunges at or below this modseq were forgotten.
     expunge_horizon: u64,
     unclaimed_recent: usize,
+    /// The ops of the transaction in progress, for the log; `None` outside transactions.
+    journal: Option<Box<Journal>>,
 }
 
 impl MailboxIndex {
@@ -264,7 +269,28 @@ impl MailboxIndex {
             expunges: Vec::new(),
             expunge_horizon: 0,
             unclaimed_recent: 0,
+            journal: None,
         }
+    }
+
+    /// Starts recording every change for the transaction log (see [`log`]); a journal already
+    /// started is dropped.
+    pub fn start_journal(&mut self) {
+        self.journal = Some(Box::new(Journal {
+            bytes: Vec::new(),
+            ops: 0,
+            modseq_before: self.highest_modseq,
+        }));
+    }
+
+    /// Ends the recording and returns it; `None` when none was started on this index (it was
+    /// replaced meanwhile, so its changes are not in any journal).
+    pub fn take_journal(&mut self) -> Option<Journal> {
+        self.journal.take().map(|j| *j)
+    }
+
+    fn journal_mut(&mut self) -> Option<&mut Journal> {
+        self.journal.as_deref_mut()
     }
 
     pub fn header(&self) -> Header {
@@ -322,6 +348,15 @@ impl MailboxIndex {
 
     /// Applies one op. Returns the modseq it took, if it made a client-visible change.
     pub fn apply(&mut self, op: Op<'_>) -> Result<Option<ModSeq>, IndexError> {
+        let taken = self.apply_unjournaled(op)?;
+        if let Some(j) = self.journal_mut() {
+            log::encode_op(&mut j.bytes, &op);
+            j.ops += 1;
+        }
+        Ok(taken)
+    }
+
+    fn apply_unjournaled(&mut self, op: Op<'_>) -> Result<Option<ModSeq>, IndexError> {
         let taken = match op {
             Op::Append(new) => Some(self.append(new)?),
             Op::Expunge(uids) => self.expunge(uids),
@@ -477,6 +512,10 @@ impl MailboxIndex {
     /// no longer reaches back: "expunged since" below `floor` becomes every absent UID.
     pub fn raise_modseq(&mut self, floor: u64) {
         if floor > self.highest_modseq {
+            if let Some(j) = self.journal_mut() {
+                log::encode_raise_modseq(&mut j.bytes, floor);
+                j.ops += 1;
+            }
             self.highest_modseq = floor;
             self.expunge_horizon = self.expunge_horizon.max(floor);
             // Every remembered expunge is now at or below the horizon, where the history is
@@ -490,6 +529,10 @@ impl MailboxIndex {
     pub fn claim_recent(&mut self) -> Vec<Uid> {
         if self.unclaimed_recent == 0 {
             return Vec::new();
+        }
+        if let Some(j) = self.journal_mut() {
+            log::encode_claim_recent(&mut j.bytes);
+            j.ops += 1;
         }
         let mut out = Vec::with_capacity(self.unclaimed_recent);
         for r in &mut self.records {
@@ -611,6 +654,10 @@ impl MailboxIndex {
         self.expunge(&all);
         self.uid_validity = uid_validity;
         self.uid_next = 1;
+        if let Some(j) = self.journal_mut() {
+            log::encode_reset(&mut j.bytes, uid_validity);
+            j.ops += 1;
+        }
     }
 
     /// Approximate heap bytes held, for tests and diagnostics.
@@ -621,5 +668,7 @@ impl MailboxIndex {
     }
 }
 
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;

@@ -2,29 +2,9 @@ use mail_types::{Flags, ModSeq, Uid};
 use proptest::prelude::*;
 
 use super::*;
+use crate::testing::observable;
 use crate::{NewRecord, Op};
 
-/// Everything observable of an index, for comparing a loaded one with the saved one.
-fn observable(ix: &MailboxIndex) -> String {
-    let mut out = format!(
-        "{:?} kw={:?} recent={:?}\n",
-        ix.header(),
-        ix.keywords(),
-        ix.unclaimed_recent()
-    );
-    for r in ix.records() {
-        out.push_str(&format!(
-            "{:?} {:?} {:?} {:?}\n",
-            r.snapshot(),
-            r.internal_date(),
-            r.size(),
-            String::from_utf8_lossy(r.backend())
-        ));
-    }
-    out.push_str(&format!("{:?}\n", ix.changes_since(0)));
-    out.push_str(&format!("{:?}", ix.expunged_since(3)));
-    out
-}
 
 fn sample(n: u32) -> MailboxIndex {
     let mut ix = MailboxIndex::new(UidValidity::new(77).unwrap());
