@@ -904,6 +904,10 @@ impl IndexLog {
         index: &mut MailboxIndex,
         lock: Option<&LogLock>,
     ) -> Result<ReplayOutcome, LogError> {
+        if lock.is_some() {
+            // Cheap, and it catches a file overwritten in place, which its size alone hides.
+            self.check_header()?;
+        }
         let size = self.size()?;
         if size < self.offset {
             return Err(LogError::TooShort {
@@ -934,6 +938,26 @@ impl IndexLog {
             self.file.sync_data()?;
         }
         Ok(outcome)
+    }
+
+    /// Reads the header again: it must still name our UIDVALIDITY and generation.
+    fn check_header(&self) -> Result<(), LogError> {
+        let mut head = [0u8; LOG_HEADER_SIZE as usize];
+        let n = read_at_most(&self.file, &mut head, 0)?;
+        let (uid_validity, generation) = parse_header(&head[..n])?;
+        if uid_validity != self.uid_validity {
+            return Err(LogError::UidValidity {
+                expected: self.uid_validity.get(),
+                found: uid_validity.get(),
+            });
+        }
+        if generation != self.generation {
+            return Err(LogError::Generation {
+                expected: self.generation,
+                found: generation,
+            });
+        }
+        Ok(())
     }
 
     /// Appends one transaction in a single write, then `fdatasync`s it if `sync`. The caller

@@ -39,6 +39,7 @@ mod state;
 pub(crate) mod subscriptions;
 pub(crate) mod sync;
 mod tmp_cleanup;
+mod txlog;
 mod uidl;
 pub(crate) mod uidlist;
 pub(crate) mod uidvalidity;
@@ -51,6 +52,7 @@ use mail_types::MailboxName;
 
 pub use mailbox::{CACHE_FILE, MaildirMailbox};
 pub use persist::{INDEX_FILE, MODSEQ_FILE};
+pub use txlog::{LOG_FILE, LogStats, fsync_policy, set_fsync_policy};
 
 use crate::{MailStore, Mailbox, MailboxEntry, Result, StoreError};
 
@@ -91,6 +93,17 @@ impl MaildirStore {
         } else {
             self.root.join(dir)
         })
+    }
+
+    /// Opens mailbox `name` as a process of its own would: a [`MaildirMailbox`] that shares
+    /// nothing in memory with the ones `open` hands out. For tests of several processes on one
+    /// Maildir.
+    pub fn open_unshared(&self, name: &MailboxName) -> Result<Arc<MaildirMailbox>> {
+        let path = self.mailbox_path(name)?;
+        if !path.join("cur").is_dir() {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        MaildirMailbox::open(name.clone(), self.root.clone(), path)
     }
 
     /// Opens a mailbox as a concrete [`MaildirMailbox`] (the trait's `open` returns it as

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
-use mail_index::{MessageCache, Op};
+use mail_index::{FsyncPolicy, IndexLog, MessageCache, Op};
 use mail_types::{Flags, MailboxName, SystemFlags, Uid, UidValidity};
 
 use super::dotlock::DotLock;
@@ -23,6 +23,7 @@ use super::io as mio;
 use super::state::{Dir, DirStamp, Location, State};
 use super::sync::{dir_mtime, index_error};
 use super::tmp_cleanup::TmpCleanup;
+use super::txlog;
 use super::uidlist;
 use crate::indexed::{self, CacheSlot, Listeners};
 use crate::{
@@ -82,18 +83,40 @@ impl MaildirMailbox {
             if let Some(saved) = restored {
                 *st = saved;
             }
-            // Anyone may have rewritten dovecot-uidlist meanwhile (or it got torn): then
-            // reconcile it with the files as a cold open would, keeping the UIDs we know.
-            let uidlist_moved = mio::stamp(&mailbox.uidlist_path())? != st.uidlist.stamp;
-            // Changes found by this sync must come after every mod-sequence ever handed out.
-            mailbox.apply_modseq_ceiling(&mut st);
-            mailbox.sync(&mut st, !from_disk || uidlist_moved)?;
-            // A cold build started a new index; HIGHESTMODSEQ still must not go back.
-            mailbox.apply_modseq_ceiling(&mut st);
-            if !from_disk {
-                // Indexing was the expensive part: keep it even if the process dies later.
-                mailbox.save(&mut st);
+            if from_disk {
+                let pos = st.log_position;
+                match IndexLog::open_at(&mailbox.log_path(), st.index.uid_validity(), pos) {
+                    Ok(log) => st.log = Some(log),
+                    Err(e) => {
+                        st.log_stats.recoveries += 1;
+                        tracing::warn!(file = %mailbox.log_path().display(), "index log unusable, rescanning the mail files: {e}");
+                    }
+                }
             }
+            if st.log.is_some() {
+                // The index plus the whole log hold every mod-sequence handed out; only with
+                // `fsync = never` may a power loss have lost some, so the ceiling applies then.
+                mailbox.transaction(&mut st, |st| {
+                    if txlog::fsync_policy() == FsyncPolicy::Never {
+                        mailbox.apply_modseq_ceiling(st);
+                    } else {
+                        mailbox.read_modseq_ceiling(st);
+                    }
+                    // Anyone may have rewritten dovecot-uidlist meanwhile (or it got torn): then
+                    // reconcile it with the files as a cold open would, keeping the UIDs we know.
+                    let uidlist_moved = mio::stamp(&mailbox.uidlist_path())? != st.uidlist.stamp;
+                    mailbox.sync(st, uidlist_moved)
+                })?;
+            } else {
+                // Changes found by this sync must come after every mod-sequence ever handed out.
+                mailbox.apply_modseq_ceiling(&mut st);
+                mailbox.sync(&mut st, true)?;
+                // A cold build started a new index; HIGHESTMODSEQ still must not go back.
+                mailbox.apply_modseq_ceiling(&mut st);
+                // Indexing was the expensive part: keep it, with a log that continues it.
+                drop(mailbox.start_log(&mut st));
+            }
+            st.log_news = false;
         }
         Ok(mailbox)
     }
@@ -256,17 +279,49 @@ impl MaildirMailbox {
         self.sync_and_notify(true)
     }
 
-    /// Syncs with the disk and, when clients can see a change, wakes the listeners (after the
-    /// state lock is released).
+    /// Syncs with the log and the disk and, when clients can see a change, wakes the listeners
+    /// (after the state lock is released). The log's tail is read first, without its lock;
+    /// the directories are scanned (under the lock, as a logged transaction) only when their
+    /// stamps say someone changed them outside Columba, or when `force`.
     fn sync_and_notify(&self, force: bool) -> Result<()> {
         let changed = {
             let mut st = self.lock();
-            self.sync(&mut st, force)?
+            self.check_not_deleted()?;
+            let (_, needs_writer) = self.read_log_tail(&mut st);
+            let mut changed = false;
+            if force || needs_writer || self.needs_sync(&st)? {
+                changed = self.transaction(&mut st, |st| self.sync(st, force))?;
+            }
+            changed | std::mem::take(&mut st.log_news)
         };
         if changed {
             self.notify();
         }
         Ok(())
+    }
+
+    /// Claims `\Recent` messages as a logged transaction, so that other processes learn that
+    /// they are taken (RFC 3501 2.3.2: one session gets each).
+    fn claim_logged(&self, st: &mut State) -> Vec<Uid> {
+        if st.index.unclaimed_recent_count() == 0 {
+            return Vec::new();
+        }
+        self.transaction(st, |st| Ok(self.claim(st)))
+            .unwrap_or_default()
+    }
+
+    /// Folds the log into a new main index and starts a new log generation now, as a long
+    /// log does by itself; other processes follow. For tests and maintenance.
+    pub fn rotate_log(&self) {
+        let mut st = self.lock();
+        let old = self.lock_log(&mut st);
+        drop(self.start_log(&mut st));
+        drop(old);
+    }
+
+    /// What the transaction log did for this mailbox in this process.
+    pub fn log_stats(&self) -> txlog::LogStats {
+        self.lock().log_stats
     }
 
     /// Drops messages whose files were removed from the index. Their records stay in
@@ -342,6 +397,97 @@ impl MaildirMailbox {
             flags: new,
             modseq,
         })))
+    }
+    /// STORE's work, inside a logged transaction.
+    fn store_flags_locked(
+        &self,
+        st: &mut State,
+        uids: &[Uid],
+        change: &FlagChange,
+    ) -> Result<Vec<MessageState>> {
+        let mut out = Vec::new();
+        let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+        // New keywords get their letters before any file is renamed, so a full table fails
+        // the command without changing anything.
+        if let FlagChange::Replace(f) | FlagChange::Add(f) = change {
+            st.keywords.letters_creating(f, &self.path)?;
+        }
+        let own = OwnChange::begin(self, st);
+        let mut missing = Vec::new();
+        for &uid in uids {
+            match self.rename_for_flags(st, uid, change)? {
+                Some(RenameOutcome::Changed(s)) => out.push(s),
+                Some(RenameOutcome::Missing) => missing.push(uid),
+                Some(RenameOutcome::Unchanged) | None => {}
+            }
+        }
+        own.finish(self, st);
+        if !missing.is_empty() {
+            // Renamed or removed by another process: find the files again, then retry once;
+            // messages that are gone are skipped.
+            self.full_sync(st, &lock)?;
+            for uid in missing {
+                if let Some(RenameOutcome::Changed(s)) =
+                    self.rename_for_flags(st, uid, change)?
+                {
+                    out.push(s);
+                }
+            }
+        }
+        self.reserve_modseqs(st);
+        drop(lock);
+        Ok(out)
+    }
+
+    /// EXPUNGE's work, inside a logged transaction.
+    fn expunge_locked(&self, st: &mut State, only: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        let mut done = Vec::new();
+        let only: Option<Vec<Uid>> = only.map(|o| {
+            let mut v = o.to_vec();
+            v.sort_unstable();
+            v
+        });
+        let wanted = |st: &State| -> Vec<Uid> {
+            st.index
+                .records()
+                .filter(|r| r.system_flags().contains(SystemFlags::DELETED))
+                .map(|r| r.uid())
+                .filter(|u| only.as_ref().is_none_or(|o| o.binary_search(u).is_ok()))
+                .collect()
+        };
+        let candidates = wanted(st);
+        if candidates.is_empty() {
+            return Ok(done);
+        }
+        let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+        let own = OwnChange::begin(self, st);
+        let mut missing = false;
+        for uid in candidates {
+            let path = self.locate(st, uid)?;
+            match fs::remove_file(&path) {
+                Ok(()) => done.push(uid),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
+                Err(e) => {
+                    self.expunge_from_index(st, &done)?;
+                    return Err(StoreError::io(&path, e));
+                }
+            }
+        }
+        self.expunge_from_index(st, &done)?;
+        own.finish(self, st);
+        if missing {
+            self.full_sync(st, &lock)?;
+            for uid in wanted(st) {
+                let path = self.locate(st, uid)?;
+                if fs::remove_file(&path).is_ok() {
+                    self.expunge_from_index(st, &[uid])?;
+                    done.push(uid);
+                }
+            }
+        }
+        mio::fsync_dir(&self.path.join("cur"))?;
+        drop(lock);
+        Ok(done)
     }
 }
 
@@ -474,7 +620,7 @@ impl Mailbox for MaildirMailbox {
         self.check_not_deleted()?;
         let mut st = self.lock();
         let recent = if claim_recent {
-            self.claim(&mut st)
+            self.claim_logged(&mut st)
         } else {
             st.index.unclaimed_recent()
         };
@@ -486,7 +632,7 @@ impl Mailbox for MaildirMailbox {
         self.check_not_deleted()?;
         let mut st = self.lock();
         let recent = if claim_recent {
-            self.claim(&mut st)
+            self.claim_logged(&mut st)
         } else {
             st.index.unclaimed_recent()
         };
@@ -498,8 +644,9 @@ impl Mailbox for MaildirMailbox {
     fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes> {
         self.check_not_deleted()?;
         let mut st = self.lock();
+        // Claiming may apply other processes' changes first: the change set comes after it.
+        let recent = claim_recent.then(|| self.claim_logged(&mut st));
         let ch = st.index.changes_since(cursor.0);
-        let recent = claim_recent.then(|| self.claim(&mut st));
         self.reserve_modseqs(&mut st);
         Ok(indexed::changes(&st.index, ch, recent))
     }
@@ -567,40 +714,10 @@ impl Mailbox for MaildirMailbox {
 
     fn store_flags(&self, uids: &[Uid], change: &FlagChange) -> Result<Vec<MessageState>> {
         self.check_not_deleted()?;
-        let mut out = Vec::new();
-        {
+        let out = {
             let mut st = self.lock();
-            let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
-            // New keywords get their letters before any file is renamed, so a full table fails
-            // the command without changing anything.
-            if let FlagChange::Replace(f) | FlagChange::Add(f) = change {
-                st.keywords.letters_creating(f, &self.path)?;
-            }
-            let own = OwnChange::begin(self, &st);
-            let mut missing = Vec::new();
-            for &uid in uids {
-                match self.rename_for_flags(&mut st, uid, change)? {
-                    Some(RenameOutcome::Changed(s)) => out.push(s),
-                    Some(RenameOutcome::Missing) => missing.push(uid),
-                    Some(RenameOutcome::Unchanged) | None => {}
-                }
-            }
-            own.finish(self, &mut st);
-            if !missing.is_empty() {
-                // Renamed or removed by another process: find the files again, then retry once;
-                // messages that are gone are skipped.
-                self.full_sync(&mut st, &lock)?;
-                for uid in missing {
-                    if let Some(RenameOutcome::Changed(s)) =
-                        self.rename_for_flags(&mut st, uid, change)?
-                    {
-                        out.push(s);
-                    }
-                }
-            }
-            self.reserve_modseqs(&mut st);
-            drop(lock);
-        }
+            self.transaction(&mut st, |st| self.store_flags_locked(st, uids, change))?
+        };
         if !out.is_empty() {
             self.notify();
         }
@@ -609,55 +726,10 @@ impl Mailbox for MaildirMailbox {
 
     fn expunge(&self, only: Option<&[Uid]>) -> Result<Vec<Uid>> {
         self.check_not_deleted()?;
-        let mut done = Vec::new();
-        {
+        let mut done = {
             let mut st = self.lock();
-            let only: Option<Vec<Uid>> = only.map(|o| {
-                let mut v = o.to_vec();
-                v.sort_unstable();
-                v
-            });
-            let wanted = |st: &State| -> Vec<Uid> {
-                st.index
-                    .records()
-                    .filter(|r| r.system_flags().contains(SystemFlags::DELETED))
-                    .map(|r| r.uid())
-                    .filter(|u| only.as_ref().is_none_or(|o| o.binary_search(u).is_ok()))
-                    .collect()
-            };
-            let candidates = wanted(&st);
-            if candidates.is_empty() {
-                return Ok(done);
-            }
-            let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
-            let own = OwnChange::begin(self, &st);
-            let mut missing = false;
-            for uid in candidates {
-                let path = self.locate(&st, uid)?;
-                match fs::remove_file(&path) {
-                    Ok(()) => done.push(uid),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
-                    Err(e) => {
-                        self.expunge_from_index(&mut st, &done)?;
-                        return Err(StoreError::io(&path, e));
-                    }
-                }
-            }
-            self.expunge_from_index(&mut st, &done)?;
-            own.finish(self, &mut st);
-            if missing {
-                self.full_sync(&mut st, &lock)?;
-                for uid in wanted(&st) {
-                    let path = self.locate(&st, uid)?;
-                    if fs::remove_file(&path).is_ok() {
-                        self.expunge_from_index(&mut st, &[uid])?;
-                        done.push(uid);
-                    }
-                }
-            }
-            mio::fsync_dir(&self.path.join("cur"))?;
-            drop(lock);
-        }
+            self.transaction(&mut st, |st| self.expunge_locked(st, only))?
+        };
         done.sort_unstable();
         self.forget_cached(&done);
         if !done.is_empty() {

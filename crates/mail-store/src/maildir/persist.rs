@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mail_index::MailboxIndex;
+use mail_index::{LogPosition, MailboxIndex};
 
 use super::io::FileStamp;
 use super::mailbox::MaildirMailbox;
@@ -23,8 +23,8 @@ pub const INDEX_FILE: &str = "columba.index";
 /// The mod-sequence ceiling beside the index: no mod-sequence above it has left the process.
 pub const MODSEQ_FILE: &str = "columba.index.modseq";
 
-/// Version of the Maildir part of the saved state.
-const STATE_VERSION: u8 = 1;
+/// Version of the Maildir part of the saved state (2: with the log position).
+const STATE_VERSION: u8 = 2;
 
 /// What was saved last, to skip rewriting an unchanged index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,7 @@ impl MaildirMailbox {
             header_ext: saved.header_ext,
             exact: None,
         };
+        st.log_position = saved.log_position;
         if let Err(e) = st.keywords.refresh(&self.path) {
             tracing::warn!(mailbox = %self.path.display(), "cannot read dovecot-keywords: {e}");
             return None;
@@ -96,6 +97,12 @@ impl MaildirMailbox {
         st.modseq_ceiling = ceiling;
     }
 
+    /// Learns the stored ceiling without applying it: for an index whose log was replayed
+    /// whole, which already holds every mod-sequence handed out.
+    pub(super) fn read_modseq_ceiling(&self, st: &mut State) {
+        st.modseq_ceiling = crate::indexed::read_modseq_ceiling(&self.path.join(MODSEQ_FILE));
+    }
+
     /// Called before mod-sequences leave the store (snapshots, changes, STORE results, STATUS):
     /// moves the ceiling on disk above them first, fsynced, so that a crash cannot make them
     /// come round again.
@@ -104,36 +111,64 @@ impl MaildirMailbox {
         crate::indexed::reserve_modseqs(&self.path, MODSEQ_FILE, highest, &mut st.modseq_ceiling);
     }
 
-    /// Saves the state if it changed since it was loaded or last saved. Failures are logged: the
-    /// next open rebuilds.
+    /// Saves the state if it changed since it was loaded or last saved, as of the log position
+    /// it has applied. Done under the log's lock after reading its tail, so that a rotation by
+    /// another process is never overwritten with an older index. Failures are logged: the next
+    /// open replays more of the log, or rebuilds.
     pub(super) fn save(&self, st: &mut State) {
         if !st.initialized || self.is_deleted() {
+            return;
+        }
+        let Some(log) = st.log.as_mut() else {
+            return;
+        };
+        let Ok(lock) = log.lock() else {
+            // Rotated by another process, which wrote a newer index.
+            return;
+        };
+        if log.catch_up(&mut st.index, Some(&lock)).is_err() {
             return;
         }
         let mark = SavedMark::of(st);
         if st.saved == Some(mark) {
             return;
         }
-        let backend = encode_state(st);
-        match st.index.write_file(&self.index_path(), &backend) {
+        st.log_position = super::txlog::position_of(st);
+        match self.write_index(st) {
             Ok(()) => st.saved = Some(mark),
             Err(e) => {
                 tracing::warn!(file = %self.index_path().display(), "cannot save the index: {e}")
             }
         }
+        drop(lock);
+    }
+
+    /// Writes `columba.index` with the state's log position.
+    pub(super) fn write_index(&self, st: &State) -> Result<(), String> {
+        let backend = encode_state(st, st.log_position);
+        st.index
+            .write_file(&self.index_path(), &backend)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The Maildir state a log record carries (its log position is not used).
+    pub(super) fn encode_backend_state(&self, st: &State) -> Vec<u8> {
+        encode_state(st, LogPosition::default())
     }
 }
 
-struct SavedState {
-    new_dir: DirStamp,
-    cur_dir: DirStamp,
-    uidlist: Option<FileStamp>,
-    guid: Option<String>,
-    header_ext: Vec<String>,
+pub(super) struct SavedState {
+    pub(super) new_dir: DirStamp,
+    pub(super) cur_dir: DirStamp,
+    pub(super) uidlist: Option<FileStamp>,
+    pub(super) guid: Option<String>,
+    pub(super) header_ext: Vec<String>,
+    pub(super) log_position: LogPosition,
 }
 
-fn encode_state(st: &State) -> Vec<u8> {
+fn encode_state(st: &State, log: LogPosition) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];
+    out.extend_from_slice(&log.to_bytes());
     for stamp in [&st.new_dir, &st.cur_dir] {
         put_time(&mut out, stamp.mtime);
         put_time(&mut out, stamp.checked_at);
@@ -156,11 +191,12 @@ fn encode_state(st: &State) -> Vec<u8> {
     out
 }
 
-fn decode_state(bytes: &[u8]) -> Option<SavedState> {
+pub(super) fn decode_state(bytes: &[u8]) -> Option<SavedState> {
     let mut r = Reader(bytes);
     if r.u8()? != STATE_VERSION {
         return None;
     }
+    let log_position = LogPosition::from_bytes(r.take(16)?.try_into().ok()?);
     let mut dirs = [DirStamp::default(); 2];
     for d in &mut dirs {
         d.mtime = r.time()?;
@@ -201,6 +237,7 @@ fn decode_state(bytes: &[u8]) -> Option<SavedState> {
         uidlist,
         guid: (!guid.is_empty()).then_some(guid),
         header_ext,
+        log_position,
     })
 }
 
@@ -281,8 +318,13 @@ mod tests {
         });
         st.uidlist.guid = Some("0123abcd".to_owned());
         st.uidlist.header_ext = vec!["Xfoo".to_owned()];
-        let bytes = encode_state(&st);
+        let pos = LogPosition {
+            generation: 7,
+            offset: 99,
+        };
+        let bytes = encode_state(&st, pos);
         let back = decode_state(&bytes).unwrap();
+        assert_eq!(back.log_position, pos);
         assert_eq!(back.new_dir.mtime, st.new_dir.mtime);
         assert_eq!(back.new_dir.checked_at, st.new_dir.checked_at);
         assert_eq!(back.cur_dir.mtime, None);

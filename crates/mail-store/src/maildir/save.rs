@@ -289,125 +289,127 @@ impl MaildirMailbox {
         }
         let uids = {
             let mut st = self.lock();
-            let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
-            self.learn_uidlist(&mut st, &lock)?;
-            let Some(exact) = st.uidlist.exact.clone() else {
-                return Err(StoreError::Internal(format!(
-                    "{}: dovecot-uidlist is unusable",
-                    self.path.display()
-                )));
-            };
-            let header = Uidlist {
-                uid_validity: st.index.uid_validity().get(),
-                next_uid: exact.next_uid,
-                guid: st.uidlist.guid.clone(),
-                header_ext: st.uidlist.header_ext.clone(),
-                records: Vec::new(),
-            };
-
-            let mut all_keywords = Flags::default();
-            for f in &files {
-                for k in f.flags.keywords() {
-                    all_keywords.insert(&mail_types::Flag::Keyword(k.clone()));
-                }
-            }
-            st.keywords.letters_creating(&all_keywords, &self.path)?;
-
-            let own = OwnChange::begin(self, &st);
-            let mut placed: Vec<(Dir, String, PathBuf)> = Vec::with_capacity(files.len());
-            let rollback = |placed: &[(Dir, String, PathBuf)]| {
-                for (_, _, p) in placed {
-                    let _ = fs::remove_file(p);
-                }
-            };
-            for f in &files {
-                let letters = st.keywords.letters(&f.flags).unwrap_or(0);
-                // Files in new/ carry no flags (Dovecot moves flagged mail straight to cur/).
-                let (dir, fname) = if f.flags.system.is_empty() && letters == 0 {
-                    (Dir::New, f.base.clone())
-                } else {
-                    (
-                        Dir::Cur,
-                        filename::with_flags(&f.base, f.flags.system, letters),
-                    )
+            self.transaction(&mut st, |st| -> Result<Vec<Uid>> {
+                let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
+                self.learn_uidlist(st, &lock)?;
+                let Some(exact) = st.uidlist.exact.clone() else {
+                    return Err(StoreError::Internal(format!(
+                        "{}: dovecot-uidlist is unusable",
+                        self.path.display()
+                    )));
                 };
-                let from = self.path.join("tmp").join(&f.tmp_name);
-                let to = self.path.join(dir.name()).join(&fname);
-                if let Err(e) = mio::rename_noreplace(&from, &to) {
-                    rollback(&placed);
-                    return Err(mio::error(&to, e));
+                let header = Uidlist {
+                    uid_validity: st.index.uid_validity().get(),
+                    next_uid: exact.next_uid,
+                    guid: st.uidlist.guid.clone(),
+                    header_ext: st.uidlist.header_ext.clone(),
+                    records: Vec::new(),
+                };
+
+                let mut all_keywords = Flags::default();
+                for f in &files {
+                    for k in f.flags.keywords() {
+                        all_keywords.insert(&mail_types::Flag::Keyword(k.clone()));
+                    }
                 }
-                placed.push((dir, fname, to));
-            }
-            for dir in [Dir::New, Dir::Cur] {
-                if placed.iter().any(|(d, _, _)| *d == dir)
-                    && let Err(e) = mio::fsync_dir(&self.path.join(dir.name()))
-                {
+                st.keywords.letters_creating(&all_keywords, &self.path)?;
+
+                let own = OwnChange::begin(self, st);
+                let mut placed: Vec<(Dir, String, PathBuf)> = Vec::with_capacity(files.len());
+                let rollback = |placed: &[(Dir, String, PathBuf)]| {
+                    for (_, _, p) in placed {
+                        let _ = fs::remove_file(p);
+                    }
+                };
+                for f in &files {
+                    let letters = st.keywords.letters(&f.flags).unwrap_or(0);
+                    // Files in new/ carry no flags (Dovecot moves flagged mail straight to cur/).
+                    let (dir, fname) = if f.flags.system.is_empty() && letters == 0 {
+                        (Dir::New, f.base.clone())
+                    } else {
+                        (
+                            Dir::Cur,
+                            filename::with_flags(&f.base, f.flags.system, letters),
+                        )
+                    };
+                    let from = self.path.join("tmp").join(&f.tmp_name);
+                    let to = self.path.join(dir.name()).join(&fname);
+                    if let Err(e) = mio::rename_noreplace(&from, &to) {
+                        rollback(&placed);
+                        return Err(mio::error(&to, e));
+                    }
+                    placed.push((dir, fname, to));
+                }
+                for dir in [Dir::New, Dir::Cur] {
+                    if placed.iter().any(|(d, _, _)| *d == dir)
+                        && let Err(e) = mio::fsync_dir(&self.path.join(dir.name()))
+                    {
+                        rollback(&placed);
+                        return Err(e);
+                    }
+                }
+
+                let mut next = header.next_uid.max(st.index.header().uid_next.get()).max(1);
+                let mut uids = Vec::with_capacity(files.len());
+                let mut records = Vec::with_capacity(files.len());
+                for (_, fname, _) in &placed {
+                    let Some(uid) = Uid::new(next) else {
+                        rollback(&placed);
+                        return Err(StoreError::Internal("UIDs exhausted".to_owned()));
+                    };
+                    records.push(UidRecord {
+                        uid: next,
+                        ext: String::new(),
+                        base: filename::base(fname).to_owned(),
+                    });
+                    uids.push(uid);
+                    next = next.saturating_add(1);
+                }
+                // New records go at the end of the file when it allows that, as Dovecot adds them.
+                let file_records = st.index.len() + exact.extras.len();
+                let append_at = st.uidlist.stamp.filter(|_| {
+                    exact.appendable
+                        && !uidlist::wants_rewrite(file_records, exact.extras.len(), records.len())
+                });
+                let written = match append_at {
+                    Some(stamp) => uidlist::append(&self.path, &stamp, &records).map(|stamp| {
+                        st.uidlist.stamp = Some(stamp);
+                        st.uidlist.exact = Some(Exact {
+                            next_uid: next.max(exact.next_uid),
+                            extras: exact.extras,
+                            appendable: true,
+                        });
+                    }),
+                    None => self.write_uidlist_from_index(st, &header, &records),
+                };
+                if let Err(e) = written {
                     rollback(&placed);
+                    st.uidlist.exact = None;
                     return Err(e);
                 }
-            }
+                drop(lock);
 
-            let mut next = header.next_uid.max(st.index.header().uid_next.get()).max(1);
-            let mut uids = Vec::with_capacity(files.len());
-            let mut records = Vec::with_capacity(files.len());
-            for (_, fname, _) in &placed {
-                let Some(uid) = Uid::new(next) else {
-                    rollback(&placed);
-                    return Err(StoreError::Internal("UIDs exhausted".to_owned()));
-                };
-                records.push(UidRecord {
-                    uid: next,
-                    ext: String::new(),
-                    base: filename::base(fname).to_owned(),
-                });
-                uids.push(uid);
-                next = next.saturating_add(1);
-            }
-            // New records go at the end of the file when it allows that, as Dovecot adds them.
-            let file_records = st.index.len() + exact.extras.len();
-            let append_at = st.uidlist.stamp.filter(|_| {
-                exact.appendable
-                    && !uidlist::wants_rewrite(file_records, exact.extras.len(), records.len())
-            });
-            let written = match append_at {
-                Some(stamp) => uidlist::append(&self.path, &stamp, &records).map(|stamp| {
-                    st.uidlist.stamp = Some(stamp);
-                    st.uidlist.exact = Some(Exact {
-                        next_uid: next.max(exact.next_uid),
-                        extras: exact.extras,
-                        appendable: true,
-                    });
-                }),
-                None => self.write_uidlist_from_index(&mut st, &header, &records),
-            };
-            if let Err(e) = written {
-                rollback(&placed);
-                st.uidlist.exact = None;
-                return Err(e);
-            }
-            drop(lock);
-
-            // Durable from here on; the index follows.
-            for ((f, (dir, fname, _)), uid) in files.iter().zip(&placed).zip(&uids) {
-                let backend = state::encode(*dir, fname, "");
-                let appended = st.index.apply(Op::Append(NewRecord {
-                    uid: *uid,
-                    flags: &f.flags,
-                    internal_date: Some(f.internal_date),
-                    size: Some(f.size),
-                    recent: true,
-                    backend: &backend,
-                }));
-                if let Err(e) = appended {
-                    // The message is committed on disk; the next full sync will index it.
-                    st.uidlist.exact = None;
-                    st.cur_dir = Default::default();
-                    return Err(index_error(e));
+                // Durable from here on; the index follows.
+                for ((f, (dir, fname, _)), uid) in files.iter().zip(&placed).zip(&uids) {
+                    let backend = state::encode(*dir, fname, "");
+                    let appended = st.index.apply(Op::Append(NewRecord {
+                        uid: *uid,
+                        flags: &f.flags,
+                        internal_date: Some(f.internal_date),
+                        size: Some(f.size),
+                        recent: true,
+                        backend: &backend,
+                    }));
+                    if let Err(e) = appended {
+                        // The message is committed on disk; the next full sync will index it.
+                        st.uidlist.exact = None;
+                        st.cur_dir = Default::default();
+                        return Err(index_error(e));
+                    }
                 }
-            }
-            own.finish(self, &mut st);
-            uids
+                own.finish(self, st);
+                Ok(uids)
+            })?
         };
         // RFC 8514 3: the save date is the moment of entering this mailbox, also for copies.
         let saved_at = mio::unix_secs(SystemTime::now()).to_be_bytes();

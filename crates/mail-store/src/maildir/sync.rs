@@ -135,6 +135,22 @@ impl MaildirMailbox {
         Ok(changed)
     }
 
+    /// Whether [`Self::sync`] would scan anything: the directories or `dovecot-uidlist` moved
+    /// since the state last matched them. Runs the `tmp/` cleanup when due, as a sync would.
+    pub(super) fn needs_sync(&self, st: &State) -> Result<bool> {
+        let now = SystemTime::now();
+        self.tmp_cleanup.run_if_due(&self.path, now);
+        if !st.initialized {
+            return Ok(true);
+        }
+        let name = self.name.as_str();
+        let new_mtime = dir_mtime(&self.path.join("new"), name)?;
+        let cur_mtime = dir_mtime(&self.path.join("cur"), name)?;
+        Ok(st.new_dir.needs_scan(new_mtime, now)
+            || st.cur_dir.needs_scan(cur_mtime, now)
+            || mio::stamp(&self.uidlist_path())? != st.uidlist.stamp)
+    }
+
     pub(super) fn uidlist_path(&self) -> std::path::PathBuf {
         self.path.join(uidlist::FILE_NAME)
     }
