@@ -368,6 +368,30 @@ pub struct MailConfig {
     /// userdb. Default `<data_dir>/mail/%u/Maildir` with userdb "passwd-file", `%h/Maildir`
     /// with the others (system users: `~/Maildir`).
     pub location: Option<String>,
+    /// When the index's transaction log is fsynced (Dovecot's `mail_fsync`): "optimized"
+    /// (default: every change a client can be told of), "always", "never" (a power loss may
+    /// lose the log's tail; mod-sequences jump at every open instead of repeating).
+    pub fsync: FsyncSetting,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncSetting {
+    #[default]
+    Optimized,
+    Always,
+    Never,
+}
+
+impl FsyncSetting {
+    /// Makes this the policy of every mailbox this process opens.
+    pub fn apply(self) {
+        mail_store::maildir::set_fsync_policy(match self {
+            FsyncSetting::Optimized => mail_index::FsyncPolicy::Optimized,
+            FsyncSetting::Always => mail_index::FsyncPolicy::Always,
+            FsyncSetting::Never => mail_index::FsyncPolicy::Never,
+        });
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -209,6 +209,7 @@ fn run() -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
+    config.mail.fsync.apply();
     match cli.command {
         Command::Serve {
             imap,

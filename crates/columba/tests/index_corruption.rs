@@ -10,9 +10,12 @@ use std::path::Path;
 
 use common::{PASSWORD, RawClient, Server, USER};
 
-/// The index files a mailbox directory holds (Dovecot's `dovecot-uidlist` is mail data, not a
-/// cache, and is covered by the Maildir tests).
-const INDEX_FILES: [&str; 1] = ["columba.index.cache"];
+/// The index files a mailbox directory holds, with what the warning about a repair says
+/// (Dovecot's `dovecot-uidlist` is mail data, not a cache, and is covered by the Maildir tests).
+const INDEX_FILES: [(&str, &str); 2] = [
+    ("columba.index.cache", "cache file repaired"),
+    ("columba.index.log", "index log unusable"),
+];
 
 fn login(addr: std::net::SocketAddr) -> RawClient {
     let mut c = RawClient::connect(addr);
@@ -132,7 +135,7 @@ fn damaged_index_files_are_repaired_without_a_wrong_answer() {
     let work = maildir.join(".Work");
     let other = maildir.join(".Other");
 
-    for file in INDEX_FILES {
+    for (file, warning_text) in INDEX_FILES {
         let good = std::fs::read(work.join(file)).unwrap();
         let foreign = std::fs::read(other.join(file)).unwrap();
         assert!(good.len() > 100, "{file} was not filled");
@@ -164,7 +167,7 @@ fn damaged_index_files_are_repaired_without_a_wrong_answer() {
         c = login(server.imap);
         let seen = everything(&mut c, "Work");
         same(&seen, &expected, &format!("{file} after restart"));
-        let warning = server.wait_for_log("cache file repaired");
+        let warning = server.wait_for_log(warning_text);
         assert!(warning.contains("WARN"), "{warning}");
         assert!(warning.contains(file), "{warning}");
         assert!(server.is_running());

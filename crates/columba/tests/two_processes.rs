@@ -57,7 +57,7 @@ fn two_servers_and_a_delivery_agent_see_each_other() {
         ),
     )
     .unwrap();
-    let b = Server::start_in(b_dir, &["--config", config.to_str().unwrap()]);
+    let mut b = Server::start_in(b_dir, &["--config", config.to_str().unwrap()]);
 
     let mut on_a = login_select(a.imap);
     let mut on_b = login_select(b.imap);
@@ -105,4 +105,38 @@ fn two_servers_and_a_delivery_agent_see_each_other() {
         on_b_left[..on_b_left.len() - 1]
     );
     assert_eq!(on_a_left.len(), 2, "{on_a_left:?}");
+
+    // CONDSTORE across processes: B learns A's flag change through the index log, with the
+    // mod-sequence A handed out, and CHANGEDSINCE in B finds it.
+    let before = modseq(&on_b.command("b6", "FETCH 1 (MODSEQ)"));
+    let lines = on_a.command("a5", "STORE 1 +FLAGS (\\Answered)");
+    assert!(lines.last().unwrap().starts_with("a5 OK"), "{lines:?}");
+    let on_a_fetch = on_a.command("a6", "FETCH 1 (FLAGS MODSEQ)");
+    let stored = modseq(&on_a_fetch);
+    assert!(stored > before, "{on_a_fetch:?}");
+    let on_b_fetch = on_b.command("b7", "FETCH 1 (FLAGS MODSEQ)");
+    assert_eq!(modseq(&on_b_fetch), stored, "{on_b_fetch:?}");
+    assert!(
+        on_b_fetch.iter().any(|l| l.contains("\\Answered")),
+        "{on_b_fetch:?}"
+    );
+    let changed = on_b.command("b8", &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before})"));
+    assert!(
+        changed
+            .iter()
+            .any(|l| l.contains("\\Answered") && l.contains(&format!("MODSEQ ({stored})"))),
+        "{changed:?}"
+    );
+    // Both servers' logs show no fallback to a rescan.
+    let b_log = b.log().join("\n");
+    assert!(!b_log.contains("index log unusable"), "{b_log}");
+}
+
+/// The mod-sequence in the last `* n FETCH (... MODSEQ (m) ...)` of a command's lines.
+fn modseq(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| l.split("MODSEQ (").nth(1)?.split(')').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no MODSEQ in {lines:?}"))
 }

@@ -106,6 +106,7 @@ pub fn run_child(role: Role) -> anyhow::Result<()> {
         .context("reading the configuration from the master")?;
     let config: Config = toml::from_str(&text).context("configuration from the master")?;
     crate::init_logging(&config.log.level);
+    config.mail.fsync.apply();
     match role {
         Role::Auth => auth_main(config),
         Role::Login {
