@@ -104,18 +104,6 @@ pub enum FsyncPolicy {
     Never,
 }
 
-impl FsyncPolicy {
-    /// Parses the setting's value (`optimized`, `always`, `never`).
-    pub fn parse(s: &str) -> Option<FsyncPolicy> {
-        match s {
-            "optimized" => Some(FsyncPolicy::Optimized),
-            "always" => Some(FsyncPolicy::Always),
-            "never" => Some(FsyncPolicy::Never),
-            _ => None,
-        }
-    }
-}
-
 /// Where a reader or the main index stands in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogPosition {
