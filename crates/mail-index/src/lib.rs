@@ -1,10 +1,10 @@
 //! Per-mailbox state that every storage format shares: the UID map, flags and keywords, modseqs,
 //! the change history sessions catch up from, and `\Recent` ownership.
 //!
-//! This crate owns the index: today an in-memory structure rebuilt from the mail files on open;
-//! the Indexes issue makes it a set of on-disk files (main index, transaction log, cache) behind
-//! the same interface. It knows nothing of any mailbox format (Maildir file names, mbox offsets
-//! are opaque `backend` references to it), of sockets or of IMAP.
+//! This crate owns the index: an in-memory structure per mailbox and its on-disk files (main
+//! index, transaction log, cache; see "On-disk files" below). It knows nothing of any mailbox
+//! format (Maildir file names, mbox offsets are opaque `backend` references to it), of sockets
+//! or of IMAP.
 //!
 //! # Model
 //!
@@ -23,21 +23,33 @@
 //! Memory per message is one fixed 56-byte record plus its backend reference in a shared arena
 //! (a Maildir file name, ~50 bytes); keywords are a bit mask into the mailbox's keyword table.
 //!
-//! # On-disk plan
+//! # On-disk files
 //!
-//! The Indexes issue keeps this API and persists it the way Dovecot's `mail-index.c`,
-//! `mail-transaction-log.c` and `mail-cache.c` do: a main index file holding the header and the
-//! fixed-size records exactly as the private `Record` lays them out (mmap'd read-only, rewritten atomically
-//! by write-to-temp + rename when the log has grown past a threshold); an append-only transaction
-//! log where each [`Op`] becomes one length-prefixed, checksummed entry (append with its record,
-//! expunge ranges, flag/keyword updates, backend-reference updates, header updates), fsynced per
-//! transaction, so that reopening is "mmap the index, replay the log tail" instead of a directory
-//! scan; the keyword table and the expunge history live in the log header/extension records; and
-//! a cache file of derived per-message values (ENVELOPE, BODYSTRUCTURE, header fields, the
-//! INTERNALDATE and sizes that backends now compute lazily) addressed by offsets stored in the
-//! record. Several processes share the files under one lock for writers, readers notice changes
-//! by the log's size, and a corrupt file is rebuilt from the backend with the same scan that
-//! builds the in-memory index today.
+//! Three files beside the mail, each validated field by field when read, none trusted: any
+//! inconsistency is an error naming what was wrong, and the backend falls back to its mail files
+//! (which stay the truth, as Dovecot's index files are caches of its Maildir).
+//!
+//! - `columba.index` (`file.rs`): the whole state — header, keyword names, records, the expunge
+//!   history that answers `VANISHED`/`CHANGEDSINCE`, backend references — plus the backend's
+//!   own state (for Maildir: directory stamps, the uidlist stamp and the log position this file
+//!   continues). Read whole and checked (not mmap'd), written whole to a temporary file,
+//!   fsynced and renamed, never changed in place.
+//! - `columba.index.log` ([`log`]): append-only, one length-prefixed CRC32C record per
+//!   transaction with its ops (appends with their record fields and backend reference,
+//!   expunges, flag and keyword changes, backend-reference and info updates, `\Recent`
+//!   claims, UIDNEXT and HIGHESTMODSEQ raises, a new UIDVALIDITY) and the HIGHESTMODSEQ before
+//!   and after. Writers hold an `flock` on it and catch up before changing anything, so every
+//!   process applies the same ops to the same state through [`MailboxIndex::apply`] and hands
+//!   out the same mod-sequences; readers poll its size. Opening is "load the main index, replay
+//!   the log from its position". Past 1 MiB the backend folds it into a new main index and a new
+//!   log generation (rename, not truncation). Appends are fdatasynced per [`FsyncPolicy`].
+//! - `columba.index.cache` ([`MessageCache`]): derived per-message values (ENVELOPE,
+//!   BODYSTRUCTURE, save dates), append-only with checksummed entries, never fsynced.
+//!
+//! A transaction is recorded by the index itself: between [`MailboxIndex::start_journal`] and
+//! [`MailboxIndex::take_journal`] every op applied (and every `\Recent` claim, reset or
+//! mod-sequence raise) is encoded as the log stores it, so a backend cannot change the state
+//! without the change reaching the log.
 
 mod arena;
 mod cache;

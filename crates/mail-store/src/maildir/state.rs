@@ -165,6 +165,8 @@ pub struct State {
     /// The log lost records (a cut tail): the next transaction raises HIGHESTMODSEQ to the
     /// ceiling first.
     pub raise_to_ceiling: bool,
+    /// Starting a log failed; this process works without one for this mailbox.
+    pub log_unavailable: bool,
     pub log_stats: super::txlog::LogStats,
 }
 
@@ -184,6 +186,7 @@ impl State {
             log_position: mail_index::LogPosition::default(),
             log_news: false,
             raise_to_ceiling: false,
+            log_unavailable: false,
             log_stats: super::txlog::LogStats::default(),
         }
     }

@@ -95,7 +95,7 @@ impl MaildirMailbox {
     /// rotation) before the state can be trusted.
     pub(super) fn read_log_tail(&self, st: &mut State) -> (bool, bool) {
         let Some(log) = st.log.as_mut() else {
-            return (false, true);
+            return (false, !st.log_unavailable);
         };
         if log.replaced() {
             return (false, true);
@@ -120,6 +120,12 @@ impl MaildirMailbox {
     /// the next transaction starts a new log).
     pub(super) fn lock_log(&self, st: &mut State) -> Option<LogLock> {
         for _ in 0..4 {
+            if st.log_unavailable {
+                // No log could be written here (a read-only directory, a full disk): work as
+                // before the log existed, from the mail files, rather than rescan at every
+                // change trying again.
+                return None;
+            }
             let Some(log) = st.log.as_mut() else {
                 return self.recover(st, "no usable log");
             };
@@ -246,8 +252,9 @@ impl MaildirMailbox {
                 Some(lock)
             }
             Err(e) => {
-                tracing::warn!(file = %self.log_path().display(), "cannot start a new index log: {e}");
+                tracing::warn!(file = %self.log_path().display(), "cannot start a new index log, changes are not shared through it until the mailbox is reopened: {e}");
                 st.log = None;
+                st.log_unavailable = true;
                 None
             }
         }
