@@ -666,6 +666,11 @@ impl MailboxIndex {
         self.expunge(&all);
         self.uid_validity = uid_validity;
         self.uid_next = 1;
+        // The old UIDs mean nothing under the new UIDVALIDITY (UID 1 is about to name another
+        // message), so their history is forgotten: "expunged since" before this point becomes
+        // "every absent UID" of the new numbering, and the index stays one the file can hold.
+        self.expunges.clear();
+        self.expunge_horizon = self.highest_modseq;
         if let Some(j) = self.journal_mut() {
             log::encode_reset(&mut j.bytes, uid_validity);
             j.ops += 1;
