@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use mail_index::{MailboxIndex, MessageCache};
-use mail_store::maildir::{self, CACHE_FILE, INDEX_FILE, MODSEQ_FILE, MaildirStore};
+use mail_store::maildir::{self, CACHE_FILE, INDEX_FILE, LOG_FILE, MODSEQ_FILE, MaildirStore};
 use mail_store::{MailStore, Mailbox};
 use mail_types::MailboxName;
 
@@ -102,6 +102,15 @@ fn dump(config: &Config, user: &str, mailbox: &str, records: bool) -> anyhow::Re
     match std::fs::read_to_string(path.join(MODSEQ_FILE)) {
         Ok(c) => println!("{MODSEQ_FILE}: ceiling {}", c.trim()),
         Err(_) => println!("{MODSEQ_FILE}: none"),
+    }
+    match mail_index::IndexLog::open(&path.join(LOG_FILE)) {
+        Ok(log) => println!(
+            "{LOG_FILE}: {} bytes, generation {}, UIDVALIDITY {}",
+            file_len(&path.join(LOG_FILE)),
+            log.generation(),
+            log.uid_validity()
+        ),
+        Err(e) => println!("{LOG_FILE}: unusable ({e})"),
     }
     if records {
         println!("uid\tmodseq\tsize\tinternaldate\tflags\tfile");

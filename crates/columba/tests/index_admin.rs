@@ -58,6 +58,8 @@ fn dump_check_and_rebuild() {
     assert!(dump.contains("3 messages"), "{dump}");
     assert!(dump.contains("keywords: $Label1"), "{dump}");
     assert!(dump.contains("columba.index.cache:"), "{dump}");
+    assert!(dump.contains("columba.index.log: "), "{dump}");
+    assert!(dump.contains(", generation "), "{dump}");
     let before = records(&dump);
     assert_eq!(before.len(), 3, "{dump}");
     assert!(before[1].starts_with("2 (\\Seen"), "{before:?}");

@@ -287,7 +287,7 @@ impl MaildirMailbox {
         let changed = {
             let mut st = self.lock();
             self.check_not_deleted()?;
-            let (_, needs_writer) = self.read_log_tail(&mut st);
+            let needs_writer = self.read_log_tail(&mut st);
             let mut changed = false;
             if force || needs_writer || self.needs_sync(&st)? {
                 changed = self.transaction(&mut st, |st| self.sync(st, force))?;

@@ -90,28 +90,28 @@ impl MaildirMailbox {
         result
     }
 
-    /// Applies what other processes logged, without taking the lock. Returns whether anything
-    /// was applied, and whether the log needs a writer's attention (a bad or torn record, a
-    /// rotation) before the state can be trusted.
-    pub(super) fn read_log_tail(&self, st: &mut State) -> (bool, bool) {
+    /// Applies what other processes logged, without taking the lock (what was applied shows in
+    /// `st.log_news`). Returns whether the log needs a writer's attention (a bad or torn record,
+    /// a rotation, no log) before the state can be trusted.
+    pub(super) fn read_log_tail(&self, st: &mut State) -> bool {
         let Some(log) = st.log.as_mut() else {
-            return (false, !st.log_unavailable);
+            return !st.log_unavailable;
         };
         if log.replaced() {
-            return (false, true);
+            return true;
         }
         match log.has_news() {
-            Ok(false) => return (false, false),
+            Ok(false) => return false,
             Ok(true) => {}
-            Err(_) => return (false, true),
+            Err(_) => return true,
         }
         match log.catch_up(&mut st.index, None) {
             Ok(out) => {
                 let torn = out.torn.is_some();
-                let applied = self.adopt(st, out);
-                (applied, torn)
+                self.adopt(st, out);
+                torn
             }
-            Err(_) => (true, true),
+            Err(_) => true,
         }
     }
 
@@ -168,10 +168,10 @@ impl MaildirMailbox {
     }
 
     /// Takes over what a replayed transaction says of the Maildir (see the module
-    /// documentation). Returns whether anything was applied.
-    fn adopt(&self, st: &mut State, out: ReplayOutcome) -> bool {
+    /// documentation).
+    fn adopt(&self, st: &mut State, out: ReplayOutcome) {
         if out.applied == 0 {
-            return false;
+            return;
         }
         st.log_stats.replayed += out.applied as u64;
         st.log_news = true;
@@ -184,7 +184,6 @@ impl MaildirMailbox {
             // The other writer's view of the uidlist is not ours to reuse.
             st.uidlist.exact = None;
         }
-        true
     }
 
     /// Another process rotated the log: load the main index it wrote and continue from there.
