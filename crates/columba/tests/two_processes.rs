@@ -120,7 +120,10 @@ fn two_servers_and_a_delivery_agent_see_each_other() {
         on_b_fetch.iter().any(|l| l.contains("\\Answered")),
         "{on_b_fetch:?}"
     );
-    let changed = on_b.command("b8", &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before})"));
+    let changed = on_b.command(
+        "b8",
+        &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before})"),
+    );
     assert!(
         changed
             .iter()

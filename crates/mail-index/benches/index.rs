@@ -83,7 +83,11 @@ fn flag_change_log(base: &MailboxIndex, k: u32) -> Vec<u8> {
     let mut body = Vec::new();
     for i in 0..k as usize {
         let uid = uids[i % uids.len()];
-        let flags = if (i / uids.len()) % 2 == 0 { &on } else { &off };
+        let flags = if (i / uids.len()).is_multiple_of(2) {
+            &on
+        } else {
+            &off
+        };
         ix.start_journal();
         ix.apply(Op::SetFlags { uid, flags }).unwrap();
         let journal = ix.take_journal().unwrap();
@@ -117,7 +121,8 @@ fn open_index_and_replay_log(bencher: divan::Bencher, k: u32) {
         base.write_file(&index_path, b"").map_err(|e| e.to_string())
     })
     .unwrap();
-    log.append(&lock, &flag_change_log(&base, k), false).unwrap();
+    log.append(&lock, &flag_change_log(&base, k), false)
+        .unwrap();
     drop(lock);
     let start = LogPosition {
         generation: 1,

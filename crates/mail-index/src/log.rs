@@ -319,7 +319,11 @@ pub(crate) fn encode_reset(out: &mut Vec<u8>, uid_validity: UidValidity) {
 
 /// The bytes of one transaction record: `journal`'s ops, which left `index` where it is now,
 /// and the backend's state after them.
-pub fn transaction_record(journal: &Journal, index: &MailboxIndex, backend_state: &[u8]) -> Vec<u8> {
+pub fn transaction_record(
+    journal: &Journal,
+    index: &MailboxIndex,
+    backend_state: &[u8],
+) -> Vec<u8> {
     let mut body = Vec::with_capacity(24 + journal.bytes.len() + 4 + backend_state.len());
     put_u64(&mut body, journal.modseq_before);
     put_u64(&mut body, index.highest_modseq);
@@ -950,12 +954,7 @@ impl IndexLog {
 
     /// Appends one transaction in a single write, then `fdatasync`s it if `sync`. The caller
     /// holds `lock` and has caught up, so the record goes exactly at our offset.
-    pub fn append(
-        &mut self,
-        _lock: &LogLock,
-        record: &[u8],
-        sync: bool,
-    ) -> Result<(), LogError> {
+    pub fn append(&mut self, _lock: &LogLock, record: &[u8], sync: bool) -> Result<(), LogError> {
         let size = self.size()?;
         if size != self.offset {
             // Someone wrote without the lock, or we did not catch up: never guess.

@@ -82,7 +82,9 @@ fn two_processes_with_messages(n: u32) -> TwoProcesses {
 /// A STORE on `uid` in `a` reaches `b` as a change since its cursor, with a's modseq.
 fn store_in_a_is_seen_in_b(a: &MaildirMailbox, b: &MaildirMailbox, uid: u32) {
     let before = b.snapshot(false).unwrap().cursor;
-    let stored = a.store_flags(&[Uid::new(uid).unwrap()], &flagged()).unwrap();
+    let stored = a
+        .store_flags(&[Uid::new(uid).unwrap()], &flagged())
+        .unwrap();
     assert_eq!(stored.len(), 1);
     b.refresh().unwrap();
     let changes = b.changes_since(before, false).unwrap();
@@ -103,7 +105,11 @@ fn a_change_reaches_the_other_process_with_its_modseq() {
     let scans = maildir::directory_scans();
     b.refresh().unwrap();
     assert_eq!(state(&b), state(&a), "appends arrive with their modseqs");
-    assert_eq!(maildir::directory_scans(), scans, "the log, not a scan, told b");
+    assert_eq!(
+        maildir::directory_scans(),
+        scans,
+        "the log, not a scan, told b"
+    );
     assert!(b.log_stats().replayed > 0);
 
     // STORE in a: b reports the same modseq, as a change since its cursor.
@@ -141,7 +147,11 @@ fn recent_goes_to_one_process_only() {
     let (_tmp, _root, a, b) = two_processes_with_messages(1);
     let claimed_a = a.snapshot(true).unwrap().recent;
     let claimed_b = b.snapshot(true).unwrap().recent;
-    assert_eq!(claimed_a.len() + claimed_b.len(), 1, "{claimed_a:?} {claimed_b:?}");
+    assert_eq!(
+        claimed_a.len() + claimed_b.len(),
+        1,
+        "{claimed_a:?} {claimed_b:?}"
+    );
 }
 
 /// A restarted process (the first one died without saving its index) replays the log and lists

@@ -5,7 +5,6 @@ use super::*;
 use crate::testing::observable;
 use crate::{NewRecord, Op};
 
-
 fn sample(n: u32) -> MailboxIndex {
     let mut ix = MailboxIndex::new(UidValidity::new(77).unwrap());
     let junk = Flags::new(SystemFlags::SEEN, [Keyword::new("$Junk").unwrap()]);

@@ -9,16 +9,30 @@ fn uv() -> UidValidity {
     UidValidity::new(4242).unwrap()
 }
 
-
 /// A step a writer may take; indexes into the current records keep every step meaningful.
 #[derive(Debug, Clone)]
 enum Step {
-    Append { flags: u8, kw: Option<u8>, recent: bool },
+    Append {
+        flags: u8,
+        kw: Option<u8>,
+        recent: bool,
+    },
     Expunge(Vec<usize>),
-    SetFlags { pick: usize, flags: u8, kw: Option<u8> },
-    SetBackend { pick: usize },
-    SetInfo { pick: usize, size: u64 },
-    DropRecent { pick: usize },
+    SetFlags {
+        pick: usize,
+        flags: u8,
+        kw: Option<u8>,
+    },
+    SetBackend {
+        pick: usize,
+    },
+    SetInfo {
+        pick: usize,
+        size: u64,
+    },
+    DropRecent {
+        pick: usize,
+    },
     RaiseUidNext(u8),
     RaiseModseq(u8),
     Claim,
@@ -65,8 +79,8 @@ fn run(ix: &mut MailboxIndex, s: &Step, counter: &mut u32) {
             let _ = ix.apply(Op::Append(NewRecord {
                 uid: ix.header().uid_next,
                 flags: &f,
-                internal_date: (*counter % 2 == 0).then_some(i64::from(*counter)),
-                size: (*counter % 3 == 0).then_some(u64::from(*counter)),
+                internal_date: counter.is_multiple_of(2).then_some(i64::from(*counter)),
+                size: counter.is_multiple_of(3).then_some(u64::from(*counter)),
                 recent: *recent,
                 backend: name.as_bytes(),
             }));
@@ -209,7 +223,16 @@ fn a_record_that_does_not_continue_the_index_is_refused() {
     let mut ahead = start.clone();
     ahead.raise_modseq(50);
     let err = replay_bytes(&mut ahead, &body, LOG_HEADER_SIZE).unwrap_err();
-    assert!(matches!(err, LogError::Diverged { offset: LOG_HEADER_SIZE, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LogError::Diverged {
+                offset: LOG_HEADER_SIZE,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -230,7 +253,16 @@ fn damage_before_the_end_is_corruption_and_a_zeroed_tail_is_torn() {
     bad[ends[0] + 12] ^= 0x40;
     let mut reader = start.clone();
     let err = replay_bytes(&mut reader, &bad, LOG_HEADER_SIZE).unwrap_err();
-    assert!(matches!(err, LogError::Corrupt { offset: LOG_HEADER_SIZE, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LogError::Corrupt {
+                offset: LOG_HEADER_SIZE,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // The file grew but the last record's blocks never reached the disk: zeros.
     let mut zeroed = body.clone();
     for b in &mut zeroed[ends[2]..] {
@@ -239,7 +271,10 @@ fn damage_before_the_end_is_corruption_and_a_zeroed_tail_is_torn() {
     let mut reader = start.clone();
     let out = replay_bytes(&mut reader, &zeroed, LOG_HEADER_SIZE).unwrap();
     assert_eq!(out.applied, 2);
-    assert_eq!(out.torn.map(|t| t.0), Some(LOG_HEADER_SIZE + ends[2] as u64));
+    assert_eq!(
+        out.torn.map(|t| t.0),
+        Some(LOG_HEADER_SIZE + ends[2] as u64)
+    );
     assert_eq!(observable(&reader), states[2]);
 }
 
@@ -311,7 +346,10 @@ fn two_handles_share_changes_and_a_torn_tail_is_cut_by_a_writer() {
     let out = b.catch_up(&mut ib, None).unwrap();
     assert!(out.torn.is_some());
     assert_eq!(observable(&ib), before);
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), b.position().offset + rec.len() as u64 / 2);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        b.position().offset + rec.len() as u64 / 2
+    );
     // The next writer cuts it off and appends after the last whole record.
     let lock = a.lock().unwrap();
     let out = a.catch_up(&mut ia, Some(&lock)).unwrap();
@@ -340,7 +378,10 @@ fn rotation_is_noticed_and_foreign_logs_are_refused() {
     };
     assert!(matches!(
         IndexLog::open_at(&path, uv(), pos),
-        Err(LogError::Generation { expected: 9, found: 10 })
+        Err(LogError::Generation {
+            expected: 9,
+            found: 10
+        })
     ));
     let other = UidValidity::new(1).unwrap();
     assert!(matches!(

@@ -427,9 +427,7 @@ impl MaildirMailbox {
             // messages that are gone are skipped.
             self.full_sync(st, &lock)?;
             for uid in missing {
-                if let Some(RenameOutcome::Changed(s)) =
-                    self.rename_for_flags(st, uid, change)?
-                {
+                if let Some(RenameOutcome::Changed(s)) = self.rename_for_flags(st, uid, change)? {
                     out.push(s);
                 }
             }
