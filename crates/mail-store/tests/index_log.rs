@@ -337,6 +337,14 @@ fn damage_while_open_is_survived_by_both_processes() {
 fn a_rotation_is_followed_by_the_other_process() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_tmp, root, a, b) = two_processes_with_messages(4);
+    // An expunge before the rotation: the history that answers VANISHED must survive it.
+    let before_expunge = b.snapshot(false).unwrap().cursor;
+    a.store_flags(
+        &[Uid::new(3).unwrap()],
+        &FlagChange::Add(Flags::new(SystemFlags::DELETED, [])),
+    )
+    .unwrap();
+    a.expunge(None).unwrap();
     let generation_file = std::fs::metadata(root.join(LOG_FILE)).unwrap();
     a.rotate_log();
     let rotated = std::fs::metadata(root.join(LOG_FILE)).unwrap();
@@ -346,6 +354,11 @@ fn a_rotation_is_followed_by_the_other_process() {
         "rotation renames a new file into place"
     );
     store_in_a_is_seen_in_b(&a, &b, 2);
+    assert_eq!(
+        b.changes_since(before_expunge, false).unwrap().expunged,
+        [Uid::new(3).unwrap()],
+        "b reloaded the rotated index with its expunge history"
+    );
     append(&b, 9, Flags::default());
     a.refresh().unwrap();
     assert_eq!(state(&a), state(&b));
@@ -356,6 +369,30 @@ fn a_rotation_is_followed_by_the_other_process() {
     let c = process(&root);
     assert_eq!(state(&c), expected);
     assert_eq!(c.log_stats().recoveries, 0);
+    assert_eq!(
+        c.changes_since(before_expunge, false).unwrap().expunged,
+        [Uid::new(3).unwrap()]
+    );
+}
+
+/// With `fsync = never` a power loss may have lost the log's tail, so every open raises
+/// HIGHESTMODSEQ to the saved ceiling — still replaying the log rather than rescanning.
+#[test]
+fn fsync_never_raises_modseqs_at_every_open() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("Maildir");
+    maildir::set_fsync_policy(mail_index::FsyncPolicy::Never);
+    let a = process(&root);
+    append(&a, 1, Flags::default());
+    let (messages, highest) = state(&a);
+    std::mem::forget(a);
+    let b = process(&root);
+    maildir::set_fsync_policy(mail_index::FsyncPolicy::Optimized);
+    let (after, raised) = state(&b);
+    assert_eq!(after.len(), messages.len());
+    assert!(raised > highest, "{raised} > {highest}");
+    assert_eq!(b.log_stats().recoveries, 0);
 }
 
 /// Two "processes" changing one mailbox at the same time from two threads each: the writers'
