@@ -314,9 +314,10 @@ impl MaildirMailbox {
     /// log does by itself; other processes follow. For tests and maintenance.
     pub fn rotate_log(&self) {
         let mut st = self.lock();
-        let old = self.lock_log(&mut st);
-        drop(self.start_log(&mut st));
-        drop(old);
+        // Without a usable log there is nothing to rotate (and recovery just started one).
+        if let Some(old) = self.lock_log(&mut st) {
+            self.rotate_holding(&mut st, old);
+        }
     }
 
     /// What the transaction log did for this mailbox in this process.

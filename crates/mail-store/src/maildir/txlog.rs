@@ -270,8 +270,7 @@ impl MaildirMailbox {
         };
         let Some(journal) = journal else {
             // The index was replaced (a cold build): only a new generation describes it.
-            drop(lock);
-            self.start_log(st);
+            self.rotate_holding(st, lock);
             return;
         };
         if journal.is_empty() {
@@ -291,17 +290,24 @@ impl MaildirMailbox {
             Ok(()) => st.log_stats.appended += 1,
             Err(e) => {
                 tracing::warn!(file = %self.log_path().display(), "cannot append to the index log, starting a new one: {e}");
-                drop(lock);
-                self.start_log(st);
+                self.rotate_holding(st, lock);
                 return;
             }
         }
         let long = log.position().offset > ROTATE_AT;
         let renumbered = log.uid_validity() != st.index.uid_validity();
         if long || renumbered {
-            drop(lock);
-            self.start_log(st);
+            self.rotate_holding(st, lock);
         }
+    }
+
+    /// Starts a new generation while still holding the old log's lock: nobody may append to
+    /// the old file between our last look at it and the rename, or their record would be
+    /// lost with it.
+    pub(super) fn rotate_holding(&self, st: &mut State, old: LogLock) {
+        let new = self.start_log(st);
+        drop(old);
+        drop(new);
     }
 }
 
