@@ -156,6 +156,43 @@ fn check(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
             None
         }
     };
+    // The log: header, then every record's checksum and body (a torn tail is normal after a
+    // crash and cut by the next writer; damage in the middle is not).
+    let log_path = path.join(LOG_FILE);
+    match std::fs::read(&log_path) {
+        Ok(bytes) => match mail_index::verify_file_bytes(&bytes) {
+            Ok(summary) => {
+                print!(
+                    "{LOG_FILE}: valid, generation {}, {} transactions",
+                    summary.generation, summary.transactions
+                );
+                match summary.torn {
+                    Some((offset, what)) => {
+                        println!(", torn tail at offset {offset} ({what}), cut by the next writer")
+                    }
+                    None => println!(),
+                }
+                if saved
+                    .as_ref()
+                    .is_some_and(|s| s.uid_validity() != summary.uid_validity)
+                {
+                    println!(
+                        "{LOG_FILE}: DAMAGED: for UIDVALIDITY {}, the index is for another",
+                        summary.uid_validity
+                    );
+                    damaged.push(LOG_FILE);
+                }
+            }
+            Err(e) => {
+                println!("{LOG_FILE}: DAMAGED: {e}");
+                damaged.push(LOG_FILE);
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("{LOG_FILE}: missing (started by the next change)")
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", log_path.display())),
+    }
     // The cache repairs itself when opened; look at a copy so that checking changes nothing.
     let scratch = tempfile_dir()?;
     let copy = scratch.join(CACHE_FILE);

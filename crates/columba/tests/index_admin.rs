@@ -71,6 +71,26 @@ fn dump_check_and_rebuild() {
         "{report}"
     );
     assert!(report.contains("matches the mail files"), "{report}");
+    assert!(
+        report.contains("columba.index.log: valid, generation "),
+        "{report}"
+    );
+
+    // A damaged log record (not at the tail): check names the log and fails (its reading of the
+    // mailbox afterwards repairs it, as any open does).
+    let log_file = server_maildir(dir).join("columba.index.log");
+    let good_log = std::fs::read(&log_file).unwrap();
+    assert!(
+        good_log.len() > 28 + 64,
+        "the appends were logged: {}",
+        good_log.len()
+    );
+    let mut bad = good_log.clone();
+    bad[28 + 12] ^= 0x40;
+    std::fs::write(&log_file, &bad).unwrap();
+    let (ok, report) = index(dir, &["check", USER, "INBOX"]);
+    assert!(!ok, "{report}");
+    assert!(report.contains("columba.index.log: DAMAGED"), "{report}");
 
     // Damage: check says so, changes nothing, and fails.
     let index_file = server_maildir(dir).join("columba.index");

@@ -68,7 +68,9 @@ use keywords::KeywordTable;
 pub use cache::{CacheRepair, MessageCache};
 pub use file::{IndexFileError, LoadedIndex};
 pub use keywords::MAX_KEYWORDS;
-pub use log::{FsyncPolicy, IndexLog, Journal, LogError, LogLock, LogPosition};
+pub use log::{
+    FsyncPolicy, IndexLog, Journal, LogError, LogLock, LogPosition, LogSummary, verify_file_bytes,
+};
 
 /// Why an [`Op`] was refused. The state is unchanged when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
