@@ -662,24 +662,38 @@ pub fn replay_bytes(
     base: u64,
 ) -> Result<ReplayOutcome, LogError> {
     let mut out = ReplayOutcome::default();
+    let (consumed, torn) = each_transaction(body, base, |txn, offset| {
+        replay(index, &txn).map_err(|what| LogError::Diverged { offset, what })?;
+        out.applied += 1;
+        out.backend_state = Some(txn.backend_state);
+        Ok(())
+    })?;
+    out.consumed = consumed;
+    out.torn = torn;
+    Ok(out)
+}
+
+/// Decodes every whole record of `body` (log bytes starting at log offset `base`) and hands
+/// each transaction to `each` with its offset, in order. Returns the bytes consumed by whole
+/// records and, when the readable log ends before the bytes do, where and why (a torn tail).
+/// A damaged record before the end is an error, after the records before it were handed over.
+fn each_transaction(
+    body: &[u8],
+    base: u64,
+    mut each: impl FnMut(Transaction, u64) -> Result<(), LogError>,
+) -> Result<(u64, Option<(u64, &'static str)>), LogError> {
     let mut pos = 0usize;
     loop {
         let offset = base + pos as u64;
-        match next_record(&body[pos..]) {
-            Next::End => return Ok(out),
-            Next::Torn(what) => {
-                out.torn = Some((offset, what));
-                return Ok(out);
-            }
+        match next_record(body.get(pos..).unwrap_or(&[])) {
+            Next::End => return Ok((pos as u64, None)),
+            Next::Torn(what) => return Ok((pos as u64, Some((offset, what)))),
             Next::Corrupt(what) => return Err(LogError::Corrupt { offset, what }),
             Next::Record(payload, len) => {
                 let txn =
                     decode_record(payload).map_err(|what| LogError::Corrupt { offset, what })?;
-                replay(index, &txn).map_err(|what| LogError::Diverged { offset, what })?;
+                each(txn, offset)?;
                 pos += len;
-                out.applied += 1;
-                out.consumed = pos as u64;
-                out.backend_state = Some(txn.backend_state);
             }
         }
     }
@@ -701,30 +715,18 @@ pub struct LogSummary {
 /// Damage in the middle is an error naming its offset; a torn tail is reported, not an error.
 pub fn verify_file_bytes(bytes: &[u8]) -> Result<LogSummary, LogError> {
     let (uid_validity, generation) = parse_header(bytes)?;
-    let mut summary = LogSummary {
+    let body = bytes.get(LOG_HEADER_SIZE as usize..).unwrap_or(&[]);
+    let mut transactions = 0;
+    let (_, torn) = each_transaction(body, LOG_HEADER_SIZE, |_, _| {
+        transactions += 1;
+        Ok(())
+    })?;
+    Ok(LogSummary {
         uid_validity,
         generation,
-        transactions: 0,
-        torn: None,
-    };
-    let mut pos = LOG_HEADER_SIZE as usize;
-    loop {
-        let offset = pos as u64;
-        let rest = bytes.get(pos..).unwrap_or(&[]);
-        match next_record(rest) {
-            Next::End => return Ok(summary),
-            Next::Torn(what) => {
-                summary.torn = Some((offset, what));
-                return Ok(summary);
-            }
-            Next::Corrupt(what) => return Err(LogError::Corrupt { offset, what }),
-            Next::Record(payload, len) => {
-                decode_record(payload).map_err(|what| LogError::Corrupt { offset, what })?;
-                summary.transactions += 1;
-                pos += len;
-            }
-        }
-    }
+        transactions,
+        torn,
+    })
 }
 
 // ---- the file ----------------------------------------------------------------------------
