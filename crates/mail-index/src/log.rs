@@ -640,6 +640,9 @@ fn apply_op(index: &mut MailboxIndex, op: &LogOp) -> Result<(), IndexError> {
     Ok(())
 }
 
+/// Where the readable part of a log ended before its bytes did, and why: a torn tail.
+pub type TornTail = Option<(u64, &'static str)>;
+
 /// What reading a log body from some offset gave.
 #[derive(Debug, Default)]
 pub struct ReplayOutcome {
@@ -681,7 +684,7 @@ fn each_transaction(
     body: &[u8],
     base: u64,
     mut each: impl FnMut(Transaction, u64) -> Result<(), LogError>,
-) -> Result<(u64, Option<(u64, &'static str)>), LogError> {
+) -> Result<(u64, TornTail), LogError> {
     let mut pos = 0usize;
     loop {
         let offset = base + pos as u64;
