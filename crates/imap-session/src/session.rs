@@ -661,22 +661,15 @@ impl Session {
         let State::Selected(_, selected) = &mut self.state else {
             return;
         };
-        // The numbering the client knows, for the search contexts' REMOVEFROM (RFC 5267 4.3.4).
-        let before: Option<Vec<mail_types::Uid>> = (!self.search_contexts.is_empty())
-            .then(|| selected.view.messages().iter().map(|m| m.uid).collect());
         match selected.view.sync(allow_expunge) {
             Ok(events) => {
-                let updates = before.map(|before| {
-                    crate::cmd::search_context::update_contexts(
-                        &mut self.search_contexts,
-                        &selected.view,
-                        &self.saved_result,
-                        &before,
-                    )
-                });
-                if let Some(u) = &updates {
-                    self.out.extend_from_slice(&u.before);
-                }
+                let updates = crate::cmd::search_context::update_contexts(
+                    &mut self.search_contexts,
+                    &selected.view,
+                    &self.saved_result,
+                    &events,
+                );
+                self.out.extend_from_slice(&updates.before);
                 write_events(
                     &mut self.out,
                     &events,
@@ -684,9 +677,7 @@ impl Session {
                     self.qresync,
                     self.rev2,
                 );
-                if let Some(u) = &updates {
-                    self.out.extend_from_slice(&u.after);
-                }
+                self.out.extend_from_slice(&updates.after);
             }
             Err(StoreError::UidValidityChanged { was, now }) => {
                 tracing::warn!(

@@ -18,7 +18,7 @@
 
 use imap_proto::response::{Code, Status, status_line};
 use imap_proto::{SearchKey, SearchReturn, Tag};
-use mail_store::MailboxView;
+use mail_store::{MailboxView, ViewEvent};
 use mail_types::{SeqSet, Uid};
 
 use crate::cmd::search::matching_where;
@@ -114,17 +114,37 @@ pub(crate) fn wants_update(returns: Option<&[SearchReturn]>) -> bool {
     returns.is_some_and(|r| r.contains(&SearchReturn::Update))
 }
 
-/// Brings every context up to date with `view` after a sync. `before` holds the view's UIDs in
-/// order as the client knew them before the sync, for numbering REMOVEFROM.
+/// Brings every context up to date with `view` after a sync that produced `events`. Every
+/// change a context can see (arrival, flag change, expunge) took a mod-sequence, so a context
+/// whose mark is the view's HIGHESTMODSEQ has nothing to say and costs nothing.
 pub(crate) fn update_contexts(
     contexts: &mut [SearchContext],
     view: &MailboxView,
     saved: &[Uid],
-    before: &[Uid],
+    events: &[ViewEvent],
 ) -> ContextUpdates {
     let mut updates = ContextUpdates::default();
+    let highest = view.highest_modseq().get();
+    // The messages this sync's EXPUNGE responses remove, for numbering REMOVEFROM as the
+    // client knew the mailbox before them.
+    let mut gone: Vec<Uid> = events
+        .iter()
+        .filter_map(|e| match e {
+            ViewEvent::Expunge(_, uid) => Some(*uid),
+            _ => None,
+        })
+        .collect();
+    gone.sort_unstable();
+    let number_before_sync = |uid: Uid| -> u32 {
+        let remaining_below = view.messages().first_at_or_above(uid) as u32;
+        let gone_below = gone.partition_point(|g| *g < uid) as u32;
+        remaining_below + gone_below + 1
+    };
     for ctx in contexts {
         let since = ctx.checked_modseq;
+        if highest <= since {
+            continue;
+        }
         let changed: Vec<Uid> =
             matching_where(view, saved, &ctx.criteria, |m| m.modseq.get() > since)
                 .into_iter()
@@ -156,11 +176,11 @@ pub(crate) fn update_contexts(
             .copied()
             .collect();
         if !removed.is_empty() {
-            let numbers = removed.iter().filter_map(|uid| {
+            let numbers = removed.iter().map(|&uid| {
                 if ctx.uid {
-                    Some(uid.get())
+                    uid.get()
                 } else {
-                    before.binary_search(uid).ok().map(|i| i as u32 + 1)
+                    number_before_sync(uid)
                 }
             });
             write_update(&mut updates.before, ctx, "REMOVEFROM", numbers);
@@ -178,7 +198,7 @@ pub(crate) fn update_contexts(
         kept.extend(added);
         kept.sort_unstable();
         ctx.results = kept;
-        ctx.checked_modseq = ctx.checked_modseq.max(view.highest_modseq().get());
+        ctx.checked_modseq = highest;
     }
     updates
 }
