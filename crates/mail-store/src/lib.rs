@@ -8,6 +8,7 @@
 //! which no backend bypasses.
 
 pub mod error;
+mod index_log;
 mod indexed;
 pub mod maildir;
 pub mod mbox;

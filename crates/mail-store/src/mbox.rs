@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use mail_types::{Flags, MailboxName, SystemFlags, Uid, UidValidity};
 
+pub use crate::index_log::{LOG_FILE, LogStats};
 pub use lock::{LockConfig, LockMethod};
 pub use mailbox::{JOURNAL_FILE, MboxMailbox};
 pub use persist::INDEX_FILE;
@@ -152,6 +153,29 @@ impl MboxStore {
         reg.open.insert(path, Arc::downgrade(&fresh));
         reg.touch(&fresh);
         Ok(fresh)
+    }
+
+    /// Opens mailbox `name` as a process of its own would: an [`MboxMailbox`] that shares
+    /// nothing in memory with the ones `open` hands out, only the files. For tests of several
+    /// processes on one mbox.
+    pub fn open_unshared(&self, name: &MailboxName) -> Result<Arc<MboxMailbox>> {
+        let path = self.mailbox_path(name)?;
+        if !path.is_file() {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        MboxMailbox::open_unshared(
+            name.clone(),
+            path,
+            self.control_path(name),
+            self.root.join(CONTROL_DIR),
+            self.settings.clone(),
+        )
+    }
+
+    /// The mailbox's control directory (`<root>/.imap/<name>`), where its index files are.
+    pub fn control_dir(&self, name: &MailboxName) -> Result<PathBuf> {
+        self.mailbox_path(name)?;
+        Ok(self.control_path(name))
     }
 
     fn forget(&self, path: &Path) {

@@ -16,7 +16,6 @@
 //! rotated by another process is followed by reloading the main index it wrote.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use mail_index::log::{self as ixlog, LogPosition, ReplayOutcome};
 use mail_index::{FsyncPolicy, IndexLog, LogError, LogLock};
@@ -25,47 +24,11 @@ use super::mailbox::MaildirMailbox;
 use super::persist::decode_state;
 use super::state::State;
 use crate::Result;
+use crate::index_log::ROTATE_AT;
 
-/// The log beside `columba.index`.
-pub const LOG_FILE: &str = "columba.index.log";
-
-/// A log longer than this is folded into a new main index and started afresh.
-const ROTATE_AT: u64 = 1 << 20;
-
-/// The process-wide `fsync` setting (0 optimized, 1 always, 2 never).
-static FSYNC: AtomicU8 = AtomicU8::new(0);
-
-/// Sets when log appends are fsynced ([`FsyncPolicy`]); the binary calls it from its
-/// configuration before opening mail.
-pub fn set_fsync_policy(policy: FsyncPolicy) {
-    let v = match policy {
-        FsyncPolicy::Optimized => 0,
-        FsyncPolicy::Always => 1,
-        FsyncPolicy::Never => 2,
-    };
-    FSYNC.store(v, Ordering::Relaxed);
-}
-
-pub fn fsync_policy() -> FsyncPolicy {
-    match FSYNC.load(Ordering::Relaxed) {
-        1 => FsyncPolicy::Always,
-        2 => FsyncPolicy::Never,
-        _ => FsyncPolicy::Optimized,
-    }
-}
-
-/// What the log did for one mailbox of this process, for tests and diagnostics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LogStats {
-    /// Transactions of other processes applied.
-    pub replayed: u64,
-    /// Transactions this process appended.
-    pub appended: u64,
-    /// Times the log could not be used and the mail files were scanned instead.
-    pub recoveries: u64,
-    /// New log generations this process started (rotations and recoveries).
-    pub rotations: u64,
-}
+// The log's name, the `fsync` policy and the statistics are every backend's
+// (`crate::index_log`); re-exported here where they were first defined.
+pub use crate::index_log::{LOG_FILE, LogStats, fsync_policy, set_fsync_policy};
 
 impl MaildirMailbox {
     pub(super) fn log_path(&self) -> PathBuf {

@@ -18,7 +18,7 @@ use mail_types::{MailboxName, Uid};
 use super::lock::{Access, MboxLock};
 use super::mailbox::{CACHE_FILE, pseudo_message};
 use super::write::{self, BaseOut, MetaOut};
-use super::{INDEX_FILE, MboxStore, create_empty, from_line, parse};
+use super::{INDEX_FILE, LOG_FILE, MboxStore, create_empty, from_line, parse};
 use crate::maildir::io as mio;
 use crate::migrate::{
     BATCH_BYTES, BATCH_MESSAGES, ImportPlan, MailboxImport, MessageMeta, PARTIAL_MARKER,
@@ -81,7 +81,7 @@ impl MboxImport {
             }
             fs::create_dir_all(&control).map_err(|e| StoreError::io(&control, e))?;
             // Indexes of what was there before describe another file.
-            for stale in [INDEX_FILE, CACHE_FILE] {
+            for stale in [INDEX_FILE, LOG_FILE, CACHE_FILE] {
                 match fs::remove_file(control.join(stale)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -22,13 +22,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use mail_index::{MailboxIndex, NewRecord, Op};
+use mail_index::{FsyncPolicy, IndexLog, MailboxIndex, NewRecord, Op};
 use mail_types::{Flags, Keyword, MailboxName, SystemFlags, Uid, UidValidity};
 
 use super::lock::{Access, MboxLock};
 use super::parse::{self, RawMessage};
 use super::write::{self, BaseOut, MetaOut};
 use super::{MboxSettings, from_line, journal, persist};
+use crate::index_log::{self, LOG_FILE, LogState, LogStats, Logged};
 use crate::indexed::{self, CacheSlot, Listeners};
 use crate::maildir::io::{self as mio, FileStamp};
 use crate::maildir::mailbox::{apply_change, crlf_size, to_crlf};
@@ -65,7 +66,7 @@ pub struct MboxMailbox {
 }
 
 /// Everything behind the mailbox's mutex.
-struct State {
+pub(crate) struct State {
     index: MailboxIndex,
     initialized: bool,
     /// The file as the index last matched it.
@@ -87,6 +88,8 @@ struct State {
     modseq_ceiling: u64,
     /// What `columba.index` holds, when it matches this state: (cursor, records, stamp).
     saved: Option<(u64, usize, Option<FileStamp>)>,
+    /// The transaction log shared with other processes.
+    log: LogState,
 }
 
 impl State {
@@ -104,9 +107,36 @@ impl State {
             shared: None,
             modseq_ceiling: 0,
             saved: None,
+            log: LogState::default(),
+        }
+    }
+
+    /// What a saved index must match to spare rewriting it.
+    fn mark(&self) -> (u64, usize, Option<FileStamp>) {
+        (self.index.cursor(), self.index.len(), self.stamp)
+    }
+
+    /// The mbox state saved with the index and carried by log records.
+    fn saved_state(&self, log_position: mail_index::LogPosition) -> persist::SavedState {
+        persist::SavedState {
+            // An index that matches no known state of the file says so with a stamp no file
+            // has (inode 0): whoever takes it over reads the file again.
+            stamp: self.stamp.unwrap_or(UNKNOWN_STAMP),
+            pseudo_end: self.pseudo_end,
+            base: self.base.clone(),
+            base_digits: self.base_digits,
+            log_position,
         }
     }
 }
+
+/// The stamp of "no known state of the file".
+const UNKNOWN_STAMP: FileStamp = FileStamp {
+    dev: 0,
+    ino: 0,
+    size: 0,
+    mtime: std::time::UNIX_EPOCH,
+};
 
 /// Where a message is in the file: `parse::RawMessage`'s offsets, as the index keeps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,19 +245,74 @@ impl MboxMailbox {
         });
         {
             let mut st = mailbox.lock();
-            st.modseq_ceiling = indexed::read_modseq_ceiling(&mailbox.control.join(MODSEQ_FILE));
-            let restored = mailbox.restore(&mut st);
-            if restored {
-                let ceiling = st.modseq_ceiling;
-                st.index.raise_modseq(ceiling);
+            let ceiling = indexed::read_modseq_ceiling(&mailbox.control.join(MODSEQ_FILE));
+            let mut whole_file = false;
+            if let Some(saved) = mailbox.restore_state() {
+                *st = saved;
+                let pos = st.log.position;
+                // Generation 0: an index saved before the log existed, which continues none.
+                if pos.generation != 0 {
+                    match IndexLog::open_at(&mailbox.log_path(), st.index.uid_validity(), pos) {
+                        Ok(log) => st.log.log = Some(log),
+                        Err(e) => {
+                            st.log.stats.recoveries += 1;
+                            tracing::warn!(file = %mailbox.log_path().display(), "index log unusable, rescanning the mbox: {e}");
+                            // The log may have held changes the saved index lacks.
+                            whole_file = true;
+                        }
+                    }
+                }
             }
-            mailbox.sync_locked(&mut st)?;
-            if !restored {
-                // Scanning was the expensive part: keep it even if the process dies later.
-                mailbox.save(&mut st);
+            st.modseq_ceiling = ceiling;
+            if st.log.log.is_some() {
+                // The index plus the whole log hold every mod-sequence handed out; only with
+                // `fsync = never` may a power loss have lost some, so the ceiling applies then.
+                mailbox.transaction(&mut st, |st| {
+                    if index_log::fsync_policy() == FsyncPolicy::Never {
+                        mailbox.apply_modseq_ceiling(st);
+                    }
+                    mailbox.sync_in_transaction(st)
+                })?;
+            } else {
+                // What this sync finds comes after every mod-sequence ever handed out.
+                mailbox.apply_modseq_ceiling(&mut st);
+                if whole_file {
+                    st.stamp = None;
+                }
+                mailbox.sync_files(&mut st)?;
+                mailbox.apply_modseq_ceiling(&mut st);
+                // Scanning was the expensive part: keep it, with a log that continues it.
+                drop(mailbox.start_log(&mut st));
             }
+            st.log.news = false;
         }
         Ok(mailbox)
+    }
+
+    /// Opens the mbox at `path` as a process of its own would: sharing nothing in memory with
+    /// the mailboxes the registry hands out, only the files (for tests of several processes).
+    pub(super) fn open_unshared(
+        name: MailboxName,
+        path: PathBuf,
+        control: PathBuf,
+        uidvalidity_dir: PathBuf,
+        settings: Arc<MboxSettings>,
+    ) -> Result<Arc<Self>> {
+        Self::open(name, path, control, uidvalidity_dir, settings)
+    }
+
+    /// What the transaction log did for this mailbox in this process.
+    pub fn log_stats(&self) -> LogStats {
+        self.lock().log.stats
+    }
+
+    /// Folds the log into a new main index and starts a new log generation now, as a long
+    /// log does by itself; other processes follow. For tests and maintenance.
+    pub fn rotate_log(&self) {
+        let mut st = self.lock();
+        if let Some(old) = self.lock_log(&mut st) {
+            self.rotate_holding(&mut st, old);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -265,53 +350,42 @@ impl MboxMailbox {
         self.listeners.notify();
     }
 
-    /// Loads the index an earlier process saved, if it is usable.
-    fn restore(&self, st: &mut State) -> bool {
+    /// The state an earlier process saved (index, mbox state, log position), if usable.
+    fn restore_state(&self) -> Option<State> {
         let path = self.control.join(persist::INDEX_FILE);
         let loaded = match MailboxIndex::read_file(&path) {
             Ok(Some(l)) => l,
-            Ok(None) => return false,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::warn!(file = %path.display(), "index file ignored, scanning the mbox: {e}");
-                return false;
+                return None;
             }
         };
         let Some((index, saved)) = persist::decode(loaded) else {
             tracing::warn!(file = %path.display(), "index file ignored, scanning the mbox: unreadable mbox state");
-            return false;
+            return None;
         };
+        let mut st = State::empty();
         st.index = index;
         st.initialized = true;
         st.stamp = Some(saved.stamp);
         st.pseudo_end = saved.pseudo_end;
         st.base = saved.base;
         st.base_digits = saved.base_digits;
-        st.saved = Some((st.index.cursor(), st.index.len(), st.stamp));
-        true
+        st.log.position = saved.log_position;
+        st.saved = Some(st.mark());
+        Some(st)
     }
 
-    /// Saves the index if it changed since it was loaded or last saved; failures are logged
-    /// (the next process scans the file).
+    /// Saves the index if it changed since it was loaded or last saved, as of the log's end
+    /// (see [`Logged::save_at_log_end`]); failures are logged (the next process replays more
+    /// of the log, or scans the file).
     fn save(&self, st: &mut State) {
-        if !st.initialized || self.deleted.load(Ordering::Acquire) {
+        if !st.initialized || self.gone() {
             return;
         }
-        let Some(stamp) = st.stamp else { return };
-        let mark = (st.index.cursor(), st.index.len(), st.stamp);
-        if st.saved == Some(mark) {
-            return;
-        }
-        let state = persist::encode_state(&persist::SavedState {
-            stamp,
-            pseudo_end: st.pseudo_end,
-            base: st.base.clone(),
-            base_digits: st.base_digits,
-        });
-        let path = self.control.join(persist::INDEX_FILE);
-        let _ = fs::create_dir_all(&self.control);
-        match st.index.write_file(&path, &state) {
-            Ok(()) => st.saved = Some(mark),
-            Err(e) => tracing::warn!(file = %path.display(), "cannot save the index: {e}"),
+        if self.save_at_log_end(st, |st| st.saved != Some(st.mark())) {
+            st.saved = Some(st.mark());
         }
     }
 
@@ -337,24 +411,62 @@ impl MboxMailbox {
         Ok(lock)
     }
 
-    /// Brings the index up to date with the file if the file changed; cheap (one `stat`)
-    /// otherwise. Returns whether clients can see a change.
+    /// Brings the index up to date with the log (other Columba processes' changes, read
+    /// without a lock) and then with the file, if it changed otherwise; cheap (one `stat` of
+    /// each) when nothing did. Returns whether clients can see a change.
     fn sync_locked(&self, st: &mut State) -> Result<bool> {
-        let now = mio::stamp(&self.path)?;
-        let journal_left = self.journal_path().exists();
-        if st.initialized && now == st.stamp && !st.must_write && !journal_left {
-            return Ok(false);
+        let before = st.index.cursor();
+        let needs_writer = self.read_log_tail(st);
+        if needs_writer || self.file_changed(st)? {
+            self.transaction(st, |st| self.sync_in_transaction(st))?;
         }
+        Ok((st.index.cursor() != before) | std::mem::take(&mut st.log.news))
+    }
+
+    /// Whether the file is not in the state the index matches (or a crashed writer left its
+    /// journal, or the file lacks metadata it must get).
+    fn file_changed(&self, st: &State) -> Result<bool> {
+        let now = mio::stamp(&self.path)?;
         if now.is_none() {
             return Err(StoreError::NotFound(self.name.to_string()));
         }
-        let lock = self.write_lock()?;
-        let before = st.index.cursor();
-        self.sync_with(st, &lock)?;
-        if st.must_write {
-            self.rewrite(st, &lock, &[])?;
+        Ok(!st.initialized || now != st.stamp || st.must_write || self.journal_path().exists())
+    }
+
+    /// Inside a transaction (the log caught up): reads what changed in the file, if anything
+    /// did, under the write locks.
+    fn sync_in_transaction(&self, st: &mut State) -> Result<()> {
+        if !self.file_changed(st)? {
+            return Ok(());
         }
-        Ok(st.index.cursor() != before)
+        self.sync_files(st)
+    }
+
+    /// Reads what changed in the file under the write locks, and writes what it lacks.
+    fn sync_files(&self, st: &mut State) -> Result<()> {
+        self.changing_file(st, |st| {
+            let lock = self.write_lock()?;
+            self.sync_with(st, &lock)?;
+            if st.must_write {
+                self.rewrite(st, &lock, &[])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `f`, which changes the file or reads it into the index. When it fails halfway the
+    /// index may no longer describe a known state of the file: the stamp is forgotten, so the
+    /// record of the transaction tells other processes to read the file again, and so will we.
+    fn changing_file<T>(
+        &self,
+        st: &mut State,
+        f: impl FnOnce(&mut State) -> Result<T>,
+    ) -> Result<T> {
+        let result = f(st);
+        if result.is_err() {
+            st.stamp = None;
+        }
+        result
     }
 
     /// Reads what changed in the file into the index (under `lock`).
@@ -752,10 +864,30 @@ impl MboxMailbox {
         let uid = {
             let mut st = self.lock();
             self.check_not_deleted()?;
+            self.transaction(&mut st, |st| {
+                self.changing_file(st, |st| {
+                    self.append_locked(st, message, flags, internal_date)
+                })
+            })?
+        };
+        self.notify();
+        Ok(uid)
+    }
+
+    /// APPEND's work, inside a logged transaction: the UID is the next one after catching up
+    /// with the log, so two processes never hand out the same one.
+    fn append_locked(
+        &self,
+        st: &mut State,
+        message: &[u8],
+        flags: &Flags,
+        internal_date: i64,
+    ) -> Result<Uid> {
+        {
             let lock = self.write_lock()?;
-            self.sync_with(&mut st, &lock)?;
+            self.sync_with(st, &lock)?;
             if st.must_write {
-                self.rewrite(&mut st, &lock, &[])?;
+                self.rewrite(st, &lock, &[])?;
             }
             let uid = st.index.header().uid_next;
             let size = lock
@@ -813,7 +945,7 @@ impl MboxMailbox {
             if let (Some(_), Some(b)) = (digits, st.base.as_mut()) {
                 b.last_uid = uid.get();
             }
-            self.sync_with(&mut st, &lock)?;
+            self.sync_with(st, &lock)?;
             if st.index.get(uid).is_none() {
                 return Err(StoreError::Internal(format!(
                     "{}: the appended message did not read back",
@@ -823,12 +955,84 @@ impl MboxMailbox {
             // A base that could not be updated in place is rewritten now (a new keyword, or
             // a base written by a program that does not pad the last UID).
             if st.must_write {
-                self.rewrite(&mut st, &lock, &[])?;
+                self.rewrite(st, &lock, &[])?;
             }
-            uid
-        };
-        self.notify();
-        Ok(uid)
+            Ok(uid)
+        }
+    }
+
+    /// STORE's work, inside a logged transaction.
+    fn store_locked(
+        &self,
+        st: &mut State,
+        uids: &[Uid],
+        change: &FlagChange,
+    ) -> Result<Vec<MessageState>> {
+        let mut out = Vec::new();
+        let lock = self.write_lock()?;
+        self.sync_with(st, &lock)?;
+        for &uid in uids {
+            let Some(rec) = st.index.get(uid) else {
+                continue;
+            };
+            let new = apply_change(&rec.flags(), change);
+            if let Some(modseq) = st
+                .index
+                .apply(Op::SetFlags { uid, flags: &new })
+                .map_err(index_error)?
+            {
+                st.dirty.insert(uid);
+                out.push(MessageState {
+                    uid,
+                    flags: new,
+                    modseq,
+                });
+            }
+        }
+        if !out.is_empty() || st.must_write {
+            self.rewrite(st, &lock, &[])?;
+        }
+        Ok(out)
+    }
+
+    /// EXPUNGE's work, inside a logged transaction.
+    fn expunge_locked(&self, st: &mut State, only: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        let lock = self.write_lock()?;
+        self.sync_with(st, &lock)?;
+        let mut only: Option<Vec<Uid>> = only.map(<[Uid]>::to_vec);
+        if let Some(o) = only.as_mut() {
+            o.sort_unstable();
+        }
+        let done: Vec<Uid> = st
+            .index
+            .records()
+            .filter(|r| r.system_flags().contains(SystemFlags::DELETED))
+            .map(|r| r.uid())
+            .filter(|u| only.as_ref().is_none_or(|o| o.binary_search(u).is_ok()))
+            .collect();
+        if !done.is_empty() || st.must_write {
+            self.rewrite(st, &lock, &done)?;
+        }
+        Ok(done)
+    }
+
+    /// The caller's `\Recent` messages: those it claims now, or those nobody claimed yet.
+    fn recent_for(&self, st: &mut State, claim_recent: bool) -> Vec<Uid> {
+        if claim_recent {
+            self.claim_logged(st)
+        } else {
+            st.index.unclaimed_recent()
+        }
+    }
+
+    /// Claims `\Recent` messages as a logged transaction, so that other processes learn that
+    /// they are taken (RFC 3501 2.3.2: one session gets each). Only the log is locked: the
+    /// file learns of the claims (`Status: O`) with the next change.
+    fn claim_logged(&self, st: &mut State) -> Vec<Uid> {
+        if st.index.unclaimed_recent_count() == 0 {
+            return Vec::new();
+        }
+        self.transaction(st, |st| Ok(claim(st))).unwrap_or_default()
     }
 }
 
@@ -838,6 +1042,82 @@ impl Drop for MboxMailbox {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut st = std::mem::replace(st, State::empty());
         self.save(&mut st);
+    }
+}
+
+/// The mbox's side of the transaction log (see `crate::index_log`). Lock order, the same in
+/// every Columba process: the mailbox's mutex, then the log's `flock`, then the mbox file's own
+/// locks (`lock`: dot lock, `fcntl`, `flock` as configured) — never a log lock while holding
+/// an mbox lock. Other programs (Dovecot, mutt, the MTA) take only the mbox locks, so no cycle
+/// can form with them either; a reader holding the mbox read lock lets go of it before it
+/// joins a transaction (`read_message`).
+impl Logged for MboxMailbox {
+    type State = State;
+
+    fn log_path(&self) -> PathBuf {
+        self.control.join(LOG_FILE)
+    }
+
+    fn parts(st: &mut State) -> (&mut MailboxIndex, &mut LogState) {
+        (&mut st.index, &mut st.log)
+    }
+
+    fn gone(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// The writer's stamp of the file after its change: when the file still has it, the
+    /// replayed index matches the file and nothing needs reading.
+    fn adopt_state(&self, st: &mut State, backend_state: &[u8]) {
+        match persist::decode_state(backend_state) {
+            Some(saved) => {
+                st.stamp = Some(saved.stamp);
+                st.pseudo_end = saved.pseudo_end;
+                st.base = saved.base;
+                st.base_digits = saved.base_digits;
+            }
+            // Not ours to understand: read the file again.
+            None => st.stamp = None,
+        }
+    }
+
+    fn encode_state(&self, st: &State) -> Vec<u8> {
+        persist::encode_state(&st.saved_state(mail_index::LogPosition::default()))
+    }
+
+    fn write_index(&self, st: &State) -> std::result::Result<(), String> {
+        let state = persist::encode_state(&st.saved_state(st.log.position));
+        let path = self.control.join(persist::INDEX_FILE);
+        fs::create_dir_all(&self.control)
+            .map_err(|e| format!("{}: {e}", self.control.display()))?;
+        st.index
+            .write_file(&path, &state)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn reload_index(&self, old: &mut State) -> Option<State> {
+        let mut fresh = self.restore_state()?;
+        fresh.modseq_ceiling = old.modseq_ceiling;
+        // Metadata only this process still has to write into the file.
+        fresh.dirty = std::mem::take(&mut old.dirty)
+            .into_iter()
+            .filter(|u| fresh.index.get(*u).is_some())
+            .collect();
+        fresh.must_write = old.must_write;
+        Some(fresh)
+    }
+
+    /// Reads the whole file again (UIDs from `X-UID`, flags from `Status`, `X-Status` and
+    /// `X-Keywords`), keeping the records it still has.
+    fn rescan(&self, st: &mut State) -> Result<()> {
+        st.stamp = None;
+        self.sync_files(st)
+    }
+
+    fn apply_modseq_ceiling(&self, st: &mut State) {
+        let ceiling = indexed::read_modseq_ceiling(&self.control.join(MODSEQ_FILE));
+        st.index.raise_modseq(ceiling);
+        st.modseq_ceiling = st.modseq_ceiling.max(ceiling);
     }
 }
 
@@ -907,7 +1187,7 @@ impl Mailbox for MboxMailbox {
     fn snapshot(&self, claim_recent: bool) -> Result<Snapshot> {
         self.check_not_deleted()?;
         let mut st = self.lock();
-        let recent = recent_for(&mut st, claim_recent);
+        let recent = self.recent_for(&mut st, claim_recent);
         self.reserve_modseqs(&mut st);
         Ok(indexed::snapshot(&st.index, recent))
     }
@@ -915,7 +1195,7 @@ impl Mailbox for MboxMailbox {
     fn shared_snapshot(&self, claim_recent: bool) -> Result<SharedSnapshot> {
         self.check_not_deleted()?;
         let mut st = self.lock();
-        let recent = recent_for(&mut st, claim_recent);
+        let recent = self.recent_for(&mut st, claim_recent);
         self.reserve_modseqs(&mut st);
         let State { index, shared, .. } = &mut *st;
         Ok(indexed::shared_snapshot(index, shared, recent))
@@ -924,8 +1204,9 @@ impl Mailbox for MboxMailbox {
     fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes> {
         self.check_not_deleted()?;
         let mut st = self.lock();
+        // Claiming may apply other processes' changes first: the change set comes after it.
+        let recent = claim_recent.then(|| self.claim_logged(&mut st));
         let ch = st.index.changes_since(cursor.0);
-        let recent = claim_recent.then(|| claim(&mut st));
         self.reserve_modseqs(&mut st);
         Ok(indexed::changes(&st.index, ch, recent))
     }
@@ -969,34 +1250,14 @@ impl Mailbox for MboxMailbox {
 
     fn store_flags(&self, uids: &[Uid], change: &FlagChange) -> Result<Vec<MessageState>> {
         self.check_not_deleted()?;
-        let mut out = Vec::new();
-        {
+        let out = {
             let mut st = self.lock();
-            let lock = self.write_lock()?;
-            self.sync_with(&mut st, &lock)?;
-            for &uid in uids {
-                let Some(rec) = st.index.get(uid) else {
-                    continue;
-                };
-                let new = apply_change(&rec.flags(), change);
-                if let Some(modseq) = st
-                    .index
-                    .apply(Op::SetFlags { uid, flags: &new })
-                    .map_err(index_error)?
-                {
-                    st.dirty.insert(uid);
-                    out.push(MessageState {
-                        uid,
-                        flags: new,
-                        modseq,
-                    });
-                }
-            }
-            if !out.is_empty() || st.must_write {
-                self.rewrite(&mut st, &lock, &[])?;
-            }
+            let out = self.transaction(&mut st, |st| {
+                self.changing_file(st, |st| self.store_locked(st, uids, change))
+            })?;
             self.reserve_modseqs(&mut st);
-        }
+            out
+        };
         if !out.is_empty() {
             self.notify();
         }
@@ -1007,23 +1268,9 @@ impl Mailbox for MboxMailbox {
         self.check_not_deleted()?;
         let done = {
             let mut st = self.lock();
-            let lock = self.write_lock()?;
-            self.sync_with(&mut st, &lock)?;
-            let mut only: Option<Vec<Uid>> = only.map(<[Uid]>::to_vec);
-            if let Some(o) = only.as_mut() {
-                o.sort_unstable();
-            }
-            let done: Vec<Uid> = st
-                .index
-                .records()
-                .filter(|r| r.system_flags().contains(SystemFlags::DELETED))
-                .map(|r| r.uid())
-                .filter(|u| only.as_ref().is_none_or(|o| o.binary_search(u).is_ok()))
-                .collect();
-            if !done.is_empty() || st.must_write {
-                self.rewrite(&mut st, &lock, &done)?;
-            }
-            done
+            self.transaction(&mut st, |st| {
+                self.changing_file(st, |st| self.expunge_locked(st, only))
+            })?
         };
         self.cache.forget(&done);
         if !done.is_empty() {
@@ -1031,7 +1278,6 @@ impl Mailbox for MboxMailbox {
         }
         Ok(done)
     }
-
     fn begin_append(&self) -> Result<Box<dyn AppendWriter>> {
         self.check_not_deleted()?;
         let me = self
@@ -1097,15 +1343,6 @@ impl Mailbox for MboxMailbox {
 
     fn as_any(&self) -> &dyn Any {
         self
-    }
-}
-
-/// The caller's `\Recent` messages: those it claims now, or those nobody claimed yet.
-fn recent_for(st: &mut State, claim_recent: bool) -> Vec<Uid> {
-    if claim_recent {
-        claim(st)
-    } else {
-        st.index.unclaimed_recent()
     }
 }
 

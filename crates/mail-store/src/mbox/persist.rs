@@ -5,10 +5,14 @@
 //!
 //! The file is a cache: a missing, damaged or foreign one is logged and ignored, and the file
 //! is scanned as before, keeping UIDs by `X-UID`.
+//!
+//! The same mbox state (without the log position) travels with every record of the
+//! transaction log `columba.index.log` beside it, so that another process replaying a record
+//! knows which state of the mbox file the index then matches and does not scan it again.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use mail_index::MailboxIndex;
+use mail_index::{LogPosition, MailboxIndex};
 use mail_types::Keyword;
 
 use super::parse::Base;
@@ -17,8 +21,9 @@ use crate::maildir::io::FileStamp;
 /// The index file in the mailbox's control directory.
 pub const INDEX_FILE: &str = "columba.index";
 
-/// Version of the mbox part of the saved state.
-const STATE_VERSION: u8 = 1;
+/// Version of the mbox part of the saved state (2: with the log position; 1, from before the
+/// log, is still read, as continuing no log).
+const STATE_VERSION: u8 = 2;
 
 /// What the index file holds besides the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub struct SavedState {
     pub pseudo_end: Option<u64>,
     pub base: Option<Base>,
     pub base_digits: Option<u64>,
+    /// Where in `columba.index.log` the index continues (generation 0: no log).
+    pub log_position: LogPosition,
 }
 
 /// The index and the mbox state of a loaded index file; `None` when the state is unreadable.
@@ -37,6 +44,7 @@ pub fn decode(loaded: mail_index::LoadedIndex) -> Option<(MailboxIndex, SavedSta
 
 pub fn encode_state(s: &SavedState) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];
+    out.extend_from_slice(&s.log_position.to_bytes());
     for v in [s.stamp.dev, s.stamp.ino, s.stamp.size] {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -74,11 +82,13 @@ fn put_option(out: &mut Vec<u8>, v: Option<u64>) {
     }
 }
 
-fn decode_state(bytes: &[u8]) -> Option<SavedState> {
+pub fn decode_state(bytes: &[u8]) -> Option<SavedState> {
     let mut r = Reader(bytes);
-    if r.u8()? != STATE_VERSION {
-        return None;
-    }
+    let log_position = match r.u8()? {
+        1 => LogPosition::default(),
+        STATE_VERSION => LogPosition::from_bytes(r.take(16)?.try_into().ok()?),
+        _ => return None,
+    };
     let (dev, ino, size) = (r.u64()?, r.u64()?, r.u64()?);
     let secs = r.u64()?;
     let nanos = r.u32()?;
@@ -123,6 +133,7 @@ fn decode_state(bytes: &[u8]) -> Option<SavedState> {
         pseudo_end,
         base,
         base_digits,
+        log_position,
     })
 }
 
@@ -180,17 +191,27 @@ mod tests {
                 last_uid_digits: Some(24),
             }),
             base_digits: Some(120),
+            log_position: LogPosition {
+                generation: 5,
+                offset: 77,
+            },
         };
         let bytes = encode_state(&state);
-        assert_eq!(decode_state(&bytes), Some(state));
+        assert_eq!(decode_state(&bytes), Some(state.clone()));
         for cut in 0..bytes.len() {
             assert_eq!(decode_state(&bytes[..cut]), None, "cut at {cut}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode_state(&longer), None);
-        let mut other_version = bytes;
-        other_version[0] = 2;
+        let mut other_version = bytes.clone();
+        other_version[0] = 3;
         assert_eq!(decode_state(&other_version), None);
+        // A file from before the log: the same fields without the position.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&bytes[17..]);
+        let old = decode_state(&v1).unwrap();
+        assert_eq!(old.log_position, LogPosition::default());
+        assert_eq!(old.stamp, state.stamp);
     }
 }
