@@ -1,7 +1,9 @@
 //! `columba index dump|check|rebuild USER MAILBOX`: what an operator needs to look at and repair
-//! one mailbox's index files (`columba.index`, `columba.index.cache`, `columba.index.modseq`).
-//! They are caches of the mail files and `dovecot-uidlist`: rebuilding loses no mail, no UID
-//! and no flag, and mod-sequences keep growing.
+//! one mailbox's index files (`columba.index`, `columba.index.log`, `columba.index.cache`,
+//! `columba.index.modseq`) — in the Maildir mailbox's directory, or in an mbox's control
+//! directory (`<root>/.imap/<name>/`). They are caches of the mail files and `dovecot-uidlist`
+//! (of the mbox file and its `X-UID`/`Status` headers): rebuilding loses no mail, no UID and no
+//! flag, and mod-sequences keep growing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,10 +12,12 @@ use std::time::Instant;
 use anyhow::Context as _;
 use mail_index::{MailboxIndex, MessageCache};
 use mail_store::maildir::{self, CACHE_FILE, INDEX_FILE, LOG_FILE, MODSEQ_FILE, MaildirStore};
+use mail_store::mbox::{self, MboxStore};
 use mail_store::{MailStore, Mailbox};
 use mail_types::MailboxName;
 
 use crate::IndexAction;
+use crate::backend::location::{self, Resolved};
 use crate::config::Config;
 
 pub fn run(config: &Config, action: IndexAction) -> anyhow::Result<()> {
@@ -28,23 +32,97 @@ pub fn run(config: &Config, action: IndexAction) -> anyhow::Result<()> {
     }
 }
 
-/// The user's Maildir root, from the configured userdb and the mail location template.
-fn mail_root(config: &Config, user: &str) -> anyhow::Result<PathBuf> {
-    crate::backend::user_mail_root(config, user)
+/// One mailbox of a user, found without opening it (which would bring its index up to date).
+struct Located {
+    store: Store,
+    name: MailboxName,
+    /// Where the index files are: the Maildir mailbox's directory, the mbox's control
+    /// directory.
+    dir: PathBuf,
 }
 
-/// The user's store, the mailbox's name and directory, without opening it (which would bring
-/// its index up to date).
-fn locate(
-    config: &Config,
-    user: &str,
-    mailbox: &str,
-) -> anyhow::Result<(MaildirStore, MailboxName, PathBuf)> {
-    let root = mail_root(config, user)?;
-    // Run as root on a user's mail, the files this writes would be root's, and the user's own
-    // mail process could no longer read them: become the mail's owner first.
-    crate::privsep::become_owner_of(&root)?;
+enum Store {
+    Maildir(MaildirStore),
+    /// With the mbox file itself.
+    Mbox(MboxStore, PathBuf),
+}
+
+impl Located {
+    fn open(&self) -> anyhow::Result<Arc<dyn Mailbox>> {
+        let opened = match &self.store {
+            Store::Maildir(s) => s.open(&self.name),
+            Store::Mbox(s, _) => s.open(&self.name),
+        };
+        opened.with_context(|| format!("opening {}", self.name))
+    }
+
+    /// Lets the mailbox go, so that it saves its index, as the server does when it closes it.
+    fn close(&self, mb: Arc<dyn Mailbox>) {
+        drop(mb);
+        match &self.store {
+            Store::Maildir(_) => maildir::release_idle_mailboxes(&self.dir),
+            Store::Mbox(_, file) => mbox::release_idle_mailboxes(file),
+        }
+    }
+
+    /// How many times opening it read the mail from disk: directory listings (Maildir, for the
+    /// whole process) or scans of the file (mbox, for this opening).
+    fn open_counting_reads(&self) -> anyhow::Result<(Arc<dyn Mailbox>, u64, &'static str)> {
+        match &self.store {
+            Store::Maildir(_) => {
+                let before = maildir::directory_scans();
+                let mb = self.open()?;
+                Ok((
+                    mb,
+                    maildir::directory_scans() - before,
+                    "directory listings",
+                ))
+            }
+            Store::Mbox(s, _) => {
+                let mb = s
+                    .open_mbox(&self.name)
+                    .with_context(|| format!("opening {}", self.name))?;
+                let scans = mb.scans();
+                Ok((mb, scans, "readings of the mbox file"))
+            }
+        }
+    }
+}
+
+/// The user's mailbox from the configured userdb and mail location (Maildir or mbox).
+fn locate(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<Located> {
+    let record = crate::backend::user_record(config, user)?;
+    let resolved = location::resolve(
+        &crate::backend::configured_location(config, &record),
+        &record,
+    )?;
     let name = MailboxName::new(mailbox).map_err(|e| anyhow::anyhow!("{mailbox:?}: {e}"))?;
+    if let Resolved::Mbox {
+        root,
+        inbox,
+        settings,
+    } = resolved
+    {
+        // Run as root on a user's mail, the files this writes would be root's, and the user's
+        // own mail process could no longer read them: become the mail's owner first.
+        crate::privsep::become_owner_of(&root)?;
+        let store = MboxStore::new(root.clone(), inbox, settings)
+            .with_context(|| format!("opening {}", root.display()))?;
+        let file = store
+            .mailbox_path(&name)
+            .with_context(|| format!("mailbox {mailbox}"))?;
+        if !file.is_file() {
+            anyhow::bail!("mailbox {mailbox} does not exist ({})", file.display());
+        }
+        let dir = store.control_dir(&name)?;
+        return Ok(Located {
+            store: Store::Mbox(store, file),
+            name,
+            dir,
+        });
+    }
+    let root = crate::backend::user_mail_root(config, user)?;
+    crate::privsep::become_owner_of(&root)?;
     let store =
         MaildirStore::new(root.clone()).with_context(|| format!("opening {}", root.display()))?;
     let path = store
@@ -53,27 +131,18 @@ fn locate(
     if !path.join("cur").is_dir() {
         anyhow::bail!("mailbox {mailbox} does not exist ({})", path.display());
     }
-    Ok((store, name, path))
-}
-
-/// Opens the mailbox (which brings its index up to date) and returns its directory.
-fn open(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<(Arc<dyn Mailbox>, PathBuf)> {
-    let (store, name, path) = locate(config, user, mailbox)?;
-    let mb = store
-        .open(&name)
-        .with_context(|| format!("opening {mailbox}"))?;
-    Ok((mb, path))
-}
-
-/// Lets the mailbox go, so that it saves its index, as the server does when it closes it.
-fn close(mb: Arc<dyn Mailbox>, path: &Path) {
-    drop(mb);
-    maildir::release_idle_mailboxes(path);
+    Ok(Located {
+        store: Store::Maildir(store),
+        name,
+        dir: path,
+    })
 }
 
 fn dump(config: &Config, user: &str, mailbox: &str, records: bool) -> anyhow::Result<()> {
-    let (mb, path) = open(config, user, mailbox)?;
-    close(mb, &path);
+    let at = locate(config, user, mailbox)?;
+    at.close(at.open()?);
+    let path = &at.dir;
+    let is_mbox = matches!(at.store, Store::Mbox(..));
     println!("mailbox {mailbox} in {}", path.display());
     let index_path = path.join(INDEX_FILE);
     let loaded = MailboxIndex::read_file(&index_path)
@@ -113,10 +182,18 @@ fn dump(config: &Config, user: &str, mailbox: &str, records: bool) -> anyhow::Re
         Err(e) => println!("{LOG_FILE}: unusable ({e})"),
     }
     if records {
-        println!("uid\tmodseq\tsize\tinternaldate\tflags\tfile");
+        println!(
+            "uid\tmodseq\tsize\tinternaldate\tflags\t{}",
+            if is_mbox { "offset" } else { "file" }
+        );
         for r in ix.records() {
             let flags: Vec<String> = r.flags().iter().map(|f| f.to_string()).collect();
-            let backend = String::from_utf8_lossy(r.backend());
+            let backend = match r.backend().get(..8).filter(|_| is_mbox) {
+                // An mbox record starts with the offset of its `From ` line.
+                Some(b) => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])).to_string(),
+                None if is_mbox => "-".to_owned(),
+                None => String::from_utf8_lossy(r.backend()).into_owned(),
+            };
             println!(
                 "{}\t{}\t{}\t{}\t({})\t{}",
                 r.uid(),
@@ -138,7 +215,8 @@ fn dump(config: &Config, user: &str, mailbox: &str, records: bool) -> anyhow::Re
 /// Fails (exit status 1) when a file was damaged.
 fn check(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
     // The files are read before the mailbox is opened: opening repairs them.
-    let (store, name, path) = locate(config, user, mailbox)?;
+    let at = locate(config, user, mailbox)?;
+    let path = &at.dir;
     let mut damaged = Vec::new();
     let index_path = path.join(INDEX_FILE);
     let saved = match MailboxIndex::read_file(&index_path) {
@@ -198,9 +276,7 @@ fn check(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
     let copy = scratch.join(CACHE_FILE);
     let cache_copied = std::fs::copy(path.join(CACHE_FILE), &copy).is_ok();
     // Reading the mailbox may rewrite the files checked above, not the copies.
-    let mb = store
-        .open(&name)
-        .with_context(|| format!("opening {mailbox}"))?;
+    let mb = at.open()?;
     let current = mb.snapshot(false).context("reading the mailbox")?;
     let uid_validity = mb.uid_validity();
     drop(mb);
@@ -261,10 +337,12 @@ fn check(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
 }
 
 /// Throws the index and cache away and indexes the mailbox again from its files and
-/// `dovecot-uidlist`. The mod-sequence ceiling is kept, so mod-sequences keep growing.
+/// `dovecot-uidlist` (from the mbox file). The mod-sequence ceiling is kept, so mod-sequences
+/// keep growing; the log starts a new generation.
 fn rebuild(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
-    let (mb, path) = open(config, user, mailbox)?;
-    close(mb, &path);
+    let at = locate(config, user, mailbox)?;
+    at.close(at.open()?);
+    let path = &at.dir;
     for file in [INDEX_FILE, CACHE_FILE] {
         match std::fs::remove_file(path.join(file)) {
             Ok(()) => {}
@@ -274,15 +352,13 @@ fn rebuild(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
     }
     println!("indexing {} ...", path.display());
     let started = Instant::now();
-    let before = maildir::directory_scans();
-    let (mb, _) = open(config, user, mailbox)?;
+    let (mb, reads, what) = at.open_counting_reads()?;
     let status = mb.status().context("reading the mailbox")?;
-    close(mb, &path);
+    at.close(mb);
     println!(
-        "indexed {} messages in {:.2} s ({} directory listings); UIDVALIDITY {}, UIDNEXT {}",
+        "indexed {} messages in {:.2} s ({reads} {what}); UIDVALIDITY {}, UIDNEXT {}",
         status.messages,
         started.elapsed().as_secs_f64(),
-        maildir::directory_scans() - before,
         status.uid_validity,
         status.uid_next
     );

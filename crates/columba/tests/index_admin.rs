@@ -131,3 +131,67 @@ fn dump_check_and_rebuild() {
 fn server_maildir(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("mail").join(USER).join("Maildir")
 }
+
+/// The same verbs on a user whose mail is in mbox files: the index files are in the control
+/// directory (`<root>/.imap/INBOX/`), the log is checked the same way, and a rebuild keeps the
+/// UIDs and flags the mbox headers hold.
+#[test]
+fn mbox_check_dump_and_rebuild() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    common::add_user(dir, USER, PASSWORD);
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mail-store/tests/fixtures/mbox/procmail.mbox");
+    std::fs::copy(&fixture, spool.join(USER)).unwrap();
+    let config = dir.join("columba.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mail]\nlocation = \"mbox:{root}/mbox/%u:INBOX={spool}/%u\"\n",
+            root = dir.display(),
+            spool = spool.display()
+        ),
+    )
+    .unwrap();
+    let mbox_index = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        index(dir, &all)
+    };
+    // The first dump indexes the file (and starts the log).
+    let (ok, dump) = mbox_index(&["dump", USER, "INBOX", "--records"]);
+    assert!(ok, "{dump}");
+    assert!(dump.contains("columba.index.log: "), "{dump}");
+    assert!(
+        dump.contains("uid\tmodseq\tsize\tinternaldate\tflags\toffset"),
+        "{dump}"
+    );
+    let before = records(&dump);
+    assert!(!before.is_empty(), "{dump}");
+    let control = dir.join("mbox").join(USER).join(".imap/INBOX");
+    assert!(control.join("columba.index.log").is_file());
+
+    let (ok, report) = mbox_index(&["check", USER, "INBOX"]);
+    assert!(ok, "{report}");
+    assert!(
+        report.contains("columba.index.log: valid, generation "),
+        "{report}"
+    );
+    assert!(report.contains("matches the mail files"), "{report}");
+
+    let log = control.join("columba.index.log");
+    std::fs::write(&log, b"garbage that is no log").unwrap();
+    let (ok, report) = mbox_index(&["check", USER, "INBOX"]);
+    assert!(!ok, "{report}");
+    assert!(report.contains("columba.index.log: DAMAGED"), "{report}");
+
+    let (ok, report) = mbox_index(&["rebuild", USER, "INBOX"]);
+    assert!(ok, "{report}");
+    assert!(report.contains("readings of the mbox file"), "{report}");
+    let (ok, report) = mbox_index(&["check", USER, "INBOX"]);
+    assert!(ok, "{report}");
+    let (_, dump) = mbox_index(&["dump", USER, "INBOX", "--records"]);
+    assert_eq!(records(&dump), before, "{dump}");
+}
