@@ -1,11 +1,12 @@
 //! Mail storage: the [`MailStore`] and [`Mailbox`] traits the session layer talks to, the
 //! per-session [`MailboxView`] that turns shared mailbox state into sequence numbers and untagged
-//! updates, and the backends (Maildir now; mbox and Columba's own format later).
+//! updates, and the backends (Maildir and mbox now; Columba's own format later).
 //!
 //! This crate owns where mail lives and how changes to it become visible. It knows nothing of
 //! sockets, of IMAP or POP3 syntax, or of MIME: it stores and returns message bytes and their
 //! metadata (UIDs, flags, dates, sizes). Per-mailbox state goes through the `mail-index` crate,
-//! which no backend bypasses.
+//! which no backend bypasses, and every backend shares it between processes through the
+//! transaction log (`index_log`).
 
 pub mod error;
 mod index_log;

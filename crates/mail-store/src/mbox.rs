@@ -5,7 +5,8 @@
 //! directories there are the hierarchy (`\Noselect` parents). Dovecot's control directory
 //! `<root>/.imap/` holds the UIDVALIDITY counter both servers share (`dovecot-uidvalidity`)
 //! and, per mailbox, `.imap/<name>/`, where Columba keeps the journal that makes rewrites crash
-//! safe (Dovecot keeps its index files there). Subscriptions are Dovecot's `<root>/.subscriptions`,
+//! safe and its index files (Dovecot keeps its own there too): the main index `columba.index`,
+//! the transaction log `columba.index.log`, the cache and the mod-sequence ceiling. Subscriptions are Dovecot's `<root>/.subscriptions`,
 //! one name per line, merged with UW-IMAP's `~/.mailboxlist` (names relative to the home
 //! directory, `mail/work`) when the user has one, and both are kept up to date.
 //!
@@ -15,7 +16,12 @@
 //!
 //! One process-wide registry maps each mbox file to the one `Arc<MboxMailbox>` every `open`
 //! returns, so sessions of one process share the index and exclude each other through its
-//! mutex; other processes are excluded by the file locks.
+//! mutex; other processes are excluded by the file locks. Columba processes also share the
+//! index through the transaction log (`crate::index_log`, as the Maildir backend does): every
+//! change is a transaction under the log's lock — taken before the mbox locks, never while
+//! holding one — whose record carries the mbox file's stamp after it, so another process
+//! replays it with the same UIDs and mod-sequences instead of reading the file, and a restart
+//! loads the main index and replays the log.
 
 pub mod from_line;
 mod import;

@@ -12,6 +12,11 @@
 //! `X-Status`, `X-Keywords`) and expunges rewrite the file in place from the first message that
 //! changes, through the `journal`. Which messages no longer `\Recent` get `Status: O` is
 //! written lazily with the next change, as Dovecot does.
+//!
+//! Every change to the index — a STORE, EXPUNGE or APPEND, a `\Recent` claim, a reading of
+//! what another program changed in the file — is a transaction on the log
+//! (`columba.index.log`, see `crate::index_log` and the [`Logged`] implementation below), so
+//! other Columba processes take the same UIDs and mod-sequences from it.
 
 use std::any::Any;
 use std::collections::BTreeSet;
