@@ -28,12 +28,13 @@
 //! Three files beside the mail (in a Maildir's directory, in an mbox's control directory), each
 //! validated field by field when read, none trusted: any inconsistency is an error naming what
 //! was wrong, and the backend falls back to its mail files (which stay the truth, as Dovecot's
-//! index files are caches of its Maildir or mbox). Both backends write all three.
+//! index files are caches of its Maildir or mbox). Both backends write all three; the mbox
+//! backend's own state in them is the mbox file's stamp, its `X-IMAPbase` and the log position.
 //!
 //! - `columba.index` (`file.rs`): the whole state — header, keyword names, records, the expunge
 //!   history that answers `VANISHED`/`CHANGEDSINCE`, backend references — plus the backend's
-//!   own state (for Maildir: directory stamps, the uidlist stamp; for mbox: the file's stamp and
-//!   its `X-IMAPbase`; for both the log position this file continues). Read whole and checked (not mmap'd), written whole to a temporary file,
+//!   own state (for Maildir: directory stamps, the uidlist stamp and the log position this file
+//!   continues). Read whole and checked (not mmap'd), written whole to a temporary file,
 //!   fsynced and renamed, never changed in place.
 //! - `columba.index.log` ([`log`]): append-only, one length-prefixed CRC32C record per
 //!   transaction with its ops (appends with their record fields and backend reference,
