@@ -25,6 +25,20 @@ impl Arena {
         Span { offset, len }
     }
 
+    /// An arena of `bytes` that nothing refers to yet: spans are made with [`Arena::span`]
+    /// over ranges of them (the index file's reader decodes references straight into it).
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Arena {
+        Arena { bytes, garbage: 0 }
+    }
+
+    /// The span of `start..end` of the bytes given to [`Arena::from_bytes`].
+    pub(crate) fn span(start: usize, end: usize) -> Span {
+        Span {
+            offset: u32::try_from(start).unwrap_or(u32::MAX),
+            len: u32::try_from(end.saturating_sub(start)).unwrap_or(u32::MAX),
+        }
+    }
+
     pub(crate) fn get(&self, span: Span) -> &[u8] {
         let start = span.offset as usize;
         let end = start.saturating_add(span.len as usize);

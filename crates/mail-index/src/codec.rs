@@ -15,6 +15,24 @@ pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// LEB128: seven bits a byte, low first, the high bit set on every byte but the last.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Signed to unsigned with small magnitudes small (0, -1, 1, -2 … → 0, 1, 2, 3 …).
+pub(crate) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub(crate) fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
 /// A cursor over bytes that returns `None` instead of reading past the end.
 pub(crate) struct Reader<'a> {
     pub(crate) buf: &'a [u8],
@@ -48,6 +66,28 @@ impl<'a> Reader<'a> {
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes)
     }
+
+    /// A varint as [`put_varint`] writes it, and only so: an overlong form (a last byte of
+    /// zero after others) or one beyond 64 bits is `None`, so every value has one encoding.
+    pub(crate) fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos)?;
+            self.pos += 1;
+            let low = u64::from(b & 0x7f);
+            if shift == 63 && b > 1 {
+                return None;
+            }
+            v |= low << shift;
+            if b & 0x80 == 0 {
+                if b == 0 && shift > 0 {
+                    return None;
+                }
+                return Some(v);
+            }
+        }
+        None
+    }
 }
 
 /// The directory of `path` and a temporary name beside it, unique to this process, where its
@@ -60,4 +100,46 @@ pub(crate) fn temp_beside(path: &Path) -> (&Path, PathBuf) {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     (dir, tmp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_have_one_encoding_each() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut r = Reader::new(&out);
+            assert_eq!(r.varint(), Some(v));
+            assert_eq!(r.pos, out.len());
+        }
+        for bad in [
+            &[0x80, 0x00][..],
+            &[0x81, 0x80, 0x00],
+            &[0xff; 10],
+            &[0x80],
+            &[],
+        ] {
+            assert_eq!(Reader::new(bad).varint(), None, "{bad:?}");
+        }
+        let mut max = vec![0xff; 9];
+        max.push(0x01);
+        assert_eq!(Reader::new(&max).varint(), Some(u64::MAX));
+        for v in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
+    }
 }

@@ -135,4 +135,30 @@ fn reopening_from_the_saved_index() {
         let inbox = open(&root);
         assert_eq!(state(&inbox), expected);
     }
+
+    // An index file of an older format (version 1, fixed-size records), as an upgraded server
+    // finds it: refused by its version, rebuilt from the files and dovecot-uidlist with the
+    // same UIDs and flags, and saved in the current format.
+    maildir::release_idle_mailboxes(&root);
+    let mut old = std::fs::read(&index).unwrap();
+    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&index, &old).unwrap();
+    assert!(matches!(
+        mail_index::MailboxIndex::read_file(&index),
+        Err(mail_index::IndexFileError::Version(1))
+    ));
+    let scans = maildir::directory_scans();
+    let inbox = open(&root);
+    assert_eq!(state(&inbox), expected);
+    assert!(
+        maildir::directory_scans() > scans,
+        "the rebuild lists the directories"
+    );
+    drop(inbox);
+    maildir::release_idle_mailboxes(&root);
+    assert!(
+        mail_index::MailboxIndex::read_file(&index)
+            .unwrap()
+            .is_some()
+    );
 }

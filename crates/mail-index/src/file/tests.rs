@@ -105,44 +105,255 @@ fn zeroes_and_garbage_are_rejected() {
     assert!(MailboxIndex::from_file_bytes(&garbage).is_err());
 }
 
-/// A file whose checksums are right but whose content is inconsistent: the structural checks
-/// catch it (a bug or a hostile writer, not bit rot).
+/// Recomputes both checksums of an index file after its bytes were changed.
+fn fix_checksums(bytes: &mut [u8]) {
+    if bytes.len() < HEADER_SIZE + TRAILER_SIZE {
+        return;
+    }
+    let crc = crc32c::crc32c(&bytes[..HEADER_SIZE - 4]);
+    bytes[HEADER_SIZE - 4..HEADER_SIZE].copy_from_slice(&crc.to_le_bytes());
+    let body_end = bytes.len() - TRAILER_SIZE;
+    let crc = crc32c::crc32c(&bytes[HEADER_SIZE..body_end]);
+    bytes[body_end..body_end + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Header offsets of the fields the tests rewrite.
+const RECORD_COUNT_AT: usize = 8 + 4 * 3;
+const RECORDS_LEN_AT: usize = 8 + 4 * 4 + 8 * 2 + 4 * 4;
+const BACKEND_BYTES_AT: usize = RECORDS_LEN_AT + 16;
+
+/// `file` (a valid index file with no expunges) with its records replaced by `count` records
+/// coded as `section`, whose references add up to `backend_bytes`; checksums fixed.
+fn with_records(file: &[u8], count: u32, section: &[u8], backend_bytes: u64) -> Vec<u8> {
+    let ix = MailboxIndex::from_file_bytes(file).unwrap();
+    assert!(ix.index.expunges.is_empty());
+    let records_len =
+        u64::from_le_bytes(file[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].try_into().unwrap());
+    let records_start = file.len() - TRAILER_SIZE - records_len as usize;
+    let mut out = file[..records_start].to_vec();
+    out.extend_from_slice(section);
+    out.extend_from_slice(&file[file.len() - TRAILER_SIZE..]);
+    out[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_le_bytes());
+    out[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].copy_from_slice(&(section.len() as u64).to_le_bytes());
+    out[BACKEND_BYTES_AT..BACKEND_BYTES_AT + 8].copy_from_slice(&backend_bytes.to_le_bytes());
+    fix_checksums(&mut out);
+    out
+}
+
+/// A file whose checksums are right but whose content is inconsistent or not written the one
+/// way the writer writes it: the structural checks catch it (a bug or a hostile writer, not
+/// bit rot).
 #[test]
 fn inconsistent_content_with_valid_checksums_is_rejected() {
-    let bytes = sample(10).to_file_bytes(b"");
-    let first_record = HEADER_SIZE + 1 + "$Junk".len();
-    let cases: [(&str, usize, &[u8]); 5] = [
-        ("UIDs not ascending", first_record, &5000u32.to_le_bytes()),
-        ("UID zero", first_record, &0u32.to_le_bytes()),
-        ("unknown system flag bits", first_record + 4, &[0x40]),
-        ("unknown state bits", first_record + 5, &[0x02]),
+    let mut ix = MailboxIndex::new(UidValidity::new(77).unwrap());
+    ix.apply(Op::Append(NewRecord {
+        uid: Uid::new(1).unwrap(),
+        flags: &Flags::new(SystemFlags::SEEN, [Keyword::new("$Junk").unwrap()]),
+        internal_date: None,
+        size: None,
+        recent: false,
+        backend: b"x",
+    }))
+    .unwrap();
+    ix.apply(Op::Append(NewRecord {
+        uid: Uid::new(1000).unwrap(),
+        flags: &Flags::default(),
+        internal_date: None,
+        size: None,
+        recent: false,
+        backend: b"x",
+    }))
+    .unwrap();
+    let file = ix.to_file_bytes(b"");
+    // Each record: head1, head2 (uid and created are the previous + 1), then the reference:
+    // structure 3 (one text token), mask 0, length 1, "x".
+    let x = [3u8, 0, 1, b'x'];
+    let rec = |h1: u8, h2: u8, fields: &[u8], name: &[u8]| {
+        let mut v = vec![h1, h2];
+        v.extend_from_slice(fields);
+        v.extend_from_slice(name);
+        v
+    };
+    let good = rec(0, H2_UID_NEXT | H2_CREATED_NEXT, &[], &x);
+    assert!(MailboxIndex::from_file_bytes(&with_records(&file, 1, &good, 1)).is_ok());
+    let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+        ("unknown header bits", rec(0, 0x43, &[], &x), 1),
         (
-            "modseq above highest",
-            first_record + 14,
-            &u64::MAX.to_le_bytes(),
+            "UID at or above UIDNEXT",
+            rec(0, 0x02, &[0xe7, 0x07], &x),
+            1,
         ),
+        (
+            "keywords written as none",
+            rec(H1_KEYWORDS, 0x03, &[0], &x),
+            1,
+        ),
+        (
+            "keyword without a name",
+            rec(H1_KEYWORDS, 0x03, &[2], &x),
+            1,
+        ),
+        (
+            "modseq written as created",
+            rec(H1_MODSEQ, 0x03, &[0], &x),
+            1,
+        ),
+        ("modseq above highest", rec(H1_MODSEQ, 0x03, &[0x7e], &x), 1),
+        ("created above modseq", rec(H1_MODSEQ, 0x03, &[0x01], &x), 1),
+        ("created written as the next", rec(0, 0x01, &[0], &x), 1),
+        ("overlong varint", rec(0, 0x02, &[0x80, 0x00], &x), 1),
+        (
+            "size written as unknown",
+            rec(
+                0,
+                0x0b,
+                &[0xff; 9].iter().copied().chain([1]).collect::<Vec<_>>(),
+                &x,
+            ),
+            1,
+        ),
+        (
+            "reference with a number in its text",
+            rec(0, 0x03, &[], &[3, 0, 2, b'x', b'5']),
+            2,
+        ),
+        (
+            "reference written whole",
+            rec(0, 0x03, &[], &[0, 1, b'x']),
+            1,
+        ),
+        (
+            "reference reusing nothing",
+            rec(0, 0x13, &[], &[1, b'x']),
+            1,
+        ),
+        (
+            "reference mask with unused bits",
+            rec(0, 0x03, &[], &[3, 2, 1, b'x']),
+            1,
+        ),
+        (
+            "reference predicting nothing",
+            rec(0, 0x03, &[], &[3, 1]),
+            1,
+        ),
+        ("reference longer than declared", good.clone(), 0),
+        ("reference shorter than declared", good.clone(), 2),
+        ("trailing bytes", [&good[..], &[0]].concat(), 1),
     ];
-    for (what, at, patch) in cases {
-        let mut bad = bytes.clone();
-        bad[at..at + patch.len()].copy_from_slice(patch);
-        let body_end = bad.len() - TRAILER_SIZE;
-        let crc = crc32c::crc32c(&bad[HEADER_SIZE..body_end]);
-        bad[body_end..body_end + 4].copy_from_slice(&crc.to_le_bytes());
-        let result = MailboxIndex::from_file_bytes(&bad);
+    for (what, section, backend) in cases {
+        let result = MailboxIndex::from_file_bytes(&with_records(&file, 1, &section, backend));
         assert!(
-            matches!(result, Err(IndexFileError::Record { index: 0, .. })),
+            matches!(
+                result,
+                Err(IndexFileError::Record { index: 0, .. } | IndexFileError::Header(_))
+            ),
             "{what}: {result:?}"
         );
     }
+    // A second record beyond UIDNEXT (one that does not ascend cannot be written at all).
+    let two = [good.clone(), rec(0, 0x02, &[0xe6, 0x07], &[1, 0])].concat();
+    let result = MailboxIndex::from_file_bytes(&with_records(&file, 2, &two, 2));
+    assert!(
+        matches!(result, Err(IndexFileError::Record { index: 1, .. })),
+        "{result:?}"
+    );
     // A huge declared count with a matching header checksum is refused before allocating.
-    let mut huge = bytes.clone();
-    huge[8 + 4 + 8..8 + 4 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
-    let crc = crc32c::crc32c(&huge[..HEADER_SIZE - 4]);
-    huge[HEADER_SIZE - 4..HEADER_SIZE].copy_from_slice(&crc.to_le_bytes());
+    let mut huge = file.clone();
+    huge[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    fix_checksums(&mut huge);
     assert!(matches!(
         MailboxIndex::from_file_bytes(&huge),
+        Err(IndexFileError::Header(_))
+    ));
+    let mut long = file.clone();
+    long[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    fix_checksums(&mut long);
+    assert!(matches!(
+        MailboxIndex::from_file_bytes(&long),
         Err(IndexFileError::Size { .. })
     ));
+}
+
+/// A file of the previous format (fixed-size records) is refused by its version, which the
+/// backends treat as a missing index: rebuilt from the mail files.
+#[test]
+fn version_1_files_are_refused_by_version() {
+    let mut old = sample(10).to_file_bytes(b"");
+    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    fix_checksums(&mut old);
+    assert!(matches!(
+        MailboxIndex::from_file_bytes(&old),
+        Err(IndexFileError::Version(1))
+    ));
+}
+
+/// Maildir-like names shrink to a fraction: the point of this format.
+#[test]
+fn a_maildir_index_is_small() {
+    let mut ix = MailboxIndex::new(UidValidity::new(1).unwrap());
+    let n = 10_000u32;
+    let mut raw = 0;
+    for u in 1..=n {
+        let name = format!(
+            "c{}.M{}P4001Q{u}.bench.example,S={},W={}:2,{}",
+            1_609_459_251 + u64::from(u) * 97,
+            (u64::from(u) * 7919) % 1_000_000,
+            3000 + u % 5000,
+            3100 + u % 5000,
+            if u % 3 == 0 { "S" } else { "" }
+        );
+        raw += name.len();
+        let flags = if u % 3 == 0 {
+            Flags::new(SystemFlags::SEEN, [])
+        } else {
+            Flags::default()
+        };
+        ix.apply(Op::Append(NewRecord {
+            uid: Uid::new(u).unwrap(),
+            flags: &flags,
+            internal_date: None,
+            size: Some(u64::from(3100 + u % 5000)),
+            recent: false,
+            backend: name.as_bytes(),
+        }))
+        .unwrap();
+    }
+    let bytes = ix.to_file_bytes(b"");
+    assert!(
+        bytes.len() < n as usize * 16,
+        "{} bytes for {n} records ({raw} of names)",
+        bytes.len()
+    );
+    let loaded = MailboxIndex::from_file_bytes(&bytes).unwrap();
+    assert_eq!(observable(&loaded.index), observable(&ix));
+}
+
+/// The fuzz target's seeds (`fuzz/seeds/index_file`) are files of the current format, written
+/// by this test from sample states: `COLUMBA_WRITE_SEEDS=1` rewrites them after a format change.
+#[test]
+fn fuzz_seeds_are_current_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/index_file");
+    let seeds = [
+        MailboxIndex::new(UidValidity::new(1).unwrap()).to_file_bytes(b""),
+        sample(3).to_file_bytes(b"st"),
+        sample(25).to_file_bytes(b"state"),
+    ];
+    for (i, bytes) in seeds.iter().enumerate() {
+        let path = dir.join(format!("seed{i}"));
+        if std::env::var_os("COLUMBA_WRITE_SEEDS").is_some() {
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(
+            &on_disk,
+            bytes,
+            "{} is stale: rerun with COLUMBA_WRITE_SEEDS=1",
+            path.display()
+        );
+        let loaded = MailboxIndex::from_file_bytes(&on_disk).unwrap();
+        assert_eq!(loaded.index.to_file_bytes(&loaded.backend_state), on_disk);
+    }
 }
 
 #[test]
@@ -193,6 +404,22 @@ proptest! {
         }
         let loaded = MailboxIndex::from_file_bytes(&ix.to_file_bytes(b"s")).unwrap();
         prop_assert_eq!(observable(&loaded.index), observable(&ix));
+    }
+
+    /// A valid file with bytes changed and its checksums fixed (what a buggy writer could
+    /// produce): refused, or accepted only if it is exactly what the writer makes of what was
+    /// read (the fuzz target's property).
+    #[test]
+    fn changed_files_are_refused_or_canonical(n in 0u32..30, changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
+        let mut bytes = sample(n).to_file_bytes(b"st");
+        for (at, v) in changes {
+            let at = HEADER_SIZE + at % (bytes.len() - HEADER_SIZE - TRAILER_SIZE);
+            bytes[at] = v;
+        }
+        fix_checksums(&mut bytes);
+        if let Ok(loaded) = MailboxIndex::from_file_bytes(&bytes) {
+            prop_assert_eq!(loaded.index.to_file_bytes(&loaded.backend_state), bytes);
+        }
     }
 
     /// Arbitrary bytes never panic the reader.
