@@ -40,7 +40,8 @@
 //!   whole to a temporary file, fsynced and renamed, never changed in place.
 //! - `columba.index.log` ([`log`]): append-only, one length-prefixed CRC32C record per
 //!   transaction with its ops (appends with their record fields and backend reference,
-//!   expunges, flag and keyword changes, backend-reference and info updates, `\Recent`
+//!   expunges, flag and keyword changes, backend-reference changes (as the tail that differs
+//!   from the old reference) and info updates, `\Recent`
 //!   claims, UIDNEXT and HIGHESTMODSEQ raises, a new UIDVALIDITY) and the HIGHESTMODSEQ before
 //!   and after. Writers hold an `flock` on it and catch up before changing anything, so every
 //!   process applies the same ops to the same state through [`MailboxIndex::apply`] and hands
@@ -89,6 +90,9 @@ pub enum IndexError {
     TooManyKeywords,
     #[error("no message with UID {0}")]
     NoSuchUid(u32),
+    /// A logged reference change keeps more of the old reference than there is.
+    #[error("UID {uid}: the log keeps {keep} bytes of a {len}-byte backend reference")]
+    BackendTail { uid: u32, keep: usize, len: usize },
 }
 
 /// The mailbox-wide values (RFC 3501 2.3.1.1, RFC 7162 3.1.1).
@@ -258,6 +262,11 @@ impl fmt::Debug for RecordRef<'_> {
     }
 }
 
+/// How many bytes `a` and `b` start with in common.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 /// The state of one mailbox.
 #[derive(Debug, Clone)]
 pub struct MailboxIndex {
@@ -367,9 +376,23 @@ impl MailboxIndex {
 
     /// Applies one op. Returns the modseq it took, if it made a client-visible change.
     pub fn apply(&mut self, op: Op<'_>) -> Result<Option<ModSeq>, IndexError> {
+        // A new reference that starts like the old one (a Maildir file renamed for its flags
+        // keeps all but the end of its name) is logged as the old one's length kept and the
+        // new tail: a STORE on a million messages writes tens of megabytes less log.
+        let keep = match op {
+            Op::SetBackend { uid, backend } if self.journal.is_some() => {
+                self.get(uid).map(|r| common_prefix(r.backend(), backend))
+            }
+            _ => None,
+        };
         let taken = self.apply_unjournaled(op)?;
         if let Some(j) = self.journal_mut() {
-            log::encode_op(&mut j.bytes, &op);
+            match (op, keep) {
+                (Op::SetBackend { uid, backend }, Some(keep)) if keep > 0 => {
+                    log::encode_set_backend_tail(&mut j.bytes, uid, keep, &backend[keep..]);
+                }
+                _ => log::encode_op(&mut j.bytes, &op),
+            }
             j.ops += 1;
         }
         Ok(taken)

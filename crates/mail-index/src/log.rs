@@ -22,6 +22,9 @@
 //!         8 raise modseq floor u64
 //!         9 claim recent
 //!        10 reset        uid_validity u32
+//!        11 set backend tail  uid u32 | keep u32 | tail_len u32 | tail   (the new reference is
+//!                        the first `keep` bytes of the current one and the tail: a Maildir
+//!                        flag change renames only the end of the file name)
 //! keywords  count u8 | (length u8 | name) ...      (names, not bits: replay interns them in the
 //!                                                    same order as the writer did)
 //! ```
@@ -82,6 +85,7 @@ const OP_RAISE_UID_NEXT: u8 = 7;
 const OP_RAISE_MODSEQ: u8 = 8;
 const OP_CLAIM_RECENT: u8 = 9;
 const OP_RESET: u8 = 10;
+const OP_SET_BACKEND_TAIL: u8 = 11;
 
 /// When log appends are `fdatasync`ed; the `fsync` setting, named after Dovecot's `mail_fsync`.
 ///
@@ -202,6 +206,11 @@ pub(crate) enum LogOp {
         uid: Uid,
         backend: Vec<u8>,
     },
+    SetBackendTail {
+        uid: Uid,
+        keep: u32,
+        tail: Vec<u8>,
+    },
     SetInfo {
         uid: Uid,
         internal_date: i64,
@@ -301,6 +310,14 @@ pub(crate) fn encode_op(out: &mut Vec<u8>, op: &Op<'_>) {
             put_u32(out, uid.get());
         }
     }
+}
+
+/// A [`Op::SetBackend`] whose new reference starts with the first `keep` bytes of the old one.
+pub(crate) fn encode_set_backend_tail(out: &mut Vec<u8>, uid: Uid, keep: usize, tail: &[u8]) {
+    out.push(OP_SET_BACKEND_TAIL);
+    put_u32(out, uid.get());
+    put_u32(out, u32::try_from(keep).unwrap_or(u32::MAX));
+    put_bytes(out, tail);
 }
 
 pub(crate) fn encode_raise_modseq(out: &mut Vec<u8>, floor: u64) {
@@ -467,6 +484,11 @@ fn decode_op(r: &mut Reader<'_>) -> Option<LogOp> {
             uid: r.uid()?,
             backend: r.bytes()?.to_vec(),
         },
+        OP_SET_BACKEND_TAIL => LogOp::SetBackendTail {
+            uid: r.uid()?,
+            keep: r.u32()?,
+            tail: r.bytes()?.to_vec(),
+        },
         OP_SET_INFO => LogOp::SetInfo {
             uid: r.uid()?,
             internal_date: r.u64()? as i64,
@@ -613,6 +635,23 @@ fn apply_op(index: &mut MailboxIndex, op: &LogOp) -> Result<(), IndexError> {
         }
         LogOp::SetBackend { uid, backend } => {
             index.apply(Op::SetBackend { uid: *uid, backend })?;
+        }
+        LogOp::SetBackendTail { uid, keep, tail } => {
+            let old = index
+                .get(*uid)
+                .ok_or(IndexError::NoSuchUid(uid.get()))?
+                .backend();
+            let keep = *keep as usize;
+            let head = old.get(..keep).ok_or(IndexError::BackendTail {
+                uid: uid.get(),
+                keep,
+                len: old.len(),
+            })?;
+            let backend = [head, tail].concat();
+            index.apply(Op::SetBackend {
+                uid: *uid,
+                backend: &backend,
+            })?;
         }
         LogOp::SetInfo {
             uid,

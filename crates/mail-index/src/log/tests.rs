@@ -460,3 +460,39 @@ fn whole_files_are_verified() {
     ));
     assert!(verify_file_bytes(&file[..10]).is_err());
 }
+
+/// A Maildir flag change renames only the end of a file name: the log keeps the old name's
+/// length and the new tail, replays to the same reference, and a replay onto a reference too
+/// short for what it keeps does not continue the index.
+#[test]
+fn a_renamed_reference_is_logged_as_its_new_tail() {
+    let mut ix = MailboxIndex::new(uv());
+    let name = "c1609459251.M39595P4001Q6.bench.example,S=2760,W=2817:2,";
+    append_txn(&mut ix, name);
+    let uid = ix.records().next().unwrap().uid();
+    let base = ix.clone();
+    ix.start_journal();
+    let renamed = format!("{name}S");
+    ix.apply(Op::SetBackend {
+        uid,
+        backend: renamed.as_bytes(),
+    })
+    .unwrap();
+    let journal = ix.take_journal().unwrap();
+    let record = transaction_record(&journal, &ix, b"");
+    assert!(
+        record.len() < 60,
+        "{} bytes for a one-letter rename",
+        record.len()
+    );
+    let mut reader = base.clone();
+    let out = replay_bytes(&mut reader, &record, LOG_HEADER_SIZE).unwrap();
+    assert_eq!(out.applied, 1);
+    assert_eq!(observable(&reader), observable(&ix));
+    assert_eq!(reader.get(uid).unwrap().backend(), renamed.as_bytes());
+    // Another process whose reference for the message is shorter than what is kept.
+    let mut short = MailboxIndex::new(uv());
+    append_txn(&mut short, "c1");
+    let err = replay_bytes(&mut short, &record, LOG_HEADER_SIZE).unwrap_err();
+    assert!(matches!(err, LogError::Diverged { .. }), "{err}");
+}
