@@ -341,27 +341,28 @@ pub fn transaction_record(
     index: &MailboxIndex,
     backend_state: &[u8],
 ) -> Vec<u8> {
-    let mut body = Vec::with_capacity(24 + journal.bytes.len() + 4 + backend_state.len());
-    put_u64(&mut body, journal.modseq_before);
-    put_u64(&mut body, index.highest_modseq);
-    put_u32(&mut body, index.uid_next);
-    put_u32(&mut body, journal.ops);
-    body.extend_from_slice(&journal.bytes);
-    put_bytes(&mut body, backend_state);
-    frame(REC_TRANSACTION, &body)
+    // Framed in place: a STORE on a million messages has tens of megabytes of ops, copied once.
+    let mut out =
+        Vec::with_capacity(RECORD_HEADER + 1 + 24 + journal.bytes.len() + 4 + backend_state.len());
+    put_u32(&mut out, 0);
+    put_u32(&mut out, 0);
+    out.push(REC_TRANSACTION);
+    put_u64(&mut out, journal.modseq_before);
+    put_u64(&mut out, index.highest_modseq);
+    put_u32(&mut out, index.uid_next);
+    put_u32(&mut out, journal.ops);
+    out.extend_from_slice(&journal.bytes);
+    put_bytes(&mut out, backend_state);
+    seal(&mut out);
+    out
 }
 
-/// Wraps a record body in its length and checksum.
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(RECORD_HEADER + 1 + body.len());
-    put_u32(&mut out, len);
-    put_u32(&mut out, 0);
-    out.push(kind);
-    out.extend_from_slice(body);
-    let crc = record_crc(&out);
+/// Fills in the length and checksum of a record framed in place.
+fn seal(out: &mut [u8]) {
+    let len = u32::try_from(out.len() - RECORD_HEADER).unwrap_or(u32::MAX);
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    let crc = record_crc(out);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
-    out
 }
 
 /// The checksum of a framed record: its length field and everything after the checksum.
