@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Records are coded against the record before them (the first against zeros), in varints
-//! (LEB128) and zigzag varints (`zz`), so that a million messages take about 15 MB instead of
+//! (LEB128) and zigzag varints (`zz`), so that a million messages take about 12 MB instead of
 //! the 113 MB of version 1's fixed 50-byte records plus whole file names:
 //!
 //! ```text

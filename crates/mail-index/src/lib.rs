@@ -36,7 +36,7 @@
 //!   own state (for Maildir: directory stamps, the uidlist stamp and the log position this file
 //!   continues). Records are coded against the record before them (varints of differences) and
 //!   backend references cut into tokens predicted from the previous reference (`refs.rs`), so
-//!   a Maildir message takes about 15 bytes. Read whole and checked (not mmap'd), written
+//!   a Maildir message takes about 12 bytes. Read whole and checked (not mmap'd), written
 //!   whole to a temporary file, fsynced and renamed, never changed in place.
 //! - `columba.index.log` ([`log`]): append-only, one length-prefixed CRC32C record per
 //!   transaction with its ops (appends with their record fields and backend reference,
