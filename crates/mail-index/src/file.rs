@@ -40,8 +40,9 @@
 //! the value its absence stands for), so a file that is accepted saves back to the same bytes.
 //! Every length and count is checked against the file size before anything is allocated from
 //! it, so a corrupt count cannot make the reader allocate gigabytes; the references are
-//! decoded into an arena no longer than the header declares (at most 4 GiB, the arena's
-//! limit).
+//! decoded into an arena no longer than the header declares, which may be at most 64 times
+//! the records section (names are predicted from the previous one, so a few bytes can stand
+//! for a long name) and 4 GiB (the arena's limit).
 //!
 //! A version 1 file (fixed-size records) is refused as [`IndexFileError::Version`]: the caller
 //! rebuilds the index from the mail files, as for any other unusable index file.
@@ -66,6 +67,8 @@ const HEADER_SIZE: usize = 8 + 4 * 4 + 8 * 2 + 4 * 4 + 8 * 3 + 4;
 const MIN_RECORD_SIZE: u64 = 2;
 /// The fewest bytes an expunge takes (five one-byte fields).
 const MIN_EXPUNGE_SIZE: u64 = 5;
+/// At most this many bytes of backend references decoded per byte of the records section.
+const MAX_REFERENCE_EXPANSION: u64 = 64;
 const TRAILER_SIZE: usize = 4 + 8;
 
 const H1_RECENT: u8 = 0x20;
@@ -341,6 +344,16 @@ impl MailboxIndex {
         // The arena addresses its bytes with 32 bits.
         if backend_bytes > u64::from(u32::MAX) {
             return Err(IndexFileError::Header("backend references too long"));
+        }
+        // A reference predicted from the one before costs a few bytes whatever its length, so
+        // a small hostile file could declare gigabytes of them; bound what it can make us
+        // allocate by the size of the section that codes them. Real files stay far below
+        // (Maildir names: about 57 bytes each from about 12 of records); one above is a cache
+        // miss, rebuilt from the mail files.
+        if backend_bytes > records_len.saturating_mul(MAX_REFERENCE_EXPANSION) {
+            return Err(IndexFileError::Header(
+                "backend references too long for their records",
+            ));
         }
 
         // The sizes were checked against the file length, so every take below succeeds; the

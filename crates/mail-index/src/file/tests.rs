@@ -266,6 +266,18 @@ fn inconsistent_content_with_valid_checksums_is_rejected() {
         MailboxIndex::from_file_bytes(&huge),
         Err(IndexFileError::Header(_))
     ));
+    // References declared far longer than their records could code is refused before
+    // decoding (a small file must not make the reader allocate gigabytes).
+    let result = MailboxIndex::from_file_bytes(&with_records(&file, 1, &good, 64 * 6 + 1));
+    assert!(
+        matches!(
+            result,
+            Err(IndexFileError::Header(
+                "backend references too long for their records"
+            ))
+        ),
+        "{result:?}"
+    );
     let mut long = file.clone();
     long[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     fix_checksums(&mut long);
