@@ -219,7 +219,7 @@ impl ParsedMessage {
     pub fn date(&self, raw: &[u8]) -> Option<(i64, i32)> {
         let fields = header::fields(raw, self.root.header.clone());
         let date = fields.iter().find(|f| f.is("Date"))?;
-        text::parse_date(&date.value())
+        parse_date(&date.value())
     }
 
     /// Text for SEARCH BODY/TEXT: every text/* part (and message/rfc822 bodies, recursively),
@@ -271,6 +271,13 @@ impl ParsedMessage {
 /// replaced): what [`ParsedMessage::header_values`] gives for each field.
 pub fn decode_header(value: &[u8]) -> String {
     text::decode_header_value(value)
+}
+
+/// A Date field value (RFC 5322 3.3) as seconds since the epoch
+/// (UTC) and the zone offset in minutes: how [`ParsedMessage::date`] reads the Date header, for
+/// a value taken from elsewhere (an ENVELOPE's `env-date`). `None` when it does not read.
+pub fn parse_date(value: &[u8]) -> Option<(i64, i32)> {
+    text::parse_date(value)
 }
 
 /// An address-list field value (RFC 5322 3.4) read as ENVELOPE reads it: groups as start and end

@@ -311,8 +311,9 @@ pub enum CacheField {
     Envelope,
     BodyStructure,
     Body,
-    /// Decoded FROM/TO/CC/BCC/SUBJECT values and the sent date, as SEARCH uses them.
-    SearchHeaders,
+    // Id 4 was `SearchHeaders` (decoded FROM/TO/CC/BCC/SUBJECT values and the sent date): SEARCH
+    // reads those from the cached ENVELOPE now. The id stays reserved, never reused: cache
+    // files written before may still hold such entries.
     /// What SORT and THREAD compare: base subject, sent date, first addresses and display
     /// names, Message-ID and the ids a message refers to.
     SortKeys,
@@ -332,7 +333,7 @@ impl CacheField {
             CacheField::Envelope => 1,
             CacheField::BodyStructure => 2,
             CacheField::Body => 3,
-            CacheField::SearchHeaders => 4,
+            // 4: retired (`SearchHeaders`), never reused.
             CacheField::SortKeys => 5,
             CacheField::SaveDate => 6,
             CacheField::EmailId => 7,

@@ -12,7 +12,7 @@ use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
 use crate::cmd::{objectid, preview, searchres};
 use crate::fetch::binary::{UnknownCte, decoded_section};
 use crate::fetch::section;
-use crate::fetch::structure::{write_body_structure, write_envelope};
+use crate::fetch::structure::{envelope_text, write_body_structure};
 use crate::session::{FLUSH_THRESHOLD, Reply, Session, State};
 
 /// What a FETCH needs from each message, worked out once per command.
@@ -372,14 +372,14 @@ fn write_fetch_response(
                 if let Some((_, v)) = cached.iter().find(|(f, _)| *f == field) {
                     out.extend_from_slice(v);
                 } else if let Some((raw, parsed)) = loaded.parsed() {
-                    let mut encoded = Vec::new();
-                    match item {
-                        FetchAttr::Envelope => write_envelope(&mut encoded, &parsed.envelope(raw)),
-                        FetchAttr::Body => {
-                            write_body_structure(&mut encoded, &parsed.body_structure(raw), false)
-                        }
-                        _ => write_body_structure(&mut encoded, &parsed.body_structure(raw), true),
-                    }
+                    let encoded = if *item == FetchAttr::Envelope {
+                        envelope_text(raw, parsed)
+                    } else {
+                        let mut encoded = Vec::new();
+                        let extended = *item == FetchAttr::BodyStructure;
+                        write_body_structure(&mut encoded, &parsed.body_structure(raw), extended);
+                        encoded
+                    };
                     mailbox.cache(entry.uid, field, &encoded);
                     out.extend_from_slice(&encoded);
                 } else {

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use imap_proto::response::{Code, days_from_civil};
 use imap_proto::{Date, SearchKey, SearchReturn, Tag};
 use mail_parse::ParsedMessage;
@@ -7,9 +9,9 @@ use mail_types::{Flag, Keyword, SystemFlags, Uid};
 use crate::cmd::search_context;
 use crate::session::{Reply, Session, State};
 
-mod headers;
+mod envelope;
 
-use headers::SearchHeaders;
+use envelope::{AddressField, EnvelopeText};
 
 /// Charsets SEARCH accepts (RFC 3501 6.4.4: US-ASCII is required; UTF-8 is what clients send).
 const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
@@ -22,7 +24,9 @@ struct Candidate<'a> {
     info: Option<Option<MessageInfo>>,
     raw: Option<Option<Vec<u8>>>,
     parsed: Option<ParsedMessage>,
-    headers: Option<Option<SearchHeaders>>,
+    /// The message's ENVELOPE text, checked: cached or derived (`None` inside when the message
+    /// could not be read).
+    envelope: Option<Option<Arc<[u8]>>>,
 }
 
 /// What the mailbox-wide keys compare with: `*` of sequence-set keys, `$` (RFC 5182), and the
@@ -55,19 +59,8 @@ impl<'a> Candidate<'a> {
     }
 
     /// Case-insensitive substring search in the decoded values of a header field (RFC 3501
-    /// 6.4.4). An empty needle matches any message that has the field.
+    /// 6.4.4 HEADER). An empty needle matches any message that has the field.
     fn header_contains(&mut self, field: &str, needle: &str) -> bool {
-        if let Some(i) = SearchHeaders::field(field) {
-            let Some(headers) = self.search_headers() else {
-                return false;
-            };
-            let values = &headers.values[i];
-            if needle.is_empty() {
-                return !values.is_empty();
-            }
-            let needle = fold(needle);
-            return values.iter().any(|v| v.contains(&needle));
-        }
         let Some((raw, parsed)) = self.message() else {
             return false;
         };
@@ -76,32 +69,58 @@ impl<'a> Candidate<'a> {
             return !values.is_empty();
         }
         let needle = fold(needle);
-        values.iter().any(|v| fold(v).contains(&needle))
+        values.iter().any(|v| contains_folded(v, &needle))
     }
 
-    /// The commonly searched header values: from the store's cache, or derived from the message
-    /// and offered to the cache for next time.
-    fn search_headers(&mut self) -> Option<&SearchHeaders> {
-        if self.headers.is_none() {
+    /// FROM, TO, CC and BCC: a case-insensitive substring of the envelope's address list
+    /// (RFC 3501 6.4.4, RFC 9051 6.4.4) written as people write it, `Name <mailbox@host>`, with
+    /// encoded-words decoded (see [`EnvelopeText::address_text`]). An empty needle matches any
+    /// message with an address there.
+    fn address_contains(&mut self, field: AddressField, needle: &str) -> bool {
+        let Some(env) = self.envelope() else {
+            return false;
+        };
+        if needle.is_empty() {
+            return env.has_addresses(field);
+        }
+        contains_folded(&env.address_text(field), &fold(needle))
+    }
+
+    /// SUBJECT: a case-insensitive substring of the envelope's subject, encoded-words decoded.
+    /// An empty needle matches any message with a Subject.
+    fn subject_contains(&mut self, needle: &str) -> bool {
+        let Some(subject) = self.envelope().and_then(|e| e.subject_text()) else {
+            return false;
+        };
+        needle.is_empty() || contains_folded(&subject, &fold(needle))
+    }
+
+    /// The message's ENVELOPE: the store's cached text (what FETCH ENVELOPE sends), or, when
+    /// there is none or it does not read, derived from the message as FETCH derives it and
+    /// offered to the cache, so that the next FETCH ENVELOPE or SEARCH reads no mail file.
+    fn envelope(&mut self) -> Option<EnvelopeText<'_>> {
+        if self.envelope.is_none() {
             let uid = self.msg.uid;
             let cached = self
                 .mailbox
-                .cached(uid, CacheField::SearchHeaders)
-                .and_then(|b| SearchHeaders::decode(&b));
-            let headers = match cached {
-                Some(h) => Some(h),
+                .cached(uid, CacheField::Envelope)
+                .filter(|text| EnvelopeText::parse(text).is_some());
+            let text = match cached {
+                Some(text) => Some(text),
                 None => {
-                    let derived = self.message().map(|(raw, p)| SearchHeaders::derive(raw, p));
-                    if let Some(h) = &derived {
-                        self.mailbox
-                            .cache(uid, CacheField::SearchHeaders, &h.encode());
+                    let derived = self
+                        .message()
+                        .map(|(raw, p)| crate::fetch::structure::envelope_text(raw, p));
+                    if let Some(text) = &derived {
+                        self.mailbox.cache(uid, CacheField::Envelope, text);
                     }
-                    derived
+                    derived.map(Arc::from)
                 }
             };
-            self.headers = Some(headers);
+            self.envelope = Some(text);
         }
-        self.headers.as_ref().and_then(Option::as_ref)
+        let text = self.envelope.as_ref()?.as_deref()?;
+        EnvelopeText::parse(text)
     }
 
     fn body_contains(&mut self, needle: &str, with_headers: bool) -> bool {
@@ -136,11 +155,11 @@ impl<'a> Candidate<'a> {
             .map(|d| d.div_euclid(86_400))
     }
 
-    /// Days since the epoch of the Date header in its own zone ("disregarding time and
-    /// timezone", RFC 3501 6.4.4); INTERNALDATE when the header is missing or unreadable, as
-    /// Dovecot does.
+    /// Days since the epoch of the envelope's date (the Date header) in its own zone
+    /// ("disregarding time and timezone", RFC 3501 6.4.4); INTERNALDATE when the header is
+    /// missing or unreadable, as Dovecot does.
     fn sent_day(&mut self) -> Option<i64> {
-        match self.search_headers().and_then(|h| h.sent_day) {
+        match self.envelope().and_then(|e| e.sent_day()) {
             Some(day) => Some(day),
             None => self.internal_day(),
         }
@@ -181,11 +200,11 @@ impl<'a> Candidate<'a> {
                 .is_some_and(|own| own == *id),
             // RFC 8474 5.2: without THREADIDs a search for one matches nothing.
             ThreadId(_) => false,
-            From(s) => self.header_contains("From", s),
-            To(s) => self.header_contains("To", s),
-            Cc(s) => self.header_contains("Cc", s),
-            Bcc(s) => self.header_contains("Bcc", s),
-            Subject(s) => self.header_contains("Subject", s),
+            From(s) => self.address_contains(AddressField::From, s),
+            To(s) => self.address_contains(AddressField::To, s),
+            Cc(s) => self.address_contains(AddressField::Cc, s),
+            Bcc(s) => self.address_contains(AddressField::Bcc, s),
+            Subject(s) => self.subject_contains(s),
             Header(field, s) => self.header_contains(field, s),
             Body(s) => self.body_contains(s, false),
             Text(s) => self.body_contains(s, true),
@@ -213,9 +232,10 @@ fn cost(key: &SearchKey) -> u8 {
     match key {
         Larger(_) | Smaller(_) | Before(_) | On(_) | Since(_) | Older(_) | Younger(_)
         | SavedBefore(_) | SavedOn(_) | SavedSince(_) => 1,
-        From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | Header(..) | SentBefore(_) | SentOn(_)
+        From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | SentBefore(_) | SentOn(_)
         | SentSince(_) => 2,
-        Body(_) | Text(_) | EmailId(_) => 3,
+        // HEADER reads the message file (only the envelope's fields are cached).
+        Header(..) | Body(_) | Text(_) | EmailId(_) => 3,
         Not(inner) => cost(inner),
         Or(a, b) => cost(a).max(cost(b)),
         And(keys) => keys.iter().map(cost).max().unwrap_or(0),
@@ -255,6 +275,18 @@ fn day_number(d: &Date) -> i64 {
 /// and THREAD compare with; for ASCII it is i;ascii-casemap.
 fn fold(s: &str) -> String {
     crate::cmd::sort::casemap(s)
+}
+
+/// Whether `haystack` folded contains `needle` (already folded). ASCII text is compared in
+/// place, since folding it is upper-casing it.
+fn contains_folded(haystack: &str, needle: &str) -> bool {
+    if haystack.is_ascii() && needle.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+        return n.is_empty()
+            || h.windows(n.len())
+                .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_uppercase() == *b));
+    }
+    fold(haystack).contains(needle)
 }
 
 impl Session {
@@ -331,7 +363,7 @@ pub(crate) fn matching_where<'v>(
             info: None,
             raw: None,
             parsed: None,
-            headers: None,
+            envelope: None,
         };
         if cand.matches(criteria, &bounds) {
             hits.push((seq, msg));
@@ -523,5 +555,201 @@ mod tests {
         assert_eq!(runs(&[3, 4, 5, 1, 2]), " 3:5,1:2");
         assert_eq!(runs(&[5, 4, 3]), " 5,4,3");
         assert_eq!(runs(&[u32::MAX, 1]), " 4294967295,1");
+    }
+
+    /// Messages for the envelope keys: encoded-words in names and subjects, a quoted name with
+    /// escapes, groups, 8-bit text (cached as literals), and one without From or Date.
+    const MESSAGES: [(&str, i64); 4] = [
+        (
+            "From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <juergen@example.de>\r\n\
+             To: \"Smith, \\\"Agent\\\" J.\" <smith@example.com>\r\n\
+             Subject: =?UTF-8?B?R3LDvMOfZQ==?= aus =?ISO-8859-1?Q?M=FCnchen?=\r\n\
+             Date: Mon, 15 Mar 2021 23:30:00 -0200\r\n\r\nbody\r\n",
+            1_615_852_800, // 16-Mar-2021 00:00 UTC
+        ),
+        (
+            "From: Fred <fred@example.com>\r\n\
+             To: Team: alice@example.com, Bob <bob@example.org>;\r\n\
+             Cc: undisclosed-recipients:;\r\n\
+             Bcc: hidden@example.net\r\n\
+             Subject: Quarterly report\r\n\
+             Date: Wed, 1 Jan 2020 09:00:00 +0000\r\n\r\nbody\r\n",
+            1_577_869_200,
+        ),
+        (
+            "To: x@example.com\r\nSubject: no sender\r\n\r\nbody\r\n",
+            1_655_712_000, // 20-Jun-2022 08:00 UTC
+        ),
+        (
+            "From: J\u{f6}rg <joerg@example.de>\r\n\
+             Subject: Gr\u{fc}\u{df}e direkt\r\n\
+             Date: Tue, 2 Jan 2024 00:30:00 +0100\r\n\r\nbody\r\n",
+            1_704_150_000,
+        ),
+    ];
+
+    fn on(day: u8, month: u8, year: u16) -> Date {
+        Date { year, month, day }
+    }
+
+    /// Each key with the sequence numbers it must find among [`MESSAGES`].
+    fn cases() -> Vec<(SearchKey, Vec<u32>)> {
+        use SearchKey::*;
+        let s = |v: &str| v.to_owned();
+        vec![
+            (From(s("müller")), vec![1]),
+            (From(s("JÜRGEN MÜLLER <juergen@EXAMPLE.de>")), vec![1]),
+            (From(s("=?utf-8?")), vec![]),
+            (From(s("jörg <joerg")), vec![4]),
+            (From(s("example.de")), vec![1, 4]),
+            // A message without From has nothing for FROM, not even the empty string.
+            (From(s("")), vec![1, 2, 4]),
+            (From(s("smith")), vec![]),
+            // The quoted name is unquoted and unescaped, as the envelope holds it.
+            (To(s("smith, \"agent\" j. <smith@example.com>")), vec![1]),
+            (To(s("\\")), vec![]),
+            // Groups read as written: `Team: member, member;`.
+            (To(s("team: alice@example.com, bob <bob@")), vec![2]),
+            (To(s("example.org>;")), vec![2]),
+            (To(s("x@example.com")), vec![3]),
+            (Cc(s("undisclosed-recipients:;")), vec![2]),
+            (Cc(s("")), vec![2]),
+            (Bcc(s("HIDDEN@")), vec![2]),
+            (Bcc(s("")), vec![2]),
+            (Subject(s("grüße aus münchen")), vec![1]),
+            (Subject(s("grüße")), vec![1, 4]),
+            (Subject(s("quarterly REPORT")), vec![2]),
+            (Subject(s("iso-8859")), vec![]),
+            (Subject(s("")), vec![1, 2, 3, 4]),
+            // The sent day is the Date's own day in its own zone; without a Date, INTERNALDATE.
+            (SentOn(on(15, 3, 2021)), vec![1]),
+            (SentOn(on(2, 1, 2024)), vec![4]),
+            (SentOn(on(20, 6, 2022)), vec![3]),
+            (SentBefore(on(15, 3, 2021)), vec![2]),
+            (SentSince(on(1, 1, 2022)), vec![3, 4]),
+            (
+                And(vec![SentSince(on(1, 1, 2020)), SentBefore(on(1, 1, 2021))]),
+                vec![2],
+            ),
+            // HEADER still reads the raw field (decoded): quotes and all.
+            (Header(s("To"), s("\"Smith, \\\"Agent")), vec![1]),
+            (Header(s("from"), s("jürgen")), vec![1]),
+            (Header(s("Subject"), s("aus münchen")), vec![1]),
+            (Header(s("From"), s("")), vec![1, 2, 4]),
+            (
+                Or(Box::new(From(s("fred"))), Box::new(Subject(s("direkt")))),
+                vec![2, 4],
+            ),
+        ]
+    }
+
+    fn mailbox(dir: &std::path::Path) -> std::sync::Arc<dyn Mailbox> {
+        use mail_store::MailStore as _;
+        let store = mail_store::maildir::MaildirStore::new(dir.join("Maildir")).unwrap();
+        let mailbox = store.open(&mail_types::MailboxName::inbox()).unwrap();
+        for (text, date) in MESSAGES {
+            let mut w = mailbox.begin_append().unwrap();
+            w.write(text.as_bytes()).unwrap();
+            w.commit(mail_types::Flags::default(), Some(date)).unwrap();
+        }
+        mailbox
+    }
+
+    fn found(mailbox: &std::sync::Arc<dyn Mailbox>, key: &SearchKey) -> Vec<u32> {
+        let view = MailboxView::open(mailbox.clone(), true).unwrap();
+        matching(&view, &[], key)
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect()
+    }
+
+    /// What FETCH ENVELOPE sends for the message.
+    fn fetched_envelope(mailbox: &dyn Mailbox, uid: Uid) -> Vec<u8> {
+        let raw = mailbox.read_message(uid).unwrap();
+        crate::fetch::structure::envelope_text(&raw, &ParsedMessage::parse(&raw))
+    }
+
+    #[test]
+    fn envelope_keys_without_a_cached_envelope() {
+        for (key, want) in cases() {
+            // A fresh mailbox for each key: nothing is cached when it runs.
+            let tmp = tempfile::tempdir().unwrap();
+            let mb = mailbox(tmp.path());
+            let uids: Vec<Uid> = MailboxView::open(mb.clone(), true)
+                .unwrap()
+                .messages()
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            assert!(
+                uids.iter()
+                    .all(|u| mb.cached(*u, CacheField::Envelope).is_none())
+            );
+            assert_eq!(found(&mb, &key), want, "{key:?}");
+            // A key that read an envelope left it in the cache, spelled as FETCH spells it.
+            for uid in uids {
+                if let Some(cached) = mb.cached(uid, CacheField::Envelope) {
+                    assert_eq!(&*cached, &fetched_envelope(mb.as_ref(), uid)[..], "{key:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn envelope_keys_with_the_envelope_fetch_cached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mb = mailbox(tmp.path());
+        let view = MailboxView::open(mb.clone(), true).unwrap();
+        for m in view.messages().iter() {
+            mb.cache(
+                m.uid,
+                CacheField::Envelope,
+                &fetched_envelope(mb.as_ref(), m.uid),
+            );
+        }
+        for (key, want) in cases() {
+            assert_eq!(found(&mb, &key), want, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_cached_envelope_is_derived_again() {
+        let damaged: [&[u8]; 6] = [
+            b"",
+            b"garbage",
+            b"(NIL NIL",
+            b"(\"Mon, 15 Mar 2021\" \"x\" ((NIL NIL \"a\" \"b\")) NIL NIL NIL NIL NIL NIL NIL) trailing",
+            b"\xff\x00{99999999999}\r\n",
+            b"(NIL {3}\r\nab",
+        ];
+        for bad in damaged {
+            let tmp = tempfile::tempdir().unwrap();
+            let mb = mailbox(tmp.path());
+            let view = MailboxView::open(mb.clone(), true).unwrap();
+            let uids: Vec<Uid> = view.messages().iter().map(|m| m.uid).collect();
+            for uid in &uids {
+                mb.cache(*uid, CacheField::Envelope, bad);
+            }
+            for (key, want) in cases() {
+                assert_eq!(found(&mb, &key), want, "{key:?} over {bad:?}");
+            }
+            // The damaged entries were replaced with good ones.
+            for uid in uids {
+                assert_eq!(
+                    mb.cached(uid, CacheField::Envelope).as_deref(),
+                    Some(&fetched_envelope(mb.as_ref(), uid)[..])
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn folded_containment() {
+        assert!(contains_folded("Fred <fred@example.com>", "FRED@"));
+        assert!(contains_folded("Jürgen", &fold("jürgen")));
+        assert!(contains_folded("anything", ""));
+        assert!(!contains_folded("ab", "ABC"));
+        // The Kelvin sign folds to an ASCII K.
+        assert!(contains_folded("Kilo", &fold("\u{212a}ilo")));
     }
 }

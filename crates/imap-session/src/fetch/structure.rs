@@ -4,7 +4,17 @@
 //! the wire. Strings are written as `nstring`s (quoted when 7-bit and short, literal otherwise).
 
 use imap_proto::response::{write_nstring, write_string};
-use mail_parse::{Address, BodyStructure, Disposition, Envelope, Extension, SinglePart};
+use mail_parse::{
+    Address, BodyStructure, Disposition, Envelope, Extension, ParsedMessage, SinglePart,
+};
+
+/// A message's ENVELOPE as FETCH sends it and the store's cache keeps it (`CacheField::Envelope`),
+/// which SEARCH reads as well (`cmd/search/envelope.rs`).
+pub fn envelope_text(raw: &[u8], parsed: &ParsedMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_envelope(&mut out, &parsed.envelope(raw));
+    out
+}
 
 /// `envelope = "(" env-date SP env-subject SP env-from SP env-sender SP env-reply-to SP env-to SP
 /// env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"`
