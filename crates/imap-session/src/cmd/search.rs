@@ -11,7 +11,7 @@ use crate::session::{Reply, Session, State};
 
 mod envelope;
 
-use envelope::{AddressField, EnvelopeText};
+use envelope::{AddressField, EnvelopeText, Layout};
 
 /// Charsets SEARCH accepts (RFC 3501 6.4.4: US-ASCII is required; UTF-8 is what clients send).
 const CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
@@ -24,9 +24,11 @@ struct Candidate<'a> {
     info: Option<Option<MessageInfo>>,
     raw: Option<Option<Vec<u8>>>,
     parsed: Option<ParsedMessage>,
-    /// The message's ENVELOPE text, checked: cached or derived (`None` inside when the message
-    /// could not be read).
-    envelope: Option<Option<Arc<[u8]>>>,
+    /// The message's ENVELOPE text and where its fields are in it: cached or derived (`None`
+    /// inside when the message could not be read).
+    envelope: Option<Option<(Arc<[u8]>, Layout)>>,
+    /// The cached envelope text read ahead with the other messages of a batch, when it was.
+    prefetched: Option<Option<Arc<[u8]>>>,
 }
 
 /// What the mailbox-wide keys compare with: `*` of sequence-set keys, `$` (RFC 5182), and the
@@ -101,12 +103,13 @@ impl<'a> Candidate<'a> {
     fn envelope(&mut self) -> Option<EnvelopeText<'_>> {
         if self.envelope.is_none() {
             let uid = self.msg.uid;
-            let cached = self
-                .mailbox
-                .cached(uid, CacheField::Envelope)
-                .filter(|text| EnvelopeText::parse(text).is_some());
-            let text = match cached {
-                Some(text) => Some(text),
+            let cached = match self.prefetched.take() {
+                Some(prefetched) => prefetched,
+                None => self.mailbox.cached(uid, CacheField::Envelope),
+            };
+            let cached = cached.and_then(|text| Layout::of(&text).map(|layout| (text, layout)));
+            let envelope = match cached {
+                Some(envelope) => Some(envelope),
                 None => {
                     let derived = self
                         .message()
@@ -114,13 +117,14 @@ impl<'a> Candidate<'a> {
                     if let Some(text) = &derived {
                         self.mailbox.cache(uid, CacheField::Envelope, text);
                     }
-                    derived.map(Arc::from)
+                    // Always reads: it is what the writer wrote.
+                    derived.and_then(|text| Layout::of(&text).map(|l| (Arc::from(text), l)))
                 }
             };
-            self.envelope = Some(text);
+            self.envelope = Some(envelope);
         }
-        let text = self.envelope.as_ref()?.as_deref()?;
-        EnvelopeText::parse(text)
+        let (text, layout) = self.envelope.as_ref()?.as_ref()?;
+        Some(EnvelopeText::with_layout(text, layout.clone()))
     }
 
     fn body_contains(&mut self, needle: &str, with_headers: bool) -> bool {
@@ -350,26 +354,61 @@ pub(crate) fn matching_where<'v>(
         saved,
         now,
     };
+    let wants_envelope = reads_envelope(criteria);
     let mut hits = Vec::new();
+    let mut batch: Vec<(u32, &ViewMessage)> = Vec::with_capacity(ENVELOPE_BATCH);
+    let mut run = |batch: &mut Vec<(u32, &'v ViewMessage)>| {
+        // The cached envelopes of a batch are read together: a few large reads of the cache
+        // file instead of one per message.
+        let mut envelopes = if wants_envelope {
+            let uids: Vec<Uid> = batch.iter().map(|(_, m)| m.uid).collect();
+            mailbox.cached_many(&uids, CacheField::Envelope)
+        } else {
+            Vec::new()
+        };
+        for (i, (seq, msg)) in batch.drain(..).enumerate() {
+            let mut cand = Candidate {
+                seq,
+                msg,
+                mailbox,
+                info: None,
+                raw: None,
+                parsed: None,
+                prefetched: envelopes.get_mut(i).map(Option::take),
+                envelope: None,
+            };
+            if cand.matches(criteria, &bounds) {
+                hits.push((seq, msg));
+            }
+        }
+    };
     for (i, msg) in view.messages().iter().enumerate() {
         if msg.expunged || !candidate(msg) {
             continue;
         }
-        let seq = i as u32 + 1;
-        let mut cand = Candidate {
-            seq,
-            msg,
-            mailbox,
-            info: None,
-            raw: None,
-            parsed: None,
-            envelope: None,
-        };
-        if cand.matches(criteria, &bounds) {
-            hits.push((seq, msg));
+        batch.push((i as u32 + 1, msg));
+        if batch.len() == ENVELOPE_BATCH {
+            run(&mut batch);
         }
     }
+    run(&mut batch);
     hits
+}
+
+/// Messages whose cached envelopes are read together when a search needs them.
+const ENVELOPE_BATCH: usize = 1024;
+
+/// Whether `key` has a key answered from the envelope.
+fn reads_envelope(key: &SearchKey) -> bool {
+    use SearchKey::*;
+    match key {
+        From(_) | To(_) | Cc(_) | Bcc(_) | Subject(_) | SentBefore(_) | SentOn(_)
+        | SentSince(_) => true,
+        Not(inner) => reads_envelope(inner),
+        Or(a, b) => reads_envelope(a) || reads_envelope(b),
+        And(keys) => keys.iter().any(reads_envelope),
+        _ => false,
+    }
 }
 
 /// RFC 7162 3.1.5: a search by MODSEQ reports the highest mod-sequence it matched.
