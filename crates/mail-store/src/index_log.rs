@@ -17,8 +17,8 @@
 //! new log generation started. A log that was rotated by another process is followed by
 //! reloading the main index it wrote.
 //!
-//! The Maildir backend (`maildir/txlog.rs`) still runs its own copy of this protocol on its
-//! `State`; the mbox backend (`mbox/mailbox.rs`) implements [`Logged`].
+//! Both backends implement [`Logged`]: Maildir in `maildir/txlog.rs`, mbox in
+//! `mbox/mailbox.rs`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -117,8 +117,9 @@ pub(crate) trait Logged {
     /// The backend state a record carries.
     fn encode_state(&self, st: &Self::State) -> Vec<u8>;
 
-    /// Writes the main index, continuing the log at the state's `LogState::position`.
-    fn write_index(&self, st: &Self::State) -> std::result::Result<(), String>;
+    /// Writes the main index, continuing the log at the state's `LogState::position` (and
+    /// notes in the state, if the backend keeps such a mark, that it matches the file).
+    fn write_index(&self, st: &mut Self::State) -> std::result::Result<(), String>;
 
     /// The state the main index on disk holds (to follow a rotation), with what only this
     /// process knows carried over from `old`; its `LogState::position` set from the file.

@@ -25,6 +25,7 @@ use super::sync::{dir_mtime, index_error};
 use super::tmp_cleanup::TmpCleanup;
 use super::txlog;
 use super::uidlist;
+use crate::index_log::Logged as _;
 use crate::indexed::{self, CacheSlot, Listeners};
 use crate::{
     AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
@@ -84,16 +85,16 @@ impl MaildirMailbox {
                 *st = saved;
             }
             if from_disk {
-                let pos = st.log_position;
+                let pos = st.log.position;
                 match IndexLog::open_at(&mailbox.log_path(), st.index.uid_validity(), pos) {
-                    Ok(log) => st.log = Some(log),
+                    Ok(log) => st.log.log = Some(log),
                     Err(e) => {
-                        st.log_stats.recoveries += 1;
+                        st.log.stats.recoveries += 1;
                         tracing::warn!(file = %mailbox.log_path().display(), "index log unusable, rescanning the mail files: {e}");
                     }
                 }
             }
-            if st.log.is_some() {
+            if st.log.log.is_some() {
                 // The index plus the whole log hold every mod-sequence handed out; only with
                 // `fsync = never` may a power loss have lost some, so the ceiling applies then.
                 mailbox.transaction(&mut st, |st| {
@@ -116,7 +117,7 @@ impl MaildirMailbox {
                 // Indexing was the expensive part: keep it, with a log that continues it.
                 drop(mailbox.start_log(&mut st));
             }
-            st.log_news = false;
+            st.log.news = false;
         }
         Ok(mailbox)
     }
@@ -292,7 +293,7 @@ impl MaildirMailbox {
             if force || needs_writer || self.needs_sync(&st)? {
                 changed = self.transaction(&mut st, |st| self.sync(st, force))?;
             }
-            changed | std::mem::take(&mut st.log_news)
+            changed | std::mem::take(&mut st.log.news)
         };
         if changed {
             self.notify();
@@ -322,7 +323,7 @@ impl MaildirMailbox {
 
     /// What the transaction log did for this mailbox in this process.
     pub fn log_stats(&self) -> txlog::LogStats {
-        self.lock().log_stats
+        self.lock().log.stats
     }
 
     /// Drops messages whose files were removed from the index. Their records stay in

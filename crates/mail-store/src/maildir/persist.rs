@@ -16,6 +16,7 @@ use mail_index::{LogPosition, MailboxIndex};
 use super::io::FileStamp;
 use super::mailbox::MaildirMailbox;
 use super::state::{DirStamp, State, UidlistState};
+use crate::index_log::Logged as _;
 
 /// The index file in each mailbox directory, beside Dovecot's `dovecot.index`.
 pub const INDEX_FILE: &str = "columba.index";
@@ -79,7 +80,7 @@ impl MaildirMailbox {
             header_ext: saved.header_ext,
             exact: None,
         };
-        st.log_position = saved.log_position;
+        st.log.position = saved.log_position;
         if let Err(e) = st.keywords.refresh(&self.path) {
             tracing::warn!(mailbox = %self.path.display(), "cannot read dovecot-keywords: {e}");
             return None;
@@ -119,36 +120,15 @@ impl MaildirMailbox {
         if !st.initialized || self.is_deleted() {
             return;
         }
-        let Some(log) = st.log.as_mut() else {
-            return;
-        };
-        let Ok(lock) = log.lock() else {
-            // Rotated by another process, which wrote a newer index.
-            return;
-        };
-        if log.catch_up(&mut st.index, Some(&lock)).is_err() {
-            return;
-        }
-        let mark = SavedMark::of(st);
-        if st.saved == Some(mark) {
-            return;
-        }
-        st.log_position = super::txlog::position_of(st);
-        match self.write_index(st) {
-            Ok(()) => st.saved = Some(mark),
-            Err(e) => {
-                tracing::warn!(file = %self.index_path().display(), "cannot save the index: {e}")
-            }
-        }
-        drop(lock);
+        self.save_at_log_end(st, |st| st.saved != Some(SavedMark::of(st)));
     }
 
     /// Writes `columba.index` with the state's log position.
-    pub(super) fn write_index(&self, st: &State) -> Result<(), String> {
-        let backend = encode_state(st, st.log_position);
+    pub(super) fn write_index_file(&self, st: &State) -> Result<(), String> {
+        let backend = encode_state(st, st.log.position);
         st.index
             .write_file(&self.index_path(), &backend)
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{}: {e}", self.index_path().display()))
     }
 
     /// The Maildir state a log record carries (its log position is not used).

@@ -27,6 +27,7 @@ use super::mailbox::{MaildirMailbox, OwnChange};
 use super::state::{self, Dir, Exact, State};
 use super::sync::{extras_of, index_error};
 use super::uidlist::{self, Record as UidRecord, Uidlist};
+use crate::index_log::Logged as _;
 use crate::{AppendWriter, CacheField, Mailbox, PendingAppend, Result, StoreError};
 
 /// A file in `tmp/` waiting to be committed.

@@ -155,19 +155,8 @@ pub struct State {
     /// The message list views share, with the cursor it was made at; held weakly, so it goes
     /// away with the last view using it.
     pub shared: Option<(u64, std::sync::Weak<Vec<crate::ViewMessage>>)>,
-    /// The transaction log, open at the offset this state has applied (`None`: no usable log;
-    /// the next transaction starts one).
-    pub log: Option<mail_index::IndexLog>,
-    /// Where in the log the saved index ends (what `columba.index` was loaded with).
-    pub log_position: mail_index::LogPosition,
-    /// Changes of other processes were applied since the listeners were last woken.
-    pub log_news: bool,
-    /// The log lost records (a cut tail): the next transaction raises HIGHESTMODSEQ to the
-    /// ceiling first.
-    pub raise_to_ceiling: bool,
-    /// Starting a log failed; this process works without one for this mailbox.
-    pub log_unavailable: bool,
-    pub log_stats: super::txlog::LogStats,
+    /// The transaction log and what this process knows of it (`crate::index_log`).
+    pub log: crate::index_log::LogState,
 }
 
 impl State {
@@ -182,12 +171,7 @@ impl State {
             saved: None,
             modseq_ceiling: 0,
             shared: None,
-            log: None,
-            log_position: mail_index::LogPosition::default(),
-            log_news: false,
-            raise_to_ceiling: false,
-            log_unavailable: false,
-            log_stats: super::txlog::LogStats::default(),
+            log: crate::index_log::LogState::default(),
         }
     }
 

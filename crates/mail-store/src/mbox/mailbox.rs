@@ -1090,7 +1090,7 @@ impl Logged for MboxMailbox {
         persist::encode_state(&st.saved_state(mail_index::LogPosition::default()))
     }
 
-    fn write_index(&self, st: &State) -> std::result::Result<(), String> {
+    fn write_index(&self, st: &mut State) -> std::result::Result<(), String> {
         let state = persist::encode_state(&st.saved_state(st.log.position));
         let path = self.control.join(persist::INDEX_FILE);
         fs::create_dir_all(&self.control)
