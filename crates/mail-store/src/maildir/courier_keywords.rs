@@ -30,6 +30,7 @@ use std::path::Path;
 use mail_types::{Flags, Keyword, SystemFlags};
 
 use super::filename::{self, MAX_KEYWORD_LETTERS};
+use super::fxhash::FxHashMap;
 use super::io as mio;
 use super::mailbox::MaildirMailbox;
 use super::state::{Dir, State};
@@ -200,10 +201,10 @@ impl MaildirMailbox {
     /// letters (26 at most) can be kept; the rest are reported and stay in Courier's directory
     /// only. The caller holds the
     /// `dovecot-uidlist` lock. Problems are logged: the mail is indexed with what it has.
-    pub(super) fn import_courier_keywords(
+    pub(super) fn import_courier_keywords<'a>(
         &self,
         st: &mut State,
-        entries: &mut HashMap<String, Entry>,
+        entries: &mut FxHashMap<&'a str, Entry<'a>>,
     ) {
         if self.path.join(super::keywords::FILE_NAME).exists() {
             return;
@@ -278,12 +279,12 @@ impl MaildirMailbox {
                 continue;
             }
             let target = filename::with_flags(&entry.fname, system, old_letters | letters);
-            let from = self.path.join(entry.dir.name()).join(&entry.fname);
+            let from = self.path.join(entry.dir.name()).join(&*entry.fname);
             let to = self.path.join(Dir::Cur.name()).join(&target);
             match mio::rename_noreplace(&from, &to) {
                 Ok(()) => {
                     entry.dir = Dir::Cur;
-                    entry.fname = target;
+                    entry.fname = std::borrow::Cow::Owned(target);
                     moved += 1;
                 }
                 Err(e) => tracing::warn!(

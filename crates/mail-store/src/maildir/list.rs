@@ -263,12 +263,12 @@ fn rename_inbox(store: &MaildirStore, to: &MailboxName) -> Result<()> {
     {
         let mut st = inbox.lock();
         let lock = DotLock::acquire(&inbox.uidlist_path(), &uidlist::LOCK)?;
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut entries: Vec<Entry<'static>> = Vec::new();
         scan_dir(&store.root().join("new"), Dir::New, &mut entries)?;
         scan_dir(&store.root().join("cur"), Dir::Cur, &mut entries)?;
         for e in entries {
-            let from = store.root().join(e.dir.name()).join(&e.fname);
-            let to_path = target.join(e.dir.name()).join(&e.fname);
+            let from = store.root().join(e.dir.name()).join(&*e.fname);
+            let to_path = target.join(e.dir.name()).join(&*e.fname);
             match fs::rename(&from, &to_path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == stdio::ErrorKind::NotFound => {}

@@ -1178,3 +1178,81 @@ mod damage {
         }
     }
 }
+
+#[test]
+fn a_cold_scan_keeps_uidlist_uids_and_numbers_new_files_in_dovecot_order() {
+    let (_t, store) = store();
+    let root = store.root().to_owned();
+    fs::write(
+        root.join("dovecot-uidlist"),
+        "3 V77 N13 G00112233445566778899aabbccddeeff\n\
+         5 :1600000000.M2P1.h\n\
+         9 W30 :1600000000.M1P1.h\n\
+         12 :1600000000.M3P1.h\n",
+    )
+    .unwrap();
+    for name in [
+        "1600000000.M1P1.h:2,S",
+        "1600000000.M2P1.h:2,F",
+        "1700000002.M5P1.h:2,",
+        "1700000001.M10P1.h:2,",
+    ] {
+        fs::write(root.join("cur").join(name), MSG).unwrap();
+    }
+    fs::write(root.join("new/1700000001.M9P1.h"), MSG).unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let snap = inbox.snapshot(false).unwrap();
+    let got: Vec<(u32, SystemFlags)> = snap
+        .messages
+        .iter()
+        .map(|m| (m.uid.get(), m.flags.system))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (5, SystemFlags::FLAGGED),
+            (9, SystemFlags::SEEN),
+            (13, SystemFlags::empty()),
+            (14, SystemFlags::empty()),
+            (15, SystemFlags::empty()),
+        ]
+    );
+    // The new files by time, then microseconds: 1700000001.M9, 1700000001.M10, 1700000002.M5.
+    let text = uidlist_text(&root);
+    assert!(
+        text.ends_with("13 :1700000001.M9P1.h\n14 :1700000001.M10P1.h\n15 :1700000002.M5P1.h\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n9 W30 :1600000000.M1P1.h\n"), "{text}");
+    // The size the uidlist gave, since the name has none.
+    assert_eq!(inbox.message_info(uid(9)).unwrap().size, 30);
+    let status = inbox.status().unwrap();
+    assert_eq!((status.uid_validity.get(), status.uid_next.get()), (77, 16));
+}
+
+#[test]
+fn files_sharing_a_base_name_are_told_apart() {
+    let (_t, store) = store();
+    let root = store.root().to_owned();
+    // Two different files with one base name: the second one listed (new/ is listed first)
+    // gets a fresh name in new/.
+    fs::write(root.join("cur/1600000000.M1P1.h:2,S"), MSG).unwrap();
+    fs::write(
+        root.join("new/1600000000.M1P1.h"),
+        b"Subject: other\r\n\r\n",
+    )
+    .unwrap();
+    // Hard links of one file are one message.
+    fs::write(root.join("cur/1600000000.M2P1.h:2,S"), MSG).unwrap();
+    fs::hard_link(
+        root.join("cur/1600000000.M2P1.h:2,S"),
+        root.join("new/1600000000.M2P1.h"),
+    )
+    .unwrap();
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    assert_eq!(inbox.snapshot(false).unwrap().messages.len(), 3);
+    let in_new = files(&root.join("new"));
+    assert_eq!(in_new.len(), 3, "{in_new:?}");
+    assert_eq!(in_new[..2], ["1600000000.M1P1.h", "1600000000.M2P1.h"]);
+    assert_eq!(files(&root.join("cur")), ["1600000000.M2P1.h:2,S"]);
+}
