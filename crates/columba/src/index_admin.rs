@@ -341,8 +341,14 @@ fn check(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
 /// keep growing; the log starts a new generation.
 fn rebuild(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
     let at = locate(config, user, mailbox)?;
-    at.close(at.open()?);
     let path = &at.dir;
+    // Opening a saved index replays its log and saves it, so that the mod-sequences handed out
+    // reach the ceiling file the rebuilt index starts above. Without a saved index that open
+    // would index the whole mailbox only for the result to be thrown away (the rebuild below
+    // does what it would).
+    if path.join(INDEX_FILE).exists() {
+        at.close(at.open()?);
+    }
     for file in [INDEX_FILE, CACHE_FILE] {
         match std::fs::remove_file(path.join(file)) {
             Ok(()) => {}

@@ -121,6 +121,21 @@ fn dump_check_and_rebuild() {
     };
     assert_eq!(strip(&after), strip(&before), "{dump}");
 
+    // No index file at all: rebuild indexes the files (once: there is nothing to save first),
+    // keeps UIDs and flags, and HIGHESTMODSEQ does not go back.
+    let highest = |dump: &str| -> u64 {
+        let (_, rest) = dump.split_once("HIGHESTMODSEQ ").expect("a HIGHESTMODSEQ");
+        rest.split(',').next().unwrap().parse().unwrap()
+    };
+    let modseq_before = highest(&dump);
+    std::fs::remove_file(server_maildir(dir).join("columba.index")).unwrap();
+    let (ok, report) = index(dir, &["rebuild", USER, "INBOX"]);
+    assert!(ok, "{report}");
+    assert!(report.contains("indexed 3 messages"), "{report}");
+    let (_, dump) = index(dir, &["dump", USER, "INBOX", "--records"]);
+    assert_eq!(strip(&records(&dump)), strip(&before), "{dump}");
+    assert!(highest(&dump) >= modseq_before, "{dump}");
+
     // Unknown users and mailboxes are clear errors.
     let (ok, report) = index(dir, &["dump", "nobody", "INBOX"]);
     assert!(!ok && report.contains("no user"), "{report}");
