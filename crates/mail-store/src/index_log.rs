@@ -78,6 +78,11 @@ pub(crate) struct LogState {
     /// Where in the log the saved main index ends (what `columba.index` was loaded with or
     /// is about to be written with).
     pub position: LogPosition,
+    /// When `position` starts a generation this process is rotating to, where the generation
+    /// it replaces ends (generation 0: none). The main index is written before the new log
+    /// is renamed into place, so a crash between the two leaves an index whose log is still
+    /// the old one: [`open_saved_log`] continues that one from here.
+    pub previous: LogPosition,
     /// Changes of other processes were applied since the listeners were last woken.
     pub news: bool,
     /// The log lost records (a cut tail): the next transaction raises HIGHESTMODSEQ to the
@@ -93,6 +98,31 @@ impl LogState {
     pub fn position_now(&self) -> LogPosition {
         self.log.as_ref().map_or(self.position, IndexLog::position)
     }
+}
+
+/// Opens the log a loaded main index continues (`ls.position`), into `ls.log`. When a rotation
+/// was cut short after the index was written and before the new log replaced the old one, the
+/// old log is continued from where it ended at the rotation (`ls.previous`): what anyone
+/// appended to it afterwards is replayed from there, nothing is lost and nothing rescanned.
+pub(crate) fn open_saved_log(
+    path: &std::path::Path,
+    uid_validity: mail_types::UidValidity,
+    ls: &mut LogState,
+) -> std::result::Result<(), LogError> {
+    let log = match IndexLog::open_at(path, uid_validity, ls.position) {
+        Err(LogError::Generation { found, .. })
+            if ls.previous.generation != 0 && ls.previous.generation == found =>
+        {
+            tracing::warn!(file = %path.display(), "index log: the last rotation did not finish, continuing generation {found}");
+            let log = IndexLog::open_at(path, uid_validity, ls.previous)?;
+            ls.position = ls.previous;
+            ls.previous = LogPosition::default();
+            log
+        }
+        other => other?,
+    };
+    ls.log = Some(log);
+    Ok(())
 }
 
 /// A mailbox whose index changes go through the transaction log. The backend says where its
@@ -263,12 +293,7 @@ pub(crate) trait Logged {
         };
         let stats = Self::parts(st).1.stats;
         let (fresh_index, fresh_ls) = Self::parts(&mut fresh);
-        let log = IndexLog::open_at(
-            &self.log_path(),
-            fresh_index.uid_validity(),
-            fresh_ls.position,
-        )?;
-        fresh_ls.log = Some(log);
+        open_saved_log(&self.log_path(), fresh_index.uid_validity(), fresh_ls)?;
         fresh_ls.stats = stats;
         fresh_ls.news = true;
         *st = fresh;
@@ -305,9 +330,14 @@ pub(crate) trait Logged {
             .map(|l| l.generation().wrapping_add(1).max(1))
             .unwrap_or_else(ixlog::fresh_generation);
         let uid_validity = index.uid_validity();
+        // Where the old generation ends: the index written below also names it, for the
+        // moment between its rename and the new log's (see `LogState::previous`).
+        let previous = ls.log.as_ref().map(IndexLog::position).unwrap_or_default();
         let path = self.log_path();
         let created = IndexLog::create_with(&path, uid_validity, generation, |pos| {
-            Self::parts(st).1.position = pos;
+            let ls = Self::parts(st).1;
+            ls.position = pos;
+            ls.previous = previous;
             self.write_index(st)
         });
         let (_, ls) = Self::parts(st);
@@ -405,6 +435,7 @@ pub(crate) trait Logged {
         }
         let (_, ls) = Self::parts(st);
         ls.position = ls.position_now();
+        ls.previous = LogPosition::default();
         let written = self.write_index(st);
         drop(lock);
         match written {

@@ -375,6 +375,42 @@ fn a_rotation_is_followed_by_the_other_process() {
     );
 }
 
+/// A rotation writes the new main index before it renames the new log into place; a crash
+/// between the two leaves an index naming a generation whose log never appeared. The index
+/// also names where the old generation ended, so every process continues the old log from
+/// there — replaying what others appended to it after — instead of rescanning.
+#[test]
+fn a_rotation_cut_short_continues_the_old_log() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_tmp, root, a, b) = two_processes_with_messages(4);
+    a.store_flags(&[Uid::new(1).unwrap()], &flagged()).unwrap();
+    let old_log = std::fs::read(root.join(LOG_FILE)).unwrap();
+    a.rotate_log();
+    // The crash: the rotating process dies, its new log is never seen; the old one stays.
+    std::mem::forget(a);
+    let replacement = root.join("old-generation");
+    std::fs::write(&replacement, &old_log).unwrap();
+    std::fs::rename(&replacement, root.join(LOG_FILE)).unwrap();
+
+    // A process that was running follows the "rotation" back to the old generation.
+    b.store_flags(&[Uid::new(2).unwrap()], &flagged()).unwrap();
+    // A process started now continues the old log and sees that change without a scan.
+    let scans = maildir::directory_scans();
+    let c = process(&root);
+    assert_eq!(state(&c), state(&b));
+    assert_eq!(maildir::directory_scans(), scans, "replayed, not rescanned");
+    c.store_flags(&[Uid::new(3).unwrap()], &flagged()).unwrap();
+    b.refresh().unwrap();
+    assert_eq!(state(&b), state(&c));
+    assert_eq!(b.log_stats().recoveries + c.log_stats().recoveries, 0);
+    let expected = state(&c);
+    std::mem::forget(b);
+    std::mem::forget(c);
+    let d = process(&root);
+    assert_eq!(state(&d), expected);
+    assert_eq!(d.log_stats().recoveries, 0);
+}
+
 /// With `fsync = never` a power loss may have lost the log's tail, so every open raises
 /// HIGHESTMODSEQ to the saved ceiling — still replaying the log rather than rescanning.
 #[test]

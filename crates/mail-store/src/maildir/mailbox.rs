@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
-use mail_index::{FsyncPolicy, IndexLog, MessageCache, Op};
+use mail_index::{FsyncPolicy, MessageCache, Op};
 use mail_types::{Flags, MailboxName, SystemFlags, Uid, UidValidity};
 
 use super::dotlock::DotLock;
@@ -25,7 +25,7 @@ use super::sync::{dir_mtime, index_error};
 use super::tmp_cleanup::TmpCleanup;
 use super::txlog;
 use super::uidlist;
-use crate::index_log::Logged as _;
+use crate::index_log::{self, Logged as _};
 use crate::indexed::{self, CacheSlot, Listeners};
 use crate::{
     AppendWriter, CacheField, ChangeCursor, ChangeListener, Changes, FlagChange, Mailbox,
@@ -85,9 +85,9 @@ impl MaildirMailbox {
                 *st = saved;
             }
             if from_disk {
-                let pos = st.log.position;
-                match IndexLog::open_at(&mailbox.log_path(), st.index.uid_validity(), pos) {
-                    Ok(log) => st.log.log = Some(log),
+                let uid_validity = st.index.uid_validity();
+                match index_log::open_saved_log(&mailbox.log_path(), uid_validity, &mut st.log) {
+                    Ok(()) => {}
                     Err(e) => {
                         st.log.stats.recoveries += 1;
                         tracing::warn!(file = %mailbox.log_path().display(), "index log unusable, rescanning the mail files: {e}");

@@ -25,7 +25,7 @@ pub const INDEX_FILE: &str = "columba.index";
 pub const MODSEQ_FILE: &str = "columba.index.modseq";
 
 /// Version of the Maildir part of the saved state (2: with the log position).
-const STATE_VERSION: u8 = 2;
+const STATE_VERSION: u8 = 3;
 
 /// What was saved last, to skip rewriting an unchanged index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +81,7 @@ impl MaildirMailbox {
             exact: None,
         };
         st.log.position = saved.log_position;
+        st.log.previous = saved.log_previous;
         if let Err(e) = st.keywords.refresh(&self.path) {
             tracing::warn!(mailbox = %self.path.display(), "cannot read dovecot-keywords: {e}");
             return None;
@@ -125,7 +126,7 @@ impl MaildirMailbox {
 
     /// Writes `columba.index` with the state's log position.
     pub(super) fn write_index_file(&self, st: &State) -> Result<(), String> {
-        let backend = encode_state(st, st.log.position);
+        let backend = encode_state(st, st.log.position, st.log.previous);
         st.index
             .write_file(&self.index_path(), &backend)
             .map_err(|e| format!("{}: {e}", self.index_path().display()))
@@ -133,7 +134,7 @@ impl MaildirMailbox {
 
     /// The Maildir state a log record carries (its log position is not used).
     pub(super) fn encode_backend_state(&self, st: &State) -> Vec<u8> {
-        encode_state(st, LogPosition::default())
+        encode_state(st, LogPosition::default(), LogPosition::default())
     }
 }
 
@@ -144,11 +145,15 @@ pub(super) struct SavedState {
     pub(super) guid: Option<String>,
     pub(super) header_ext: Vec<String>,
     pub(super) log_position: LogPosition,
+    /// Where the log generation `log_position` replaced ends, for a rotation cut short
+    /// (`crate::index_log::LogState::previous`); generation 0 when none.
+    pub(super) log_previous: LogPosition,
 }
 
-fn encode_state(st: &State, log: LogPosition) -> Vec<u8> {
+fn encode_state(st: &State, log: LogPosition, previous: LogPosition) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];
     out.extend_from_slice(&log.to_bytes());
+    out.extend_from_slice(&previous.to_bytes());
     for stamp in [&st.new_dir, &st.cur_dir] {
         put_time(&mut out, stamp.mtime);
         put_time(&mut out, stamp.checked_at);
@@ -173,10 +178,16 @@ fn encode_state(st: &State, log: LogPosition) -> Vec<u8> {
 
 pub(super) fn decode_state(bytes: &[u8]) -> Option<SavedState> {
     let mut r = Reader(bytes);
-    if r.u8()? != STATE_VERSION {
+    // Version 2 did not name the previous generation.
+    let version = r.u8()?;
+    if version != STATE_VERSION && version != 2 {
         return None;
     }
     let log_position = LogPosition::from_bytes(r.take(16)?.try_into().ok()?);
+    let log_previous = match version {
+        2 => LogPosition::default(),
+        _ => LogPosition::from_bytes(r.take(16)?.try_into().ok()?),
+    };
     let mut dirs = [DirStamp::default(); 2];
     for d in &mut dirs {
         d.mtime = r.time()?;
@@ -218,6 +229,7 @@ pub(super) fn decode_state(bytes: &[u8]) -> Option<SavedState> {
         guid: (!guid.is_empty()).then_some(guid),
         header_ext,
         log_position,
+        log_previous,
     })
 }
 
@@ -302,9 +314,14 @@ mod tests {
             generation: 7,
             offset: 99,
         };
-        let bytes = encode_state(&st, pos);
+        let previous = LogPosition {
+            generation: 6,
+            offset: 4321,
+        };
+        let bytes = encode_state(&st, pos, previous);
         let back = decode_state(&bytes).unwrap();
         assert_eq!(back.log_position, pos);
+        assert_eq!(back.log_previous, previous);
         assert_eq!(back.new_dir.mtime, st.new_dir.mtime);
         assert_eq!(back.new_dir.checked_at, st.new_dir.checked_at);
         assert_eq!(back.cur_dir.mtime, None);
@@ -317,5 +334,13 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode_state(&longer).is_none());
+        // Version 2 (before the previous generation was named) still reads.
+        let mut v2 = vec![2u8];
+        v2.extend_from_slice(&bytes[1..17]);
+        v2.extend_from_slice(&bytes[33..]);
+        let two = decode_state(&v2).unwrap();
+        assert_eq!(two.log_position, pos);
+        assert_eq!(two.log_previous, LogPosition::default());
+        assert_eq!(two.header_ext, ["Xfoo"]);
     }
 }

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use mail_index::{FsyncPolicy, IndexLog, MailboxIndex, NewRecord, Op};
+use mail_index::{FsyncPolicy, MailboxIndex, NewRecord, Op};
 use mail_types::{Flags, Keyword, MailboxName, SystemFlags, Uid, UidValidity};
 
 use super::lock::{Access, MboxLock};
@@ -122,7 +122,11 @@ impl State {
     }
 
     /// The mbox state saved with the index and carried by log records.
-    fn saved_state(&self, log_position: mail_index::LogPosition) -> persist::SavedState {
+    fn saved_state(
+        &self,
+        log_position: mail_index::LogPosition,
+        log_previous: mail_index::LogPosition,
+    ) -> persist::SavedState {
         persist::SavedState {
             // An index that matches no known state of the file says so with a stamp no file
             // has (inode 0): whoever takes it over reads the file again.
@@ -131,6 +135,7 @@ impl State {
             base: self.base.clone(),
             base_digits: self.base_digits,
             log_position,
+            log_previous,
         }
     }
 }
@@ -254,11 +259,12 @@ impl MboxMailbox {
             let mut whole_file = false;
             if let Some(saved) = mailbox.restore_state() {
                 *st = saved;
-                let pos = st.log.position;
                 // Generation 0: an index saved before the log existed, which continues none.
-                if pos.generation != 0 {
-                    match IndexLog::open_at(&mailbox.log_path(), st.index.uid_validity(), pos) {
-                        Ok(log) => st.log.log = Some(log),
+                if st.log.position.generation != 0 {
+                    let uid_validity = st.index.uid_validity();
+                    match index_log::open_saved_log(&mailbox.log_path(), uid_validity, &mut st.log)
+                    {
+                        Ok(()) => {}
                         Err(e) => {
                             st.log.stats.recoveries += 1;
                             tracing::warn!(file = %mailbox.log_path().display(), "index log unusable, rescanning the mbox: {e}");
@@ -378,6 +384,7 @@ impl MboxMailbox {
         st.base = saved.base;
         st.base_digits = saved.base_digits;
         st.log.position = saved.log_position;
+        st.log.previous = saved.log_previous;
         st.saved = Some(st.mark());
         Some(st)
     }
@@ -1087,11 +1094,11 @@ impl Logged for MboxMailbox {
     }
 
     fn encode_state(&self, st: &State) -> Vec<u8> {
-        persist::encode_state(&st.saved_state(mail_index::LogPosition::default()))
+        persist::encode_state(&st.saved_state(Default::default(), Default::default()))
     }
 
     fn write_index(&self, st: &mut State) -> std::result::Result<(), String> {
-        let state = persist::encode_state(&st.saved_state(st.log.position));
+        let state = persist::encode_state(&st.saved_state(st.log.position, st.log.previous));
         let path = self.control.join(persist::INDEX_FILE);
         fs::create_dir_all(&self.control)
             .map_err(|e| format!("{}: {e}", self.control.display()))?;

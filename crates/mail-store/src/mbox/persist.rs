@@ -23,7 +23,7 @@ pub const INDEX_FILE: &str = "columba.index";
 
 /// Version of the mbox part of the saved state (2: with the log position; 1, from before the
 /// log, is still read, as continuing no log).
-const STATE_VERSION: u8 = 2;
+const STATE_VERSION: u8 = 3;
 
 /// What the index file holds besides the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub struct SavedState {
     pub base_digits: Option<u64>,
     /// Where in `columba.index.log` the index continues (generation 0: no log).
     pub log_position: LogPosition,
+    /// Where the generation `log_position` replaced ends, for a rotation cut short
+    /// (`crate::index_log::LogState::previous`); generation 0 when none.
+    pub log_previous: LogPosition,
 }
 
 /// The index and the mbox state of a loaded index file; `None` when the state is unreadable.
@@ -45,6 +48,7 @@ pub fn decode(loaded: mail_index::LoadedIndex) -> Option<(MailboxIndex, SavedSta
 pub fn encode_state(s: &SavedState) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];
     out.extend_from_slice(&s.log_position.to_bytes());
+    out.extend_from_slice(&s.log_previous.to_bytes());
     for v in [s.stamp.dev, s.stamp.ino, s.stamp.size] {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -84,9 +88,16 @@ fn put_option(out: &mut Vec<u8>, v: Option<u64>) {
 
 pub fn decode_state(bytes: &[u8]) -> Option<SavedState> {
     let mut r = Reader(bytes);
-    let log_position = match r.u8()? {
-        1 => LogPosition::default(),
-        STATE_VERSION => LogPosition::from_bytes(r.take(16)?.try_into().ok()?),
+    let (log_position, log_previous) = match r.u8()? {
+        1 => (LogPosition::default(), LogPosition::default()),
+        2 => (
+            LogPosition::from_bytes(r.take(16)?.try_into().ok()?),
+            LogPosition::default(),
+        ),
+        STATE_VERSION => (
+            LogPosition::from_bytes(r.take(16)?.try_into().ok()?),
+            LogPosition::from_bytes(r.take(16)?.try_into().ok()?),
+        ),
         _ => return None,
     };
     let (dev, ino, size) = (r.u64()?, r.u64()?, r.u64()?);
@@ -134,6 +145,7 @@ pub fn decode_state(bytes: &[u8]) -> Option<SavedState> {
         base,
         base_digits,
         log_position,
+        log_previous,
     })
 }
 
@@ -195,6 +207,10 @@ mod tests {
                 generation: 5,
                 offset: 77,
             },
+            log_previous: LogPosition {
+                generation: 4,
+                offset: 1234,
+            },
         };
         let bytes = encode_state(&state);
         assert_eq!(decode_state(&bytes), Some(state.clone()));
@@ -205,13 +221,20 @@ mod tests {
         longer.push(0);
         assert_eq!(decode_state(&longer), None);
         let mut other_version = bytes.clone();
-        other_version[0] = 3;
+        other_version[0] = 4;
         assert_eq!(decode_state(&other_version), None);
-        // A file from before the log: the same fields without the position.
+        // A file from before the log: the same fields without the positions.
         let mut v1 = vec![1u8];
-        v1.extend_from_slice(&bytes[17..]);
+        v1.extend_from_slice(&bytes[33..]);
         let old = decode_state(&v1).unwrap();
         assert_eq!(old.log_position, LogPosition::default());
         assert_eq!(old.stamp, state.stamp);
+        // Version 2: the position without the previous generation's end.
+        let mut v2 = vec![2u8];
+        v2.extend_from_slice(&bytes[1..17]);
+        v2.extend_from_slice(&bytes[33..]);
+        let two = decode_state(&v2).unwrap();
+        assert_eq!(two.log_position, state.log_position);
+        assert_eq!(two.log_previous, LogPosition::default());
     }
 }
