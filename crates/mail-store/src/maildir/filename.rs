@@ -157,17 +157,32 @@ pub fn has_info(fname: &str) -> bool {
 }
 
 /// Dovecot's order for assigning UIDs to new files (`maildir_filename_sort_cmp`): by the leading
-/// timestamp, then by the microseconds after `M` in the second field, then by base name.
+/// timestamp, then by the microseconds after `M` in the second field, then by base name. A name
+/// without microseconds sorts before one with them in the same second (Dovecot compares the
+/// base names then; that is not a total order, which a sort must have).
 pub fn sort_cmp(a: &str, b: &str) -> Ordering {
-    let (secs_a, rest_a) = leading_number(a);
-    let (secs_b, rest_b) = leading_number(b);
-    secs_a
-        .cmp(&secs_b)
-        .then_with(|| match (usecs(rest_a), usecs(rest_b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => Ordering::Equal,
-        })
-        .then_with(|| base(rest_a).cmp(base(rest_b)))
+    SortKey::of(a).cmp(&SortKey::of(b))
+}
+
+/// A file name's place in [`sort_cmp`]'s order, parsed once: sorting a million new files
+/// compares about twenty million pairs, and parsing both names at each was most of a cold
+/// index build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SortKey<'a> {
+    secs: u64,
+    usecs: Option<u64>,
+    base: &'a str,
+}
+
+impl<'a> SortKey<'a> {
+    pub fn of(fname: &'a str) -> SortKey<'a> {
+        let (secs, rest) = leading_number(fname);
+        SortKey {
+            secs,
+            usecs: usecs(rest),
+            base: base(rest),
+        }
+    }
 }
 
 fn leading_number(s: &str) -> (u64, &str) {
@@ -318,6 +333,25 @@ mod tests {
                 "1700000001.M5P1.h",
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// A sort needs a total order (Rust's may panic on one that is not): names with and
+        /// without microseconds in the same second must still compare consistently.
+        #[test]
+        fn the_order_is_total(names in proptest::collection::vec("[0-9]{1,2}(\\.M?[0-9]{0,2}P?[0-9]?)?\\.[ab](:2,S?)?", 3..12)) {
+            for a in &names {
+                proptest::prop_assert_eq!(sort_cmp(a, a), Ordering::Equal);
+                for b in &names {
+                    proptest::prop_assert_eq!(sort_cmp(a, b), sort_cmp(b, a).reverse());
+                    for c in &names {
+                        if sort_cmp(a, b) != Ordering::Greater && sort_cmp(b, c) != Ordering::Greater {
+                            proptest::prop_assert_ne!(sort_cmp(a, c), Ordering::Greater, "{} {} {}", a, b, c);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

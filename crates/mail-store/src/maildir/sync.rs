@@ -688,9 +688,14 @@ impl MaildirMailbox {
         if fresh.is_empty() {
             return Ok(added);
         }
-        fresh.sort_by(|a, b| filename::sort_cmp(&a.fname, &b.fname));
+        let keys: Vec<filename::SortKey<'_>> = fresh
+            .iter()
+            .map(|e| filename::SortKey::of(&e.fname))
+            .collect();
+        let mut order: Vec<usize> = (0..fresh.len()).collect();
+        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
         let mut next = list.next_uid.max(st.index.header().uid_next.get()).max(1);
-        for e in fresh {
+        for e in order.into_iter().map(|i| &fresh[i]) {
             let uid = Uid::new(next).ok_or_else(|| {
                 StoreError::Internal(format!("{}: UIDs exhausted", self.path.display()))
             })?;
@@ -698,7 +703,7 @@ impl MaildirMailbox {
                 Some(uidl) => with_pop3_uidl("", uidl),
                 None => String::new(),
             };
-            self.append_entry(st, uid, &e, &ext)?;
+            self.append_entry(st, uid, e, &ext)?;
             list.records.push(UidRecord {
                 uid: next,
                 ext,
