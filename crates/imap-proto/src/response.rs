@@ -280,7 +280,7 @@ pub fn write_flag_list(out: &mut Vec<u8>, flags: impl IntoIterator<Item = Flag>,
             out.push(b' ');
         }
         first = false;
-        out.extend_from_slice(f.to_string().as_bytes());
+        out.extend_from_slice(f.as_str().as_bytes());
     }
     if recent {
         if !first {
@@ -289,6 +289,23 @@ pub fn write_flag_list(out: &mut Vec<u8>, flags: impl IntoIterator<Item = Flag>,
         out.extend_from_slice(b"\\Recent");
     }
     out.push(b')');
+}
+
+/// A number in decimal, without the allocation `format!` makes: a FETCH of every message's
+/// flags writes a few of them per message.
+pub fn write_number(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 const MONTHS: [&str; 12] = [
@@ -321,6 +338,15 @@ pub use mail_types::date::{civil_from_days, days_from_civil};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0u64, 7, 10, 99, 1_000_000, u64::from(u32::MAX), u64::MAX] {
+            let mut out = b"x".to_vec();
+            write_number(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
 
     #[test]
     fn status_lines() {

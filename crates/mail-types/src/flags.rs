@@ -167,16 +167,23 @@ impl Flag {
     }
 }
 
+impl Flag {
+    /// The flag as IMAP writes it (`\\Seen`, or the keyword).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Flag::Seen => "\\Seen",
+            Flag::Answered => "\\Answered",
+            Flag::Flagged => "\\Flagged",
+            Flag::Deleted => "\\Deleted",
+            Flag::Draft => "\\Draft",
+            Flag::Keyword(k) => k.as_str(),
+        }
+    }
+}
+
 impl fmt::Display for Flag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Flag::Seen => f.write_str("\\Seen"),
-            Flag::Answered => f.write_str("\\Answered"),
-            Flag::Flagged => f.write_str("\\Flagged"),
-            Flag::Deleted => f.write_str("\\Deleted"),
-            Flag::Draft => f.write_str("\\Draft"),
-            Flag::Keyword(k) => f.write_str(k.as_str()),
-        }
+        f.write_str(self.as_str())
     }
 }
 

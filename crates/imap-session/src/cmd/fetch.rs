@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use imap_proto::DateTime;
 use imap_proto::response::{
-    write_astring, write_date_time, write_flag_list, write_literal, write_string,
+    write_astring, write_date_time, write_flag_list, write_literal, write_number, write_string,
 };
 use imap_proto::{FetchAttr, MessageSet, Partial, Section, SectionText};
 use mail_parse::{ParsedMessage, SectionSpec};
@@ -294,7 +294,9 @@ fn write_fetch_response(
     }
     let mut binaries = binaries.into_iter();
     let start = out.len();
-    out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    out.extend_from_slice(b"* ");
+    write_number(out, u64::from(seq.get()));
+    out.extend_from_slice(b" FETCH (");
     let mut first = true;
     let mut sep = |out: &mut Vec<u8>| {
         if !std::mem::take(&mut first) {
@@ -304,7 +306,10 @@ fn write_fetch_response(
     for item in &plan.items {
         sep(out);
         match item {
-            FetchAttr::Uid => out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+            FetchAttr::Uid => {
+                out.extend_from_slice(b"UID ");
+                write_number(out, u64::from(entry.uid.get()));
+            }
             FetchAttr::Flags => {
                 out.extend_from_slice(b"FLAGS ");
                 write_flag_list(out, entry.flags.iter(), entry.recent && plan.show_recent);
@@ -321,12 +326,13 @@ fn write_fetch_response(
                 );
             }
             FetchAttr::Rfc822Size => {
-                out.extend_from_slice(
-                    format!("RFC822.SIZE {}", loaded.info.map_or(0, |i| i.size)).as_bytes(),
-                );
+                out.extend_from_slice(b"RFC822.SIZE ");
+                write_number(out, loaded.info.map_or(0, |i| i.size));
             }
             FetchAttr::ModSeq => {
-                out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes())
+                out.extend_from_slice(b"MODSEQ (");
+                write_number(out, entry.modseq.get());
+                out.push(b')');
             }
             FetchAttr::EmailId => match objectid::email_id(mailbox, entry.uid) {
                 Some(id) => out.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
