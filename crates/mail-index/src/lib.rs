@@ -72,7 +72,7 @@ use arena::{Arena, Span};
 use keywords::KeywordTable;
 
 pub use cache::{CacheRepair, MessageCache};
-pub use file::{IndexFileError, LoadedIndex};
+pub use file::{IndexFileError, LoadedIndex, fix_index_checksums};
 pub use keywords::MAX_KEYWORDS;
 pub use log::{
     FsyncPolicy, IndexLog, Journal, LogError, LogLock, LogPosition, LogSummary, verify_file_bytes,

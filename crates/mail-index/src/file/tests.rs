@@ -105,18 +105,6 @@ fn zeroes_and_garbage_are_rejected() {
     assert!(MailboxIndex::from_file_bytes(&garbage).is_err());
 }
 
-/// Recomputes both checksums of an index file after its bytes were changed.
-fn fix_checksums(bytes: &mut [u8]) {
-    if bytes.len() < HEADER_SIZE + TRAILER_SIZE {
-        return;
-    }
-    let crc = crc32c::crc32c(&bytes[..HEADER_SIZE - 4]);
-    bytes[HEADER_SIZE - 4..HEADER_SIZE].copy_from_slice(&crc.to_le_bytes());
-    let body_end = bytes.len() - TRAILER_SIZE;
-    let crc = crc32c::crc32c(&bytes[HEADER_SIZE..body_end]);
-    bytes[body_end..body_end + 4].copy_from_slice(&crc.to_le_bytes());
-}
-
 /// Header offsets of the fields the tests rewrite.
 const RECORD_COUNT_AT: usize = 8 + 4 * 3;
 const RECORDS_LEN_AT: usize = 8 + 4 * 4 + 8 * 2 + 4 * 4;
@@ -136,7 +124,7 @@ fn with_records(file: &[u8], count: u32, section: &[u8], backend_bytes: u64) -> 
     out[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_le_bytes());
     out[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].copy_from_slice(&(section.len() as u64).to_le_bytes());
     out[BACKEND_BYTES_AT..BACKEND_BYTES_AT + 8].copy_from_slice(&backend_bytes.to_le_bytes());
-    fix_checksums(&mut out);
+    fix_index_checksums(&mut out);
     out
 }
 
@@ -261,7 +249,7 @@ fn inconsistent_content_with_valid_checksums_is_rejected() {
     // A huge declared count with a matching header checksum is refused before allocating.
     let mut huge = file.clone();
     huge[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-    fix_checksums(&mut huge);
+    fix_index_checksums(&mut huge);
     assert!(matches!(
         MailboxIndex::from_file_bytes(&huge),
         Err(IndexFileError::Header(_))
@@ -280,7 +268,7 @@ fn inconsistent_content_with_valid_checksums_is_rejected() {
     );
     let mut long = file.clone();
     long[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-    fix_checksums(&mut long);
+    fix_index_checksums(&mut long);
     assert!(matches!(
         MailboxIndex::from_file_bytes(&long),
         Err(IndexFileError::Size { .. })
@@ -293,7 +281,7 @@ fn inconsistent_content_with_valid_checksums_is_rejected() {
 fn version_1_files_are_refused_by_version() {
     let mut old = sample(10).to_file_bytes(b"");
     old[8..12].copy_from_slice(&1u32.to_le_bytes());
-    fix_checksums(&mut old);
+    fix_index_checksums(&mut old);
     assert!(matches!(
         MailboxIndex::from_file_bytes(&old),
         Err(IndexFileError::Version(1))
@@ -428,7 +416,7 @@ proptest! {
             let at = HEADER_SIZE + at % (bytes.len() - HEADER_SIZE - TRAILER_SIZE);
             bytes[at] = v;
         }
-        fix_checksums(&mut bytes);
+        fix_index_checksums(&mut bytes);
         if let Ok(loaded) = MailboxIndex::from_file_bytes(&bytes) {
             prop_assert_eq!(loaded.index.to_file_bytes(&loaded.backend_state), bytes);
         }
