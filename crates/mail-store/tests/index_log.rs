@@ -6,6 +6,8 @@
 //!
 //! The tests count this process's directory listings, so they run one at a time (`SERIAL`).
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use mail_store::maildir::{self, LOG_FILE, MaildirMailbox, MaildirStore};
@@ -233,41 +235,7 @@ fn a_damaged_log_falls_back_to_the_mail_files() {
     crashed_mailbox(&other_root);
     let foreign = std::fs::read(other_root.join(LOG_FILE)).unwrap();
 
-    type Damage = Box<dyn Fn(&std::path::Path, &[u8])>;
-    let variants: Vec<(&str, Damage)> = vec![
-        (
-            "byte flipped in the first record",
-            Box::new(|p, b| {
-                let mut b = b.to_vec();
-                b[40] ^= 0x20;
-                std::fs::write(p, b).unwrap();
-            }),
-        ),
-        (
-            "zeroed",
-            Box::new(|p, b| std::fs::write(p, vec![0u8; b.len()]).unwrap()),
-        ),
-        (
-            "garbage",
-            Box::new(|p, b| {
-                let g: Vec<u8> = (0..b.len()).map(|i| (i * 131 % 251) as u8).collect();
-                std::fs::write(p, g).unwrap();
-            }),
-        ),
-        ("missing", Box::new(|p, _| std::fs::remove_file(p).unwrap())),
-        (
-            "truncated into the header",
-            Box::new(|p, b| std::fs::write(p, &b[..10]).unwrap()),
-        ),
-        (
-            "truncated before the index's position",
-            Box::new(|p, b| std::fs::write(p, &b[..29]).unwrap()),
-        ),
-        (
-            "another mailbox's valid log",
-            Box::new(move |p, _| std::fs::write(p, &foreign).unwrap()),
-        ),
-    ];
+    let variants = common::log_damage(foreign);
     for (what, damage) in variants {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("Maildir");

@@ -6,6 +6,8 @@
 //! back to the mbox file with UIDs (`X-UID`) and flags (`Status`, `X-Status`, `X-Keywords`)
 //! intact. The Maildir counterpart is `index_log.rs`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -249,41 +251,7 @@ fn a_damaged_log_falls_back_to_the_mbox_file() {
     crashed_mailbox(other.path());
     let foreign = std::fs::read(log_path(other.path())).unwrap();
 
-    type Damage = Box<dyn Fn(&Path, &[u8])>;
-    let variants: Vec<(&str, Damage)> = vec![
-        (
-            "byte flipped in the first record",
-            Box::new(|p, b| {
-                let mut b = b.to_vec();
-                b[40] ^= 0x20;
-                std::fs::write(p, b).unwrap();
-            }),
-        ),
-        (
-            "zeroed",
-            Box::new(|p, b| std::fs::write(p, vec![0u8; b.len()]).unwrap()),
-        ),
-        (
-            "garbage",
-            Box::new(|p, b| {
-                let g: Vec<u8> = (0..b.len()).map(|i| (i * 131 % 251) as u8).collect();
-                std::fs::write(p, g).unwrap();
-            }),
-        ),
-        ("missing", Box::new(|p, _| std::fs::remove_file(p).unwrap())),
-        (
-            "truncated into the header",
-            Box::new(|p, b| std::fs::write(p, &b[..10]).unwrap()),
-        ),
-        (
-            "truncated before the index's position",
-            Box::new(|p, b| std::fs::write(p, &b[..29]).unwrap()),
-        ),
-        (
-            "another mailbox's valid log",
-            Box::new(move |p, _| std::fs::write(p, &foreign).unwrap()),
-        ),
-    ];
+    let variants = common::log_damage(foreign);
     for (what, damage) in variants {
         let tmp = tempfile::tempdir().unwrap();
         let (expected, highest) = crashed_mailbox(tmp.path());
