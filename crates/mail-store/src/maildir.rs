@@ -26,7 +26,6 @@ pub(crate) mod courier_keywords;
 pub(crate) mod courier_uidl;
 pub(crate) mod dotlock;
 pub(crate) mod filename;
-mod fxhash;
 mod import;
 pub(crate) mod io;
 pub(crate) mod keywords;

@@ -30,12 +30,12 @@ use std::path::Path;
 use mail_types::{Flags, Keyword, SystemFlags};
 
 use super::filename::{self, MAX_KEYWORD_LETTERS};
-use super::fxhash::FxHashMap;
 use super::io as mio;
 use super::mailbox::MaildirMailbox;
 use super::state::{Dir, State};
 use super::sync::Entry;
 use crate::{Result, StoreError};
+use foldhash::HashMap as FastMap;
 
 pub const DIR_NAME: &str = "courierimapkeywords";
 const LIST_NAME: &str = ":list";
@@ -204,7 +204,7 @@ impl MaildirMailbox {
     pub(super) fn import_courier_keywords<'a>(
         &self,
         st: &mut State,
-        entries: &mut FxHashMap<&'a str, Entry<'a>>,
+        entries: &mut FastMap<&'a str, Entry<'a>>,
     ) {
         if self.path.join(super::keywords::FILE_NAME).exists() {
             return;

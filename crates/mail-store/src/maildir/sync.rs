@@ -29,13 +29,13 @@ use mail_types::{Flags, Uid};
 use super::courier_uidl;
 use super::dotlock::DotLock;
 use super::filename;
-use super::fxhash::{self, FxHashMap};
 use super::io::{self as mio, FileStamp};
 use super::mailbox::MaildirMailbox;
 use super::state::{Dir, DirStamp, Exact, Location, State};
 use super::uidlist::{self, Parsed, Record as UidRecord, Uidlist};
 use super::uidvalidity;
 use crate::{Result, StoreError};
+use foldhash::{HashMap as FastMap, HashMapExt as _};
 
 /// Mailboxes with at least this many files log the steps of a full scan.
 const BIG_MAILBOX: usize = 50_000;
@@ -473,7 +473,7 @@ impl MaildirMailbox {
         // Second files with a base name already seen get a fresh name (below); their names
         // live here, declared before the map that borrows them.
         let mut moved: Vec<Entry<'static>> = Vec::new();
-        let mut on_disk: FxHashMap<&str, Entry<'_>> = fxhash::map_with_capacity(listing.len());
+        let mut on_disk: FastMap<&str, Entry<'_>> = FastMap::with_capacity(listing.len());
         let mut duplicates = Vec::new();
         for (base, e) in listing.entries() {
             match on_disk.entry(base) {

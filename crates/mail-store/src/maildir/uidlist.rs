@@ -28,9 +28,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::dotlock::LockSettings;
-use super::fxhash::{self, FxHashMap};
 use super::io::{self as mio, FileStamp};
 use crate::{Result, StoreError};
+use foldhash::{HashMap as FastMap, HashMapExt as _};
 
 pub const FILE_NAME: &str = "dovecot-uidlist";
 const TEMP_NAME: &str = "dovecot-uidlist.tmp";
@@ -188,7 +188,7 @@ fn drop_duplicates(records: &mut Vec<Record>, path: &Path) -> bool {
     }
     let mut dead: Vec<usize> = Vec::new();
     {
-        let mut seen: FxHashMap<&str, usize> = fxhash::map_with_capacity(records.len());
+        let mut seen: FastMap<&str, usize> = FastMap::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             if let Some(earlier) = seen.insert(r.base.as_str(), i) {
                 tracing::warn!(
