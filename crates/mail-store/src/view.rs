@@ -124,9 +124,8 @@ impl MailboxView {
         self.messages.len() as u32
     }
 
-    /// Only messages this view changed can be `\Recent`: the shared list has none.
     pub fn recent_count(&self) -> u32 {
-        self.messages.own().filter(|m| m.recent).count() as u32
+        self.messages.recent_count() as u32
     }
 
     pub fn uid_next(&self) -> Uid {
@@ -203,6 +202,7 @@ impl MailboxView {
     /// Records flag changes this session made itself (the STORE reply reports them), so the next
     /// sync does not report them again.
     pub fn note_own_changes(&mut self, states: &[MessageState]) {
+        self.messages.reserve_changes(states.len());
         for s in states {
             if let Some(i) = self.index_of(s.uid)
                 && let Some(m) = self.messages.get_mut(i)

@@ -1,6 +1,4 @@
-use std::collections::HashSet;
-
-use imap_proto::response::{Code, write_flag_list};
+use imap_proto::response::{Code, write_flag_list, write_number};
 use imap_proto::{MessageSet, StoreAction};
 use mail_store::FlagChange;
 use mail_types::{Flag, Flags, SeqSet, Uid};
@@ -40,18 +38,23 @@ impl Session {
         };
         let mut expunged = false;
         let mut uids = Vec::with_capacity(targets.len());
+        // Per target: whether the STORE was attempted on it (it exists and passed UNCHANGEDSINCE).
+        let mut attempted = Vec::with_capacity(targets.len());
         let mut modified = Vec::new();
         for (seq, uid) in &targets {
+            let mut attempt = false;
             match selected.view.get(*seq) {
                 Some(m) if !m.expunged => {
                     if unchanged_since.is_some_and(|n| m.modseq.get() > n) {
                         modified.push(if uid_command { uid.get() } else { seq.get() });
                     } else {
                         uids.push(*uid);
+                        attempt = true;
                     }
                 }
                 _ => expunged = true,
             }
+            attempted.push(attempt);
         }
         let flags = Flags::from_flags(flags.iter());
         let change = match action {
@@ -68,44 +71,62 @@ impl Session {
             return Reply::bad("No mailbox selected.");
         };
         selected.view.note_own_changes(&states);
-        let attempted: HashSet<Uid> = uids.iter().copied().collect();
-        let changed: HashSet<Uid> = states.iter().map(|s| s.uid).collect();
-        for (seq, uid) in targets {
+        let mut changed: Vec<Uid> = Vec::new();
+        if unchanged_since.is_some() {
+            changed = states.iter().map(|s| s.uid).collect();
+            changed.sort_unstable();
+        }
+        if silent && unchanged_since.is_none() {
+            return store_reply(expunged, modified);
+        }
+        for ((seq, uid), attempt) in targets.into_iter().zip(attempted) {
             let Some(m) = selected.view.get(seq) else {
                 continue;
             };
-            if m.expunged || !attempted.contains(&uid) {
+            if m.expunged || !attempt {
                 continue;
             }
             // RFC 7162 3.1.3: a conditional STORE reports what it changed even when silent.
-            let report_modseq = unchanged_since.is_some() && changed.contains(&uid);
+            let report_modseq = unchanged_since.is_some() && changed.binary_search(&uid).is_ok();
             if silent && !report_modseq {
                 continue;
             }
-            let mut line = format!("* {seq} FETCH (").into_bytes();
-            let mut items: Vec<Vec<u8>> = Vec::new();
+            let out = &mut self.out;
+            out.extend_from_slice(b"* ");
+            write_number(out, seq.get().into());
+            out.extend_from_slice(b" FETCH (");
+            let mut sep = "";
             if uid_command {
-                items.push(format!("UID {uid}").into_bytes());
+                out.extend_from_slice(b"UID ");
+                write_number(out, uid.get().into());
+                sep = " ";
             }
             if !silent {
-                let mut f = b"FLAGS ".to_vec();
-                write_flag_list(&mut f, m.flags.iter(), m.recent && !self.rev2);
-                items.push(f);
+                out.extend_from_slice(sep.as_bytes());
+                out.extend_from_slice(b"FLAGS ");
+                write_flag_list(out, m.flags.iter(), m.recent && !self.rev2);
+                sep = " ";
             }
             if condstore || report_modseq {
-                items.push(format!("MODSEQ ({})", m.modseq).into_bytes());
+                out.extend_from_slice(sep.as_bytes());
+                out.extend_from_slice(b"MODSEQ (");
+                write_number(out, m.modseq.get());
+                out.push(b')');
             }
-            line.extend_from_slice(&items.join(&b' '));
-            line.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&line);
+            out.extend_from_slice(b")\r\n");
         }
-        if expunged {
-            return Reply::no("Some of the messages no longer exist.")
-                .with_code(Code::ExpungeIssued);
-        }
-        match SeqSet::from_values(modified) {
-            Some(set) => Reply::ok("Conditional STORE failed.").with_code(Code::Modified(set)),
-            None => Reply::ok("Store completed."),
-        }
+        store_reply(expunged, modified)
+    }
+}
+
+/// STORE's tagged reply: NO when some messages were gone (RFC 5530 3's EXPUNGEISSUED),
+/// `[MODIFIED]` for UNCHANGEDSINCE failures (RFC 7162 3.1.3).
+fn store_reply(expunged: bool, modified: Vec<u32>) -> Reply {
+    if expunged {
+        return Reply::no("Some of the messages no longer exist.").with_code(Code::ExpungeIssued);
+    }
+    match SeqSet::from_values(modified) {
+        Some(set) => Reply::ok("Conditional STORE failed.").with_code(Code::Modified(set)),
+        None => Reply::ok("Store completed."),
     }
 }

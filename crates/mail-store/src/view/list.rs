@@ -6,7 +6,9 @@
 //! Sequence numbers are positions in the list (1-based); the shared part keeps its positions
 //! and a sorted list of the removed ones translates between the two. Once this session's own
 //! part grows large next to the shared one, the list is copied into a private one and starts
-//! over — rarely, and only for sessions that stay selected through many changes.
+//! over — rarely, and only for sessions that stay selected through many changes. A list that
+//! is this view's alone is changed in place: a STORE of every message in a million-message
+//! mailbox builds no overlay at all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +19,11 @@ use super::ViewMessage;
 
 #[derive(Debug, Clone)]
 pub struct MessageList {
-    /// In UID order; shared, never changed.
+    /// In UID order; never changed while another view shares it.
     base: Arc<Vec<ViewMessage>>,
+    /// `base` was made by this view (copied, or changed in place), so it may hold `\Recent`
+    /// messages; a list shared from the mailbox never does.
+    own_base: bool,
     /// Positions in `base` gone from this view, ascending.
     removed: Vec<usize>,
     /// This view's version of entries of `base`, by position.
@@ -34,6 +39,7 @@ impl MessageList {
     pub fn new(base: Arc<Vec<ViewMessage>>) -> MessageList {
         MessageList {
             base,
+            own_base: false,
             removed: Vec::new(),
             changed: HashMap::new(),
             appended: Vec::new(),
@@ -107,6 +113,11 @@ impl MessageList {
         let live = self.base_live();
         if i < live {
             let p = self.base_position(i);
+            if !self.changed.contains_key(&p) && Arc::get_mut(&mut self.base).is_some() {
+                // No other view holds the list: no overlay needed.
+                self.own_base = true;
+                return Arc::get_mut(&mut self.base).and_then(|b| b.get_mut(p));
+            }
             if !self.changed.contains_key(&p) {
                 let original = self.base.get(p)?.clone();
                 self.changed.insert(p, original);
@@ -165,20 +176,52 @@ impl MessageList {
         }
     }
 
-    /// The messages this view changed or added (not the shared ones), for counts that only
-    /// such messages can contribute to, like `\Recent`.
-    pub fn own(&self) -> impl Iterator<Item = &ViewMessage> + '_ {
-        self.changed.values().chain(self.appended.iter())
+    /// How many messages are `\Recent` for this view. A list shared from the mailbox has none,
+    /// so only what this view changed or added needs counting, unless the list is its own.
+    pub fn recent_count(&self) -> usize {
+        if self.own_base {
+            return self.iter().filter(|m| m.recent).count();
+        }
+        let changed = self.changed.values();
+        changed
+            .chain(self.appended.iter())
+            .filter(|m| m.recent)
+            .count()
     }
 
     /// Copies the list into a private one once this view's part outweighs sharing.
     pub fn maybe_compact(&mut self) {
         let own = self.removed.len() + self.changed.len() + self.appended.len();
-        if own < COMPACT_AT.max(self.base.len() / 8) {
+        if own >= Self::overlay_limit(self.base.len()) {
+            self.make_private();
+        }
+    }
+
+    /// Prepares for `n` changes at once: more than an overlay is good for, and the list becomes
+    /// this view's own first, so that they are made in place.
+    pub fn reserve_changes(&mut self, n: usize) {
+        let own = self.removed.len() + self.changed.len() + self.appended.len();
+        if own + n >= Self::overlay_limit(self.base.len()) {
+            self.make_private();
+        }
+    }
+
+    fn overlay_limit(shared: usize) -> usize {
+        COMPACT_AT.max(shared / 8)
+    }
+
+    fn make_private(&mut self) {
+        if self.own_base
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.appended.is_empty()
+            && Arc::get_mut(&mut self.base).is_some()
+        {
             return;
         }
         let all: Vec<ViewMessage> = self.iter().cloned().collect();
         *self = MessageList::new(Arc::new(all));
+        self.own_base = true;
     }
 
     /// Whether both lists share their common part (tests and diagnostics).
@@ -248,7 +291,7 @@ mod tests {
         #[test]
         fn behaves_like_a_vec(
             n in 0usize..60,
-            ops in proptest::collection::vec((0u8..4, 0usize..80), 0..80),
+            ops in proptest::collection::vec((0u8..5, 0usize..80), 0..80),
         ) {
             let base: Vec<ViewMessage> = (1..=n as u32).map(|u| msg(u * 2)).collect();
             let shared = Arc::new(base.clone());
@@ -264,17 +307,22 @@ mod tests {
                     }
                     1 if !model.is_empty() => {
                         let i = at % model.len();
-                        list.get_mut(i).unwrap().flags = Flags::new(SystemFlags::SEEN, []);
+                        let m = list.get_mut(i).unwrap();
+                        m.flags = Flags::new(SystemFlags::SEEN, []);
+                        m.recent = at % 2 == 0;
                         model[i].flags = Flags::new(SystemFlags::SEEN, []);
+                        model[i].recent = at % 2 == 0;
                     }
                     2 => {
                         list.push(msg(next_uid));
                         model.push(msg(next_uid));
                         next_uid += 1;
                     }
+                    3 => list.reserve_changes(at * 100),
                     _ => list.maybe_compact(),
                 }
                 prop_assert_eq!(list.len(), model.len());
+                prop_assert_eq!(list.recent_count(), model.iter().filter(|m| m.recent).count());
                 let seen: Vec<ViewMessage> = list.iter().cloned().collect();
                 prop_assert_eq!(&seen, &model);
                 for (i, m) in model.iter().enumerate() {

@@ -14,12 +14,15 @@ use crate::{
 
 struct Fake {
     index: Mutex<MailboxIndex>,
+    /// The list views opened at the same state share, as the real backends keep it.
+    shared: Mutex<crate::indexed::SharedList>,
 }
 
 impl Fake {
     fn new() -> Arc<Fake> {
         Arc::new(Fake {
             index: Mutex::new(MailboxIndex::new(UidValidity::new(7).unwrap())),
+            shared: Mutex::new(None),
         })
     }
 
@@ -107,6 +110,17 @@ impl Mailbox for Fake {
             uid_next: h.uid_next,
             highest_modseq: h.highest_modseq,
         })
+    }
+
+    fn shared_snapshot(&self, claim_recent: bool) -> Result<crate::SharedSnapshot> {
+        let mut ix = self.index.lock().unwrap();
+        let recent = if claim_recent {
+            ix.claim_recent()
+        } else {
+            ix.unclaimed_recent()
+        };
+        let mut shared = self.shared.lock().unwrap();
+        Ok(crate::indexed::shared_snapshot(&ix, &mut shared, recent))
     }
 
     fn changes_since(&self, cursor: ChangeCursor, claim_recent: bool) -> Result<Changes> {
@@ -254,6 +268,27 @@ fn new_messages_bring_exists_and_recent() {
     assert_eq!(v.sync(true).unwrap(), vec![]);
 }
 
+/// RFC 3501 7.3.2: RECENT counts this session's `\Recent` messages, also after so many arrived
+/// that the view's message list stopped sharing with other sessions and became its own.
+#[test]
+fn recent_survives_the_list_becoming_private() {
+    let fake = fake_with(0);
+    let mut v = view(&fake, false);
+    for _ in 0..5000 {
+        fake.deliver();
+    }
+    assert_eq!(
+        v.sync(false).unwrap(),
+        vec![ViewEvent::Exists(5000), ViewEvent::Recent(5000)]
+    );
+    assert_eq!(v.recent_count(), 5000);
+    fake.deliver();
+    assert_eq!(
+        v.sync(false).unwrap(),
+        vec![ViewEvent::Exists(5001), ViewEvent::Recent(5001)]
+    );
+}
+
 #[test]
 fn recent_goes_to_exactly_one_session() {
     let fake = fake_with(0);
@@ -275,6 +310,43 @@ fn recent_goes_to_exactly_one_session() {
         vec![ViewEvent::Exists(1), ViewEvent::Recent(0)]
     );
     assert!(b.messages().get(0).unwrap().recent && !a.messages().get(0).unwrap().recent);
+}
+
+/// A STORE over more messages than a view keeps as differences from the shared list: the view
+/// takes a list of its own, shows its new flags and `\Recent`, and the other session's view
+/// (same shared list) is untouched until it syncs.
+#[test]
+fn a_bulk_store_leaves_other_views_alone() {
+    let fake = fake_with(6000);
+    let mut mine = view(&fake, false);
+    let mut theirs = view(&fake, false);
+    assert!(mine.messages().shares_with(theirs.messages()));
+    assert_eq!(mine.recent_count(), 6000);
+    let all: Vec<Uid> = (1..=6000).map(uid).collect();
+    let flagged = Flags::new(SystemFlags::FLAGGED, []);
+    let states = mine
+        .mailbox()
+        .store_flags(&all, &FlagChange::Replace(flagged.clone()))
+        .unwrap();
+    assert_eq!(states.len(), 6000);
+    mine.note_own_changes(&states);
+    assert!(!mine.messages().shares_with(theirs.messages()));
+    for (i, m) in mine.messages().iter().enumerate() {
+        assert_eq!(
+            (m.uid, &m.flags, m.recent),
+            (uid(i as u32 + 1), &flagged, true)
+        );
+    }
+    assert_eq!(mine.recent_count(), 6000);
+    assert_eq!(mine.sync(true).unwrap(), vec![]);
+    assert!(
+        theirs
+            .messages()
+            .iter()
+            .all(|m| m.flags == Flags::default())
+    );
+    assert_eq!(theirs.sync(true).unwrap().len(), 6000);
+    assert!(theirs.messages().iter().all(|m| m.flags == flagged));
 }
 
 #[test]
