@@ -26,6 +26,7 @@ pub(crate) mod courier_keywords;
 pub(crate) mod courier_uidl;
 pub(crate) mod dotlock;
 pub(crate) mod filename;
+mod flag_store;
 mod import;
 pub(crate) mod io;
 pub(crate) mod keywords;

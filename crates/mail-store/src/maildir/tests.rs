@@ -693,6 +693,76 @@ fn read_after_an_external_rename_finds_the_file() {
     );
 }
 
+/// A STORE of thousands of messages: every file gets its new name, the index records exactly
+/// those names and flags, files another program renamed meanwhile are found again and changed
+/// too, and a process reading the mailbox from disk afterwards sees the same.
+#[test]
+fn a_store_of_thousands_renames_every_file_and_records_it() {
+    let (_t, store) = store();
+    let cur = store.root().join("cur");
+    let count = 5000u32;
+    for i in 0..count {
+        let name = format!("{}.M{i}P1.example,S=10:2,", 1_600_000_000 + i);
+        fs::write(cur.join(name), b"Subject: x\n\nbody\n").unwrap();
+    }
+    let inbox = store.open(&MailboxName::inbox()).unwrap();
+    let before = inbox.snapshot(false).unwrap();
+    assert_eq!(before.messages.len(), count as usize);
+    // An MUA flags three messages behind the index's back, one in the first batch, one in the
+    // middle and the last.
+    let elsewhere = [7u32, 2500, count - 1];
+    for i in elsewhere {
+        let name = format!("{}.M{i}P1.example,S=10:2,", 1_600_000_000 + i);
+        fs::rename(cur.join(&name), cur.join(format!("{name}F"))).unwrap();
+    }
+    let all: Vec<Uid> = before.messages.iter().map(|m| m.uid).collect();
+    let changed = inbox
+        .store_flags(&all, &FlagChange::Add(flags(SystemFlags::SEEN, &[])))
+        .unwrap();
+    assert_eq!(changed.len(), count as usize);
+    let expect = |i: u32| {
+        if elsewhere.contains(&i) {
+            flags(SystemFlags::SEEN.union(SystemFlags::FLAGGED), &[])
+        } else {
+            flags(SystemFlags::SEEN, &[])
+        }
+    };
+    let on_disk = files(&cur);
+    assert_eq!(on_disk.len(), count as usize);
+    for i in 0..count {
+        let info = if elsewhere.contains(&i) { "FS" } else { "S" };
+        let name = format!("{}.M{i}P1.example,S=10:2,{info}", 1_600_000_000 + i);
+        assert!(on_disk.binary_search(&name).is_ok(), "{name} missing");
+    }
+    let mut reported: Vec<(Uid, Flags)> = changed.into_iter().map(|m| (m.uid, m.flags)).collect();
+    reported.sort_by_key(|(u, _)| *u);
+    let after = inbox.snapshot(false).unwrap();
+    for (i, m) in after.messages.iter().enumerate() {
+        assert_eq!(m.uid, all[i]);
+        assert_eq!(m.flags, expect(i as u32), "message {i}");
+        assert_eq!(reported[i], (m.uid, m.flags.clone()));
+        assert_eq!(
+            inbox.read_message(m.uid).unwrap(),
+            b"Subject: x\r\n\r\nbody\r\n"
+        );
+    }
+    // The registry keeps a mailbox only while someone has it open: this reads the disk.
+    drop(inbox);
+    let again = MaildirStore::new(store.root().to_owned()).unwrap();
+    let reread = again
+        .open(&MailboxName::inbox())
+        .unwrap()
+        .snapshot(false)
+        .unwrap();
+    let flags_of = |s: &crate::Snapshot| -> Vec<(Uid, Flags)> {
+        s.messages
+            .iter()
+            .map(|m| (m.uid, m.flags.clone()))
+            .collect()
+    };
+    assert_eq!(flags_of(&reread), flags_of(&after));
+}
+
 #[test]
 fn uidlist_grows_in_place_and_stale_locks_are_broken() {
     let (_t, store) = store();
