@@ -359,7 +359,9 @@ impl MailboxIndex {
     }
 
     /// All records in UID order.
-    pub fn records(&self) -> impl ExactSizeIterator<Item = RecordRef<'_>> + '_ {
+    pub fn records(
+        &self,
+    ) -> impl ExactSizeIterator<Item = RecordRef<'_>> + DoubleEndedIterator + '_ {
         self.records
             .iter()
             .map(move |rec| RecordRef { index: self, rec })

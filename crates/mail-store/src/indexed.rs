@@ -12,9 +12,23 @@ use crate::{
     ViewMessage,
 };
 
-/// The list views share, with the cursor it was made at; held weakly, so it goes away with the
-/// last view using it.
-pub type SharedList = Option<(u64, Weak<Vec<ViewMessage>>)>;
+/// The list views share, with the cursor it was made at. The mailbox keeps it as long as it is
+/// open itself, so a SELECT after a LOGOUT (a phone checking mail) takes it as it is, or brings
+/// it up to date in place when no view holds it any more, rather than building a million-entry
+/// list again.
+#[derive(Debug, Default)]
+pub struct SharedList {
+    made_at: u64,
+    list: Option<Arc<Vec<ViewMessage>>>,
+    /// Where in `list` the first message without `\Seen` is, once a SELECT asked.
+    first_unseen: Option<Option<usize>>,
+}
+
+/// Where in `list` the first message without `\Seen` is.
+pub fn first_unseen(list: &[ViewMessage]) -> Option<usize> {
+    list.iter()
+        .position(|m| !m.flags.system.contains(SystemFlags::SEEN))
+}
 
 /// [`crate::Mailbox::snapshot`] of `index`, with `recent` as the caller's `\Recent` messages.
 pub fn snapshot(index: &MailboxIndex, recent: Vec<Uid>) -> Snapshot {
@@ -44,37 +58,88 @@ pub fn shared_snapshot(
     recent: Vec<Uid>,
 ) -> SharedSnapshot {
     let cursor = index.cursor();
-    let existing = shared
-        .as_ref()
-        .filter(|(c, _)| *c == cursor)
-        .and_then(|(_, list)| list.upgrade());
-    let messages = match existing {
-        Some(list) => list,
+    let messages = match shared.list.take() {
+        Some(list) if shared.made_at == cursor => list,
+        Some(mut list) => {
+            shared.first_unseen = None;
+            let made_at = shared.made_at;
+            let caught_up =
+                Arc::get_mut(&mut list).is_some_and(|own| catch_up(own, index, made_at));
+            if caught_up {
+                list
+            } else {
+                Arc::new(message_list(index))
+            }
+        }
         None => {
-            let list: Arc<Vec<ViewMessage>> = Arc::new(
-                index
-                    .records()
-                    .map(|r| ViewMessage {
-                        uid: r.uid(),
-                        flags: r.flags(),
-                        modseq: r.modseq(),
-                        recent: false,
-                        expunged: false,
-                    })
-                    .collect(),
-            );
-            *shared = Some((cursor, Arc::downgrade(&list)));
-            list
+            shared.first_unseen = None;
+            Arc::new(message_list(index))
         }
     };
+    let first_unseen = *shared
+        .first_unseen
+        .get_or_insert_with(|| first_unseen(&messages));
+    shared.made_at = cursor;
+    shared.list = Some(messages.clone());
     let header = index.header();
     SharedSnapshot {
         messages,
+        first_unseen,
         recent,
         cursor: ChangeCursor(cursor),
         uid_next: header.uid_next,
         highest_modseq: header.highest_modseq,
     }
+}
+
+/// Every message of `index` as views list them.
+fn message_list(index: &MailboxIndex) -> Vec<ViewMessage> {
+    index
+        .records()
+        .map(|r| ViewMessage {
+            uid: r.uid(),
+            flags: r.flags(),
+            modseq: r.modseq(),
+            recent: false,
+            expunged: false,
+        })
+        .collect()
+}
+
+/// Brings `list`, made at cursor `made_at`, to the state of `index`: what was expunged since
+/// leaves, what changed takes its new flags, what arrived is added. `false` (and the list is
+/// to be built again) if the result does not have exactly the index's UIDs at both ends and
+/// its number of messages.
+fn catch_up(list: &mut Vec<ViewMessage>, index: &MailboxIndex, made_at: u64) -> bool {
+    let ch = index.changes_since(made_at);
+    if !ch.expunged.is_empty() {
+        list.retain(|m| ch.expunged.binary_search(&m.uid).is_err());
+    }
+    for m in ch.changed {
+        let Ok(i) = list.binary_search_by_key(&m.uid, |v| v.uid) else {
+            return false;
+        };
+        list[i].flags = m.flags;
+        list[i].modseq = m.modseq;
+    }
+    for m in ch.appended {
+        if ch.expunged.binary_search(&m.uid).is_ok() {
+            continue;
+        }
+        if list.last().is_some_and(|last| last.uid >= m.uid) {
+            return false;
+        }
+        list.push(ViewMessage {
+            uid: m.uid,
+            flags: m.flags,
+            modseq: m.modseq,
+            recent: false,
+            expunged: false,
+        });
+    }
+    list.len() == index.len()
+        && list.first().map(|m| m.uid) == index.records().next().map(|r| r.uid())
+        && list.last().map(|m| m.uid) == index.records().next_back().map(|r| r.uid())
 }
 
 /// [`crate::Mailbox::changes_since`] from the index's change set `ch` (taken at `since`);
@@ -256,6 +321,67 @@ pub fn reserve_modseqs(dir: &std::path::Path, file: &str, highest: u64, ceiling:
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(file = %path.display(), "cannot save the mod-sequence ceiling: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mail_index::{NewRecord, Op};
+    use mail_types::{Flags, Keyword, UidValidity};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The shared list, kept by the mailbox and brought up to date in place between
+        /// snapshots, is always exactly the list built afresh from the index; a list a view
+        /// still holds is never changed.
+        #[test]
+        fn a_caught_up_list_is_the_fresh_one(
+            ops in proptest::collection::vec((0u8..5, 0u32..40, any::<bool>()), 1..120),
+        ) {
+            let mut index = MailboxIndex::new(UidValidity::new(1).unwrap());
+            let mut shared = SharedList::default();
+            let mut held: Vec<(Arc<Vec<ViewMessage>>, Vec<ViewMessage>)> = Vec::new();
+            for (op, n, hold) in ops {
+                let uid = Uid::new(n + 1).unwrap();
+                match op {
+                    0 | 1 => {
+                        let next = index.header().uid_next;
+                        let flags = Flags::default();
+                        index.apply(Op::Append(NewRecord {
+                            uid: next,
+                            flags: &flags,
+                            internal_date: None,
+                            size: None,
+                            recent: hold,
+                            backend: b"",
+                        })).unwrap();
+                    }
+                    2 => {
+                        index.apply(Op::Expunge(&[uid])).unwrap();
+                    }
+                    3 if index.get(uid).is_some() => {
+                        let word = Keyword::new(if hold { "Work" } else { "Home" }).unwrap();
+                        let flags = Flags::new(SystemFlags::from_bits_truncate(n as u8), [word]);
+                        index.apply(Op::SetFlags { uid, flags: &flags }).unwrap();
+                    }
+                    _ => {
+                        let snap = shared_snapshot(&index, &mut shared, Vec::new());
+                        prop_assert_eq!(&*snap.messages, &message_list(&index));
+                        prop_assert_eq!(snap.first_unseen, first_unseen(&snap.messages));
+                        if hold {
+                            held.push((snap.messages.clone(), (*snap.messages).clone()));
+                        }
+                    }
+                }
+            }
+            let snap = shared_snapshot(&index, &mut shared, Vec::new());
+            prop_assert_eq!(&*snap.messages, &message_list(&index));
+            for (list, copy) in held {
+                prop_assert_eq!(&*list, &copy);
+            }
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct ChangeCursor(pub u64);
 #[derive(Debug, Clone)]
 pub struct SharedSnapshot {
     pub messages: Arc<Vec<ViewMessage>>,
+    /// Where in `messages` the first message without `\Seen` is (SELECT's `[UNSEEN n]`),
+    /// worked out once per list rather than by every SELECT.
+    pub first_unseen: Option<usize>,
     pub recent: Vec<Uid>,
     pub cursor: ChangeCursor,
     pub uid_next: Uid,
@@ -184,8 +187,10 @@ pub trait Mailbox: Send + Sync {
     /// build one per call.
     fn shared_snapshot(&self, claim_recent: bool) -> Result<SharedSnapshot> {
         let snap = self.snapshot(claim_recent)?;
+        let messages: Vec<ViewMessage> = snap.messages.into_iter().map(ViewMessage::from).collect();
         Ok(SharedSnapshot {
-            messages: Arc::new(snap.messages.into_iter().map(ViewMessage::from).collect()),
+            first_unseen: indexed::first_unseen(&messages),
+            messages: Arc::new(messages),
             recent: snap.recent,
             cursor: snap.cursor,
             uid_next: snap.uid_next,

@@ -76,6 +76,9 @@ pub struct MailboxView {
     highest_modseq: ModSeq,
     /// The UIDVALIDITY the session was told; the view's UIDs mean nothing under another.
     uid_validity: UidValidity,
+    /// The shared list's first message without `\Seen`, while the view has not changed since
+    /// it was opened: SELECT's `[UNSEEN n]` without a walk through a million messages.
+    unseen_at_open: Option<Option<u32>>,
 }
 
 impl MailboxView {
@@ -103,6 +106,10 @@ impl MailboxView {
             uid_next: snap.uid_next,
             highest_modseq: snap.highest_modseq,
             uid_validity,
+            unseen_at_open: match snap.first_unseen {
+                None => Some(None),
+                Some(i) => u32::try_from(i).ok().map(Some),
+            },
         })
     }
 
@@ -155,10 +162,14 @@ impl MailboxView {
 
     /// The sequence number of the first message without `\Seen` (SELECT's `[UNSEEN n]`).
     pub fn first_unseen(&self) -> Option<SeqNum> {
-        self.messages
-            .iter()
-            .position(|m| !m.flags.system.contains(mail_types::SystemFlags::SEEN))
-            .and_then(|i| SeqNum::new(i as u32 + 1))
+        let position = match self.unseen_at_open {
+            Some(known) => known.map(|i| i as usize),
+            None => self
+                .messages
+                .iter()
+                .position(|m| !m.flags.system.contains(mail_types::SystemFlags::SEEN)),
+        };
+        position.and_then(|i| SeqNum::new(i as u32 + 1))
     }
 
     /// The messages a sequence set names, in ascending order, as (sequence number, UID).
@@ -202,6 +213,9 @@ impl MailboxView {
     /// Records flag changes this session made itself (the STORE reply reports them), so the next
     /// sync does not report them again.
     pub fn note_own_changes(&mut self, states: &[MessageState]) {
+        if !states.is_empty() {
+            self.unseen_at_open = None;
+        }
         self.messages.reserve_changes(states.len());
         for s in states {
             if let Some(i) = self.index_of(s.uid)
@@ -235,6 +249,10 @@ impl MailboxView {
     }
 
     fn apply(&mut self, changes: Changes, allow_expunge: bool) -> Vec<ViewEvent> {
+        if !(changes.expunged.is_empty() && changes.appended.is_empty() && changes.flags.is_empty())
+        {
+            self.unseen_at_open = None;
+        }
         let mut events = Vec::new();
         self.cursor = changes.cursor;
         if let Some(n) = changes.uid_next {

@@ -152,9 +152,8 @@ pub struct State {
     /// Every mod-sequence a client has seen is at or below this value, which is on disk
     /// (`columba.index.modseq`; see `persist`).
     pub modseq_ceiling: u64,
-    /// The message list views share, with the cursor it was made at; held weakly, so it goes
-    /// away with the last view using it.
-    pub shared: Option<(u64, std::sync::Weak<Vec<crate::ViewMessage>>)>,
+    /// The message list views share, with the cursor it was made at (see `indexed`).
+    pub shared: crate::indexed::SharedList,
     /// The transaction log and what this process knows of it (`crate::index_log`).
     pub log: crate::index_log::LogState,
 }
@@ -170,7 +169,7 @@ impl State {
             cur_dir: DirStamp::default(),
             saved: None,
             modseq_ceiling: 0,
-            shared: None,
+            shared: Default::default(),
             log: crate::index_log::LogState::default(),
         }
     }

@@ -109,7 +109,7 @@ impl State {
             base_digits: None,
             dirty: BTreeSet::new(),
             must_write: false,
-            shared: None,
+            shared: Default::default(),
             modseq_ceiling: 0,
             saved: None,
             log: LogState::default(),
@@ -589,7 +589,7 @@ impl MboxMailbox {
             .index
             .records()
             .take(keep)
-            .last()
+            .next_back()
             .map_or(0, |r| r.uid().get());
         let floor = st
             .base

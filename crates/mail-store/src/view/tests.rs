@@ -22,7 +22,7 @@ impl Fake {
     fn new() -> Arc<Fake> {
         Arc::new(Fake {
             index: Mutex::new(MailboxIndex::new(UidValidity::new(7).unwrap())),
-            shared: Mutex::new(None),
+            shared: Mutex::new(Default::default()),
         })
     }
 
@@ -465,6 +465,36 @@ fn resolving_sequence_sets() {
     let star = v.resolve(&set(&[(100, None)]), true).unwrap();
     assert_eq!(star, vec![(seq(3), uid(5))]);
     assert_eq!(v.first_unseen(), Some(seq(1)));
+}
+
+/// SELECT's `[UNSEEN n]` (RFC 3501 6.3.1) comes from the shared list, worked out once for all
+/// views at that state; once the view changes (its own STORE, or another session's changes
+/// it syncs) it works the answer out itself.
+#[test]
+fn first_unseen_follows_changes() {
+    let fake = fake_with(3);
+    fake.set(1, SystemFlags::SEEN);
+    let mut v = view(&fake, false);
+    assert_eq!(v.first_unseen(), Some(seq(2)));
+    let seen = Flags::new(SystemFlags::SEEN, []);
+    let states = v
+        .mailbox()
+        .store_flags(&[uid(2)], &FlagChange::Replace(seen))
+        .unwrap();
+    v.note_own_changes(&states);
+    assert_eq!(v.first_unseen(), Some(seq(3)));
+    fake.set(3, SystemFlags::SEEN);
+    v.sync(true).unwrap();
+    assert_eq!(v.first_unseen(), None);
+    fake.set(1, SystemFlags::empty());
+    v.sync(true).unwrap();
+    assert_eq!(v.first_unseen(), Some(seq(1)));
+    // A view opened now shares the list (brought up to date) and its answer.
+    let w = view(&fake, false);
+    assert!(w.messages().shares_with(view(&fake, true).messages()));
+    assert_eq!(w.first_unseen(), Some(seq(1)));
+    fake.set(1, SystemFlags::SEEN);
+    assert_eq!(view(&fake, false).first_unseen(), None);
 }
 
 #[test]
