@@ -16,10 +16,10 @@ scripts/bench-compare for the workload `flagsync`:
     flag-sync-bench.py HOST:PORT:USER:PASS HOST:PORT:USER:PASS [--reps 9] [--label-a A] [--label-b B]
 """
 
-import argparse
 import socket
-import statistics
 import time
+
+from bench_client import print_medians, two_servers
 
 
 class Conn:
@@ -116,13 +116,7 @@ def timed(f, *a):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--reps", type=int, default=9)
-    p.add_argument("--label-a", default="A")
-    p.add_argument("--label-b", default="B")
-    args = p.parse_args()
+    args = two_servers(__doc__, 9)
     labels = (args.label_a, args.label_b)
     conns = {args.label_a: Conn(args.a), args.label_b: Conn(args.b)}
     cmd = "UID FETCH 1:* (UID FLAGS)"
@@ -139,12 +133,11 @@ def main():
             print("warning: %s sent different line counts: %r" % (label, sorted(lines[label])))
     if lines[args.label_a] != lines[args.label_b]:
         print("warning: line counts differ: %r" % lines)
-    print("%-64s %10s %10s %8s" % ("figure (median of %d)" % args.reps, args.label_a, args.label_b, "B/A"))
-    for way, what in (("parsed", "read line by line as imap-bench.py"),
-                      ("raw", "received until the tagged OK")):
-        a = statistics.median(times[(args.label_a, way)])
-        b = statistics.median(times[(args.label_b, way)])
-        print("%-64s %8.1fms %8.1fms %8.2f" % ("UID FETCH 1:* (UID FLAGS), " + what, a * 1e3, b * 1e3, b / a))
+    print_medians(args, [
+        ("UID FETCH 1:* (UID FLAGS), " + what, times[(args.label_a, way)], times[(args.label_b, way)])
+        for way, what in (("parsed", "read line by line as imap-bench.py"),
+                          ("raw", "received until the tagged OK"))
+    ])
     print("lines: %s" % ", ".join("%s %s" % (l, sorted(lines[l])) for l in labels))
 
 

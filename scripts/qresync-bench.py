@@ -12,49 +12,10 @@ servers). Run by scripts/bench-compare for the workload `qresync`:
 
 import argparse
 import re
-import socket
 import statistics
 import time
 
-
-class Client:
-    def __init__(self, spec):
-        host, port, self.user, self.password = spec.split(":")[:4]
-        self.sock = socket.create_connection((host, int(port)))
-        self.file = self.sock.makefile("rb")
-        self.file.readline()
-        self.n = 0
-
-    def command(self, text):
-        """Sends a command, returns its untagged lines and the tagged one."""
-        self.n += 1
-        tag = b"q%d" % self.n
-        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
-        lines = []
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise SystemExit("connection closed during " + text)
-            m = re.search(rb"\{(\d+)\}\r\n$", line)
-            if m:
-                line += self.file.read(int(m.group(1)))
-                line += self.file.readline()
-            if line.startswith(tag + b" "):
-                if not line.startswith(tag + b" OK"):
-                    raise SystemExit("%s: %r" % (text, line))
-                return lines, line
-            lines.append(line)
-
-    def login(self):
-        self.command("LOGIN %s %s" % (self.user, self.password))
-        return self
-
-    def close(self):
-        try:
-            self.command("LOGOUT")
-        except SystemExit:
-            pass
-        self.sock.close()
+from bench_client import Client
 
 
 def code(lines, name):
