@@ -19,6 +19,8 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct SharedList {
     made_at: u64,
+    /// The UIDVALIDITY it was made under: under another its UIDs name other messages.
+    uid_validity: u32,
     list: Option<Arc<Vec<ViewMessage>>>,
     /// Where in `list` the first message without `\Seen` is, once a SELECT asked.
     first_unseen: Option<Option<usize>>,
@@ -58,6 +60,10 @@ pub fn shared_snapshot(
     recent: Vec<Uid>,
 ) -> SharedSnapshot {
     let cursor = index.cursor();
+    let uid_validity = index.uid_validity().get();
+    if shared.uid_validity != uid_validity {
+        shared.list = None;
+    }
     let messages = match shared.list.take() {
         Some(list) if shared.made_at == cursor => list,
         Some(mut list) => {
@@ -80,6 +86,7 @@ pub fn shared_snapshot(
         .first_unseen
         .get_or_insert_with(|| first_unseen(&messages));
     shared.made_at = cursor;
+    shared.uid_validity = uid_validity;
     shared.list = Some(messages.clone());
     let header = index.header();
     SharedSnapshot {
@@ -332,6 +339,37 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn index_of(validity: u32, flags: &Flags, count: u32) -> MailboxIndex {
+        let mut index = MailboxIndex::new(UidValidity::new(validity).unwrap());
+        for _ in 0..count {
+            let uid = index.header().uid_next;
+            let new = NewRecord {
+                uid,
+                flags,
+                internal_date: None,
+                size: None,
+                recent: false,
+                backend: b"",
+            };
+            index.apply(Op::Append(new)).unwrap();
+        }
+        index
+    }
+
+    /// An index rebuilt under a new UIDVALIDITY may reach the same cursor with other messages:
+    /// the kept list is not taken for it.
+    #[test]
+    fn a_new_uidvalidity_gets_a_new_list() {
+        let mut shared = SharedList::default();
+        let before = index_of(1, &Flags::default(), 3);
+        shared_snapshot(&before, &mut shared, Vec::new());
+        let after = index_of(2, &Flags::new(SystemFlags::SEEN, []), 3);
+        assert_eq!(after.cursor(), before.cursor());
+        let snap = shared_snapshot(&after, &mut shared, Vec::new());
+        assert_eq!(*snap.messages, message_list(&after));
+        assert_eq!(snap.first_unseen, None);
+    }
 
     proptest! {
         /// The shared list, kept by the mailbox and brought up to date in place between
