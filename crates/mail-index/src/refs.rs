@@ -62,47 +62,52 @@ fn parse_number(run: &[u8]) -> u64 {
         .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'))
 }
 
-/// Cuts `name` into tokens (steps left zero); `false` when there are more than
-/// [`MAX_TOKENS`].
-fn tokenize(name: &[u8], out: &mut Vec<Token>) -> bool {
-    out.clear();
-    let mut text_start: Option<usize> = None;
+/// The maximal digit runs of `bytes` that are number tokens (see [`is_number`]).
+fn number_runs(bytes: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let mut i = 0;
-    while i < name.len() {
-        if name[i].is_ascii_digit() {
-            let start = i;
-            while i < name.len() && name[i].is_ascii_digit() {
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            if bytes[i].is_ascii_digit() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if is_number(&bytes[start..i]) {
+                    return Some(start..i);
+                }
+            } else {
                 i += 1;
             }
-            let run = &name[start..i];
-            if is_number(run) {
-                if let Some(t) = text_start.take() {
-                    out.push(Token::Text {
-                        start: t,
-                        len: start - t,
-                    });
-                }
-                out.push(Token::Num {
-                    value: parse_number(run),
-                    step: 0,
-                });
-                if out.len() > MAX_TOKENS {
-                    return false;
-                }
-            } else if text_start.is_none() {
-                text_start = Some(start);
-            }
-        } else {
-            if text_start.is_none() {
-                text_start = Some(i);
-            }
-            i += 1;
         }
+        None
+    })
+}
+
+/// Cuts `name` into tokens (steps left zero): its number runs and the texts between them.
+/// `false` when there are more than [`MAX_TOKENS`].
+fn tokenize(name: &[u8], out: &mut Vec<Token>) -> bool {
+    out.clear();
+    let mut text_start = 0;
+    for run in number_runs(name) {
+        if run.start > text_start {
+            out.push(Token::Text {
+                start: text_start,
+                len: run.start - text_start,
+            });
+        }
+        out.push(Token::Num {
+            value: parse_number(&name[run.clone()]),
+            step: 0,
+        });
+        if out.len() > MAX_TOKENS {
+            return false;
+        }
+        text_start = run.end;
     }
-    if let Some(t) = text_start {
+    if text_start < name.len() {
         out.push(Token::Text {
-            start: t,
-            len: name.len() - t,
+            start: text_start,
+            len: name.len() - text_start,
         });
     }
     out.len() <= MAX_TOKENS
@@ -382,21 +387,7 @@ impl Decoder {
 
 /// Whether `text` holds a digit run that would be a number token.
 fn contains_number(text: &[u8]) -> bool {
-    let mut i = 0;
-    while i < text.len() {
-        if text[i].is_ascii_digit() {
-            let start = i;
-            while i < text.len() && text[i].is_ascii_digit() {
-                i += 1;
-            }
-            if is_number(&text[start..i]) {
-                return true;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    false
+    number_runs(text).next().is_some()
 }
 
 /// Appends `v` in decimal.

@@ -1,6 +1,26 @@
 //! Helpers the unit tests of several modules share.
 
-use crate::MailboxIndex;
+use mail_types::{Flags, ModSeq, Uid};
+
+use crate::{MailboxIndex, NewRecord, Op};
+
+/// Appends a message with no flags, date or size, as a test that cares only for UIDs needs.
+pub(crate) fn append_bare(
+    ix: &mut MailboxIndex,
+    uid: u32,
+    recent: bool,
+    backend: &[u8],
+) -> Option<ModSeq> {
+    ix.apply(Op::Append(NewRecord {
+        uid: Uid::new(uid).unwrap(),
+        flags: &Flags::default(),
+        internal_date: None,
+        size: None,
+        recent,
+        backend,
+    }))
+    .unwrap()
+}
 
 /// Everything observable of an index, to compare a loaded or replayed one with the original.
 pub(crate) fn observable(ix: &MailboxIndex) -> String {

@@ -227,15 +227,7 @@ fn keywords_are_limited_per_mailbox() {
 #[test]
 fn info_and_uid_next_ops() {
     let mut ix = index();
-    ix.apply(Op::Append(NewRecord {
-        uid: uid(1),
-        flags: &Flags::default(),
-        internal_date: None,
-        size: None,
-        recent: false,
-        backend: b"x",
-    }))
-    .unwrap();
+    crate::testing::append_bare(&mut ix, 1, false, b"x");
     ix.apply(Op::SetInfo {
         uid: uid(1),
         internal_date: Some(42),

@@ -340,19 +340,24 @@ mod tests {
 
     use super::*;
 
+    /// Appends a message at UIDNEXT.
+    fn append(index: &mut MailboxIndex, flags: &Flags, recent: bool) {
+        let uid = index.header().uid_next;
+        let new = NewRecord {
+            uid,
+            flags,
+            internal_date: None,
+            size: None,
+            recent,
+            backend: b"",
+        };
+        index.apply(Op::Append(new)).unwrap();
+    }
+
     fn index_of(validity: u32, flags: &Flags, count: u32) -> MailboxIndex {
         let mut index = MailboxIndex::new(UidValidity::new(validity).unwrap());
         for _ in 0..count {
-            let uid = index.header().uid_next;
-            let new = NewRecord {
-                uid,
-                flags,
-                internal_date: None,
-                size: None,
-                recent: false,
-                backend: b"",
-            };
-            index.apply(Op::Append(new)).unwrap();
+            append(&mut index, flags, false);
         }
         index
     }
@@ -385,18 +390,7 @@ mod tests {
             for (op, n, hold) in ops {
                 let uid = Uid::new(n + 1).unwrap();
                 match op {
-                    0 | 1 => {
-                        let next = index.header().uid_next;
-                        let flags = Flags::default();
-                        index.apply(Op::Append(NewRecord {
-                            uid: next,
-                            flags: &flags,
-                            internal_date: None,
-                            size: None,
-                            recent: hold,
-                            backend: b"",
-                        })).unwrap();
-                    }
+                    0 | 1 => append(&mut index, &Flags::default(), hold),
                     2 => {
                         index.apply(Op::Expunge(&[uid])).unwrap();
                     }

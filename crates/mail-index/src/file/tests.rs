@@ -2,7 +2,7 @@ use mail_types::{Flags, ModSeq, Uid};
 use proptest::prelude::*;
 
 use super::*;
-use crate::testing::observable;
+use crate::testing::{append_bare, observable};
 use crate::{NewRecord, Op};
 
 fn sample(n: u32) -> MailboxIndex {
@@ -43,15 +43,7 @@ fn round_trip_keeps_everything() {
     let mut a = ix.clone();
     let mut b = loaded.index;
     for ix in [&mut a, &mut b] {
-        ix.apply(Op::Append(NewRecord {
-            uid: Uid::new(1000).unwrap(),
-            flags: &Flags::default(),
-            internal_date: None,
-            size: None,
-            recent: true,
-            backend: b"new",
-        }))
-        .unwrap();
+        append_bare(ix, 1000, true, b"new");
         ix.claim_recent();
     }
     assert_eq!(observable(&a), observable(&b));
@@ -143,15 +135,7 @@ fn inconsistent_content_with_valid_checksums_is_rejected() {
         backend: b"x",
     }))
     .unwrap();
-    ix.apply(Op::Append(NewRecord {
-        uid: Uid::new(1000).unwrap(),
-        flags: &Flags::default(),
-        internal_date: None,
-        size: None,
-        recent: false,
-        backend: b"x",
-    }))
-    .unwrap();
+    append_bare(&mut ix, 1000, false, b"x");
     let file = ix.to_file_bytes(b"");
     // Each record: head1, head2 (uid and created are the previous + 1), then the reference:
     // structure 3 (one text token), mask 0, length 1, "x".
