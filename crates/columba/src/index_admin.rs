@@ -220,10 +220,17 @@ fn check(config: &Config, user: &str, mailbox: &str) -> anyhow::Result<()> {
     let mut damaged = Vec::new();
     let index_path = path.join(INDEX_FILE);
     let saved = match MailboxIndex::read_file(&index_path) {
-        Ok(Some(l)) => {
-            println!("{INDEX_FILE}: valid, {} messages", l.index.len());
-            Some(l.index)
-        }
+        Ok(Some(l)) => match l.index.check_references() {
+            Ok(()) => {
+                println!("{INDEX_FILE}: valid, {} messages", l.index.len());
+                Some(l.index)
+            }
+            Err(e) => {
+                println!("{INDEX_FILE}: DAMAGED: {e}");
+                damaged.push(INDEX_FILE);
+                None
+            }
+        },
         Ok(None) => {
             println!("{INDEX_FILE}: missing (the next open indexes the files)");
             None

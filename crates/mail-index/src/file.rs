@@ -8,79 +8,87 @@
 //! writing is atomic (temporary file, fsync, rename, fsync of the directory), so a crash leaves
 //! either the old file or the new one.
 //!
-//! # Layout (little-endian; version 2)
+//! # Layout (little-endian; version 3)
 //!
 //! ```text
 //! header   magic "CLMBIDX\0" | version u32 | uid_validity u32 | uid_next u32 | record_count u32
 //!          | highest_modseq u64 | expunge_horizon u64 | keyword_count u32 | expunge_count u32
-//!          | keywords_len u32 | backend_state_len u32 | records_len u64 | expunges_len u64
-//!          | backend_bytes u64 | crc32c u32
-//! body     keywords (u8 length + name, each) | backend state | records | expunges
+//!          | keywords_len u32 | backend_state_len u32 | extra_count u32 | zero u32
+//!          | references_len u64 | expunges_len u64 | crc32c u32
+//! body     keywords (u8 length + name, each) | backend state | extras | records
+//!          | references | expunges
 //! trailer  crc32c of the body u32 | magic "CLMBEND\0"
-//! ```
-//!
-//! Records are coded against the record before them (the first against zeros), in varints
-//! (LEB128) and zigzag varints (`zz`), so that a million messages take about 12 MB instead of
-//! the 113 MB of version 1's fixed 50-byte records plus whole file names:
-//!
-//! ```text
-//! record   head1 u8 | head2 u8 | [uid: varint(uid - previous uid - 2)] | [keywords varint]
-//!          | [created: zz(created - previous created - 1)] | [modseq: zz(modseq - previous
-//!          modseq - 1)] | [date: zz(date - last known date)] | [size varint] | backend reference
-//! head1    bits 0-4 system flags | bit 5 \Recent unclaimed | bit 6 keywords follow (not 0)
-//!          | bit 7 modseq follows (differs from created)
-//! head2    bit 0 uid is the previous + 1 | bit 1 created is the previous + 1 | bit 2 date
-//!          follows (known) | bit 3 size follows (known) | bits 4-5 the reference reuses the
-//!          previous one's structure and mask (see `refs.rs`) | bits 6-7 zero
+//! record   uid u32 | system flags u8 | bits u8 | zero u16 | modseq u64 | created u64
+//!          | date u32 | size u32                                       (32 bytes, UID order)
+//! bits     bit 0 \Recent unclaimed | bit 1 the next extra is this record's
+//! date     seconds since the epoch; u32::MAX unknown; 0 when the record has an extra
+//! size     RFC822.SIZE; u32::MAX unknown; 0 when the record has an extra
+//! extra    keywords u64 | date i64 | size u64                          (24 bytes, UID order)
+//!          for the records with keywords or a date or size the record cannot hold
+//!          (i64::MIN and u64::MAX stand for unknown there)
 //! expunge  zz(uid - previous uid) | system u8 | keywords varint | varint(expunged - created)
 //!          | varint(expunged - previous expunged)
 //! ```
 //!
-//! Every field has exactly one encoding (no overlong varint, no optional field written with
-//! the value its absence stands for), so a file that is accepted saves back to the same bytes.
-//! Every length and count is checked against the file size before anything is allocated from
-//! it, so a corrupt count cannot make the reader allocate gigabytes; the references are
-//! decoded into an arena no longer than the header declares, which may be at most 64 times
-//! the records section (names are predicted from the previous one, so a few bytes can stand
-//! for a long name) and 4 GiB (the arena's limit).
+//! Records have a fixed size so that opening a mailbox is a read of the file, a section at a
+//! time, two checksums and a copy of the records into the index's array with their fields
+//! checked — no decoding of variable-length fields — as Dovecot copies its mapped
+//! `dovecot.index` into memory on the first change. The extras come first so that the records
+//! can be read in chunks and never whole into a buffer of their own. The backend references (Maildir file names, 60 bytes raw) are kept in their compact
+//! coding and decoded a block at a time when first read (`file_names.rs`): a million messages
+//! take 44 MB instead of 110 MB raw.
 //!
-//! A version 1 file (fixed-size records) is refused as [`IndexFileError::Version`]: the caller
-//! rebuilds the index from the mail files, as for any other unusable index file.
+//! Every field has exactly one encoding (no optional field written with the value its absence
+//! stands for, zero where the layout says zero), so a file that is accepted, and whose
+//! references all decode, saves back to the same bytes. Every length and count is checked
+//! against the file size before anything is allocated from it, so a corrupt count cannot make
+//! the reader allocate gigabytes.
+//!
+//! Files of versions 1 and 2 (version 2 coded every field in varints and decoded every name on
+//! open) are refused as [`IndexFileError::Version`]: the caller rebuilds the index from the mail
+//! files, keeping UIDs, as for any other unusable index file.
 
-use std::io::Write as _;
+use std::io::{Read, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use mail_types::{Keyword, SystemFlags, UidValidity};
 
-use crate::arena::Arena;
+use crate::arena::{Arena, Span};
 use crate::codec::{Reader, len_u32, put_u32, put_u64, put_varint, temp_beside, unzigzag, zigzag};
+use crate::file_names::{BlockWriter, FileNames, Scratch};
 use crate::keywords::{KeywordTable, MAX_KEYWORDS};
-use crate::refs::{self, Reuse};
 use crate::{BIT_RECENT, Expunged, MailboxIndex, Record, UNKNOWN_DATE, UNKNOWN_SIZE};
 
 const MAGIC: &[u8; 8] = b"CLMBIDX\0";
 const END_MAGIC: &[u8; 8] = b"CLMBEND\0";
-const VERSION: u32 = 2;
-const HEADER_SIZE: usize = 8 + 4 * 4 + 8 * 2 + 4 * 4 + 8 * 3 + 4;
-/// The fewest bytes a record takes (its two header bytes).
-const MIN_RECORD_SIZE: u64 = 2;
+const VERSION: u32 = 3;
+const HEADER_SIZE: usize = 8 + 4 * 4 + 8 * 2 + 4 * 6 + 8 * 2 + 4;
+const RECORD_SIZE: usize = 32;
+const EXTRA_SIZE: usize = 24;
 /// The fewest bytes an expunge takes (five one-byte fields).
 const MIN_EXPUNGE_SIZE: u64 = 5;
-/// At most this many bytes of backend references decoded per byte of the records section.
-const MAX_REFERENCE_EXPANSION: u64 = 64;
 const TRAILER_SIZE: usize = 4 + 8;
 
-const H1_RECENT: u8 = 0x20;
-const H1_KEYWORDS: u8 = 0x40;
-const H1_MODSEQ: u8 = 0x80;
-const H2_UID_NEXT: u8 = 0x01;
-const H2_CREATED_NEXT: u8 = 0x02;
-const H2_DATE: u8 = 0x04;
-const H2_SIZE: u8 = 0x08;
-const H2_SAME_STRUCTURE: u8 = 0x10;
-const H2_SAME_MASK: u8 = 0x20;
-const H2_KNOWN: u8 = 0x3f;
+const R_RECENT: u8 = 0x01;
+const R_EXTRA: u8 = 0x02;
+/// A date or size the record does not know (or holds in its extra).
+const NOT_HERE: u32 = u32::MAX;
+
+/// The record's own fields for a date and a size, or `None` when either needs the extra.
+fn compact_date_size(date: i64, size: u64) -> Option<(u32, u32)> {
+    let date = if date == UNKNOWN_DATE {
+        NOT_HERE
+    } else {
+        u32::try_from(date).ok().filter(|d| *d != NOT_HERE)?
+    };
+    let size = if size == UNKNOWN_SIZE {
+        NOT_HERE
+    } else {
+        u32::try_from(size).ok().filter(|s| *s != NOT_HERE)?
+    };
+    Some((date, size))
+}
 
 /// Recomputes both checksums of an index file after its bytes were changed, so that tests and
 /// the fuzz target reach the decoding of its records instead of stopping at a checksum.
@@ -94,6 +102,32 @@ pub fn fix_index_checksums(bytes: &mut [u8]) {
     let body_end = bytes.len() - TRAILER_SIZE;
     let crc = crc32c::crc32c(&bytes[HEADER_SIZE..body_end]);
     bytes[body_end..body_end + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Makes block `block` of an index file's references undecodable (its decoded length one
+/// more than its names) with the checksums fixed: what a writer's bug would leave, for the
+/// backends' tests of the repair. `false` when the file has no such block.
+#[doc(hidden)]
+pub fn damage_reference_block(bytes: &mut [u8], block: usize) -> bool {
+    let u32_at = |at: usize| -> Option<u64> {
+        let b = bytes.get(at..at + 4)?;
+        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let fields = (|| {
+        let count = u32_at(8 + 4 * 3)?;
+        let at = 8 + 4 * 4 + 8 * 2 + 4 * 2;
+        let (kw, state, extras) = (u32_at(at)?, u32_at(at + 4)?, u32_at(at + 8)?);
+        let table = HEADER_SIZE as u64 + kw + state + extras * EXTRA_SIZE as u64;
+        let entry = table + count * RECORD_SIZE as u64 + block as u64 * 8 + 4;
+        (block < (count as usize).div_ceil(crate::file_names::BLOCK)).then_some(entry as usize)
+    })();
+    let Some(entry) = fields else { return false };
+    let Some(len) = u32_at(entry) else {
+        return false;
+    };
+    bytes[entry..entry + 4].copy_from_slice(&(len as u32).wrapping_add(1).to_le_bytes());
+    fix_index_checksums(bytes);
+    true
 }
 
 /// Why an index file was not used. Each names the problem for the warning the caller logs.
@@ -146,82 +180,33 @@ impl MailboxIndex {
             kw_bytes.push(len as u8);
             kw_bytes.extend_from_slice(&name[..len]);
         }
-        let mut records = Vec::with_capacity(self.records.len() * 16);
-        let mut backend_bytes = 0u64;
-        let mut names = refs::Encoder::default();
-        let mut name_bytes = Vec::with_capacity(64);
-        let (mut prev_uid, mut prev_created, mut prev_modseq, mut last_date) =
-            (0u32, 0u64, 0u64, 0i64);
+        let mut records = Vec::with_capacity(self.records.len() * RECORD_SIZE);
+        let mut extras = Vec::new();
+        let mut names = BlockWriter::default();
+        let mut scratch = Scratch::default();
         for r in &self.records {
-            let name = self.arena.get(r.backend);
-            backend_bytes += name.len() as u64;
-            name_bytes.clear();
-            let reuse = names.encode(name, &mut name_bytes);
-            let mut h1 = r.system & SystemFlags::ALL.bits();
+            self.arena
+                .with(r.backend, &mut scratch, |name| names.push(name));
+            let compact = compact_date_size(r.internal_date, r.size).filter(|_| r.keywords == 0);
+            let mut bits = 0;
             if r.bits & BIT_RECENT != 0 {
-                h1 |= H1_RECENT;
+                bits |= R_RECENT;
             }
-            if r.keywords != 0 {
-                h1 |= H1_KEYWORDS;
+            if compact.is_none() {
+                bits |= R_EXTRA;
+                put_u64(&mut extras, r.keywords);
+                put_u64(&mut extras, r.internal_date as u64);
+                put_u64(&mut extras, r.size);
             }
-            if r.modseq != r.created {
-                h1 |= H1_MODSEQ;
-            }
-            let mut h2 = 0;
-            if r.uid == prev_uid.wrapping_add(1) {
-                h2 |= H2_UID_NEXT;
-            }
-            if r.created == prev_created.wrapping_add(1) {
-                h2 |= H2_CREATED_NEXT;
-            }
-            if r.internal_date != UNKNOWN_DATE {
-                h2 |= H2_DATE;
-            }
-            if r.size != UNKNOWN_SIZE {
-                h2 |= H2_SIZE;
-            }
-            if reuse.structure {
-                h2 |= H2_SAME_STRUCTURE;
-            }
-            if reuse.mask {
-                h2 |= H2_SAME_MASK;
-            }
-            records.push(h1);
-            records.push(h2);
-            if h2 & H2_UID_NEXT == 0 {
-                // UIDs ascend, so the distance is at least 2 here.
-                put_varint(
-                    &mut records,
-                    u64::from(r.uid.wrapping_sub(prev_uid).wrapping_sub(2)),
-                );
-            }
-            if r.keywords != 0 {
-                put_varint(&mut records, r.keywords);
-            }
-            if h2 & H2_CREATED_NEXT == 0 {
-                put_zigzag(
-                    &mut records,
-                    r.created.wrapping_sub(prev_created).wrapping_sub(1),
-                );
-            }
-            if r.modseq != r.created {
-                put_zigzag(
-                    &mut records,
-                    r.modseq.wrapping_sub(prev_modseq).wrapping_sub(1),
-                );
-            }
-            if r.internal_date != UNKNOWN_DATE {
-                put_zigzag(&mut records, r.internal_date.wrapping_sub(last_date) as u64);
-                last_date = r.internal_date;
-            }
-            if r.size != UNKNOWN_SIZE {
-                put_varint(&mut records, r.size);
-            }
-            records.extend_from_slice(&name_bytes);
-            prev_uid = r.uid;
-            prev_created = r.created;
-            prev_modseq = r.modseq;
+            let (date, size) = compact.unwrap_or((0, 0));
+            put_u32(&mut records, r.uid);
+            records.extend_from_slice(&[r.system & SystemFlags::ALL.bits(), bits, 0, 0]);
+            put_u64(&mut records, r.modseq);
+            put_u64(&mut records, r.created);
+            put_u32(&mut records, date);
+            put_u32(&mut records, size);
         }
+        let names = names.finish();
         let mut expunges = Vec::with_capacity(self.expunges.len() * 8);
         let (mut prev_uid, mut prev_expunged) = (0u32, 0u64);
         for e in &self.expunges {
@@ -236,7 +221,12 @@ impl MailboxIndex {
             prev_uid = e.uid;
             prev_expunged = e.expunged;
         }
-        let body_len = kw_bytes.len() + backend_state.len() + records.len() + expunges.len();
+        let body_len = kw_bytes.len()
+            + backend_state.len()
+            + records.len()
+            + extras.len()
+            + names.len()
+            + expunges.len();
         let mut out = Vec::with_capacity(HEADER_SIZE + body_len + TRAILER_SIZE);
         out.extend_from_slice(MAGIC);
         put_u32(&mut out, VERSION);
@@ -249,16 +239,19 @@ impl MailboxIndex {
         put_u32(&mut out, len_u32(self.expunges.len()));
         put_u32(&mut out, len_u32(kw_bytes.len()));
         put_u32(&mut out, len_u32(backend_state.len()));
-        put_u64(&mut out, records.len() as u64);
+        put_u32(&mut out, len_u32(extras.len() / EXTRA_SIZE));
+        put_u32(&mut out, 0);
+        put_u64(&mut out, names.len() as u64);
         put_u64(&mut out, expunges.len() as u64);
-        put_u64(&mut out, backend_bytes);
         let crc = crc32c::crc32c(&out);
         put_u32(&mut out, crc);
         let body_start = out.len();
         out.extend_from_slice(&kw_bytes);
         out.extend_from_slice(backend_state);
+        out.extend_from_slice(&extras);
         out.extend_from_slice(&records);
         drop(records);
+        out.extend_from_slice(&names);
         out.extend_from_slice(&expunges);
         let crc = crc32c::crc32c(&out[body_start..]);
         put_u32(&mut out, crc);
@@ -267,8 +260,18 @@ impl MailboxIndex {
     }
 
     /// Reads an index file's bytes, validating every field (see the module documentation).
-    pub fn from_file_bytes(bytes: &[u8]) -> Result<LoadedIndex, IndexFileError> {
-        let mut h = Reader::new(bytes);
+    pub fn from_file_bytes(mut bytes: &[u8]) -> Result<LoadedIndex, IndexFileError> {
+        let len = bytes.len() as u64;
+        Self::read_from(&mut bytes, len)
+    }
+
+    /// Reads an index file of `len` bytes from `src`, a section at a time and the records a
+    /// chunk at a time, so that opening a large mailbox copies its file once, into the
+    /// structures that keep it, and not first into a buffer as large as the file.
+    fn read_from(src: &mut impl Read, len: u64) -> Result<LoadedIndex, IndexFileError> {
+        let mut header = [0u8; HEADER_SIZE];
+        let filled = read_up_to(src, &mut header)?;
+        let mut h = Reader::new(&header[..filled]);
         if h.take(8).ok_or(IndexFileError::BadMagic)? != MAGIC {
             return Err(IndexFileError::BadMagic);
         }
@@ -276,13 +279,13 @@ impl MailboxIndex {
         if version != VERSION {
             return Err(IndexFileError::Version(version));
         }
-        if bytes.len() < HEADER_SIZE + TRAILER_SIZE {
+        if len < (HEADER_SIZE + TRAILER_SIZE) as u64 || filled < HEADER_SIZE {
             return Err(IndexFileError::Size {
                 expected: (HEADER_SIZE + TRAILER_SIZE) as u64,
-                actual: bytes.len() as u64,
+                actual: len,
             });
         }
-        // The length was checked above, so the header reads cannot fail; zeros stand in anyway.
+        // The header is whole (checked above), so its reads cannot fail; zeros stand in anyway.
         let uid_validity = h.u32().unwrap_or(0);
         let uid_next = h.u32().unwrap_or(0);
         let record_count = u64::from(h.u32().unwrap_or(0));
@@ -292,182 +295,88 @@ impl MailboxIndex {
         let expunge_count = u64::from(h.u32().unwrap_or(0));
         let keywords_len = u64::from(h.u32().unwrap_or(0));
         let backend_state_len = u64::from(h.u32().unwrap_or(0));
-        let records_len = h.u64().unwrap_or(0);
+        let extra_count = u64::from(h.u32().unwrap_or(0));
+        let zero = h.u32().unwrap_or(0);
+        let references_len = h.u64().unwrap_or(0);
         let expunges_len = h.u64().unwrap_or(0);
-        let backend_bytes = h.u64().unwrap_or(0);
+        // Both counts are below 2^32, so these cannot overflow.
+        let records_len = record_count * RECORD_SIZE as u64;
+        let extras_len = extra_count * EXTRA_SIZE as u64;
         let crc_at = h.pos;
         let stored_crc = h.u32().unwrap_or(0);
-        if crc32c::crc32c(&bytes[..crc_at]) != stored_crc {
+        if crc32c::crc32c(&header[..crc_at]) != stored_crc {
             return Err(IndexFileError::HeaderChecksum);
         }
         // Sizes in u64 with checked arithmetic: a hostile count cannot overflow into a small one.
-        let expected = [
-            HEADER_SIZE as u64,
+        let sections = [
             keywords_len,
             backend_state_len,
+            extras_len,
             records_len,
+            references_len,
             expunges_len,
-            TRAILER_SIZE as u64,
-        ]
-        .iter()
-        .try_fold(0u64, |acc, n| acc.checked_add(*n))
-        .unwrap_or(u64::MAX);
-        if expected != bytes.len() as u64 {
+        ];
+        let body_len = sections
+            .iter()
+            .try_fold(0u64, |acc, n| acc.checked_add(*n))
+            .unwrap_or(u64::MAX);
+        let expected = body_len.saturating_add((HEADER_SIZE + TRAILER_SIZE) as u64);
+        if expected != len {
             return Err(IndexFileError::Size {
                 expected,
-                actual: bytes.len() as u64,
+                actual: len,
             });
         }
-        let body = &bytes[HEADER_SIZE..bytes.len() - TRAILER_SIZE];
-        let trailer = &bytes[bytes.len() - TRAILER_SIZE..];
+
+        let mut body = Body {
+            src,
+            crc: 0,
+            consumed: 0,
+        };
+        let header = FileHeader {
+            uid_validity,
+            uid_next,
+            record_count,
+            highest_modseq,
+            expunge_horizon,
+            keyword_count,
+            expunge_count,
+            extra_count,
+            zero,
+            sections,
+        };
+        let parsed = read_body(&mut body, &header);
+        // A field found wrong is reported as the checksum's failure when the body does not
+        // match its checksum either (bit rot, not a writer's mistake): read the rest for it.
+        let rest = body_len.saturating_sub(body.consumed);
+        body.skip(rest)?;
+        let mut trailer = [0u8; TRAILER_SIZE];
+        body.src.read_exact(&mut trailer)?;
         if &trailer[4..] != END_MAGIC {
             return Err(IndexFileError::BadMagic);
         }
         let body_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        if crc32c::crc32c(body) != body_crc {
+        if body.crc != body_crc {
             return Err(IndexFileError::BodyChecksum);
         }
+        parsed
+    }
 
-        let uid_validity =
-            UidValidity::new(uid_validity).ok_or(IndexFileError::Header("UIDVALIDITY is 0"))?;
-        if uid_next == 0 {
-            return Err(IndexFileError::Header("UIDNEXT is 0"));
-        }
-        if highest_modseq == 0 {
-            return Err(IndexFileError::Header("HIGHESTMODSEQ is 0"));
-        }
-        if expunge_horizon > highest_modseq {
-            return Err(IndexFileError::Header(
-                "expunge horizon above HIGHESTMODSEQ",
-            ));
-        }
-        if keyword_count > MAX_KEYWORDS {
-            return Err(IndexFileError::Header("too many keywords"));
-        }
-        // Counts against the bytes that must hold them, before anything is allocated for them.
-        if record_count > records_len / MIN_RECORD_SIZE {
-            return Err(IndexFileError::Header(
-                "more records than their section holds",
-            ));
-        }
-        if expunge_count > expunges_len / MIN_EXPUNGE_SIZE {
-            return Err(IndexFileError::Header(
-                "more expunges than their section holds",
-            ));
-        }
-        // The arena addresses its bytes with 32 bits.
-        if backend_bytes > u64::from(u32::MAX) {
-            return Err(IndexFileError::Header("backend references too long"));
-        }
-        // A reference predicted from the one before costs a few bytes whatever its length, so
-        // a small hostile file could declare gigabytes of them; bound what it can make us
-        // allocate by the size of the section that codes them. Real files stay far below
-        // (Maildir names: about 57 bytes each from about 12 of records); one above is a cache
-        // miss, rebuilt from the mail files.
-        if backend_bytes > records_len.saturating_mul(MAX_REFERENCE_EXPANSION) {
-            return Err(IndexFileError::Header(
-                "backend references too long for their records",
-            ));
-        }
+    /// Decodes every backend reference still in the loaded file's coding (see `file_names.rs`),
+    /// without keeping them: `Err` names the first block that does not decode. What
+    /// `columba index check` runs; opening a file checks all but this.
+    pub fn check_references(&self) -> Result<(), String> {
+        self.arena.file().map_or(Ok(()), FileNames::check)
+    }
 
-        // The sizes were checked against the file length, so every take below succeeds; the
-        // reader still returns `None` rather than trusting that.
-        let mut b = Reader::new(body);
-        let short = IndexFileError::Header("section shorter than declared");
-        let mut kw = Reader::new(
-            b.take(keywords_len as usize)
-                .ok_or(IndexFileError::Header("keywords"))?,
-        );
-        let mut table = KeywordTable::default();
-        for i in 0..keyword_count {
-            let len = kw.u8().ok_or(IndexFileError::Keyword(i))? as usize;
-            let name = kw.take(len).ok_or(IndexFileError::Keyword(i))?;
-            let name = std::str::from_utf8(name).map_err(|_| IndexFileError::Keyword(i))?;
-            let k = Keyword::new(name).map_err(|_| IndexFileError::Keyword(i))?;
-            // Interning a name already present would shift every later bit.
-            if table.names().iter().any(|n| n.eq_ignore_case(&k)) {
-                return Err(IndexFileError::Keyword(i));
-            }
-            table.intern(&k).ok_or(IndexFileError::Keyword(i))?;
-        }
-        if kw.pos != kw.buf.len() {
-            return Err(IndexFileError::Header("keyword section has trailing bytes"));
-        }
-        let backend_state = b.take(backend_state_len as usize).ok_or(short)?.to_vec();
-        let known_keywords = if keyword_count == 64 {
-            u64::MAX
-        } else {
-            (1u64 << keyword_count) - 1
-        };
-
-        let records_section = b
-            .take(records_len as usize)
-            .ok_or(IndexFileError::Header("section shorter than declared"))?;
-        let (records, arena, unclaimed_recent) = read_records(
-            records_section,
-            record_count as usize,
-            backend_bytes as usize,
-            uid_next,
-            highest_modseq,
-            known_keywords,
-        )?;
-
-        let mut expunges = Vec::with_capacity(expunge_count as usize);
-        let mut e = Reader::new(
-            b.take(expunges_len as usize)
-                .ok_or(IndexFileError::Header("section shorter than declared"))?,
-        );
-        let (mut prev_uid, mut prev) = (0u32, 0u64);
-        for index in 0..expunge_count as usize {
-            let bad = |what| IndexFileError::Expunge { index, what };
-            let uid = e.varint().ok_or(bad("truncated"))?;
-            let uid = i64::from(prev_uid).wrapping_add(unzigzag(uid));
-            let uid = u32::try_from(uid).map_err(|_| bad("UID out of range"))?;
-            let system = e.u8().ok_or(bad("truncated"))?;
-            let keywords = e.varint().ok_or(bad("truncated"))?;
-            let age = e.varint().ok_or(bad("truncated"))?;
-            let step = e.varint().ok_or(bad("truncated"))?;
-            let expunged = prev.checked_add(step).ok_or(bad("modseq out of order"))?;
-            let created = expunged
-                .checked_sub(age)
-                .ok_or(bad("modseq out of order"))?;
-            if uid == 0 || uid >= uid_next {
-                return Err(bad("UID out of range"));
-            }
-            if expunged > highest_modseq || expunged <= expunge_horizon {
-                return Err(bad("modseq out of order"));
-            }
-            if system & !SystemFlags::ALL.bits() != 0 || keywords & !known_keywords != 0 {
-                return Err(bad("invalid flags"));
-            }
-            prev_uid = uid;
-            prev = expunged;
-            expunges.push(Expunged {
-                uid,
-                system,
-                keywords,
-                created,
-                expunged,
-            });
-        }
-        if e.pos != e.buf.len() {
-            return Err(IndexFileError::Header("expunge section has trailing bytes"));
-        }
-        Ok(LoadedIndex {
-            index: MailboxIndex {
-                uid_validity,
-                uid_next,
-                highest_modseq,
-                records,
-                arena,
-                keywords: table,
-                expunges,
-                expunge_horizon,
-                unclaimed_recent,
-                journal: None,
-            },
-            backend_state,
-        })
+    /// A block of the loaded file's references that did not decode when it was read (its
+    /// references read as empty), if one did not: the file is not what this index's writer
+    /// writes, and the backend should rebuild from the mail files.
+    pub fn reference_damage(&self) -> Option<String> {
+        self.arena
+            .file()
+            .and_then(FileNames::damage)
+            .map(str::to_owned)
     }
 
     /// Writes the index file at `path` atomically: a temporary file beside it, fsync, rename over
@@ -496,147 +405,331 @@ impl MailboxIndex {
 
     /// Reads the index file at `path`; `Ok(None)` when there is none.
     pub fn read_file(path: &Path) -> Result<Option<LoadedIndex>, IndexFileError> {
-        match std::fs::read(path) {
-            Ok(bytes) => Self::from_file_bytes(&bytes).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let mut file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata()?.len();
+        Self::read_from(&mut file, len).map(Some)
     }
 }
 
-/// Decodes the record section (see the module documentation): the records, the arena of
-/// their references and how many are unclaimed `\Recent`.
-fn read_records(
-    section: &[u8],
-    count: usize,
-    backend_bytes: usize,
+/// Fills `buf` from `src` as far as it has bytes; returns how many it got.
+fn read_up_to(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match src.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The body of an index file as it is read, with the checksum of what was read so far.
+struct Body<'a, R> {
+    src: &'a mut R,
+    crc: u32,
+    consumed: u64,
+}
+
+impl<R: Read> Body<'_, R> {
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        self.src.read_exact(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        self.consumed += buf.len() as u64;
+        Ok(())
+    }
+
+    /// The next `len` bytes; `len` was checked against the file's length.
+    fn bytes(&mut self, len: u64) -> Result<Vec<u8>, IndexFileError> {
+        let mut out =
+            vec![0; usize::try_from(len).map_err(|_| IndexFileError::Header("section too long"))?];
+        self.read_exact(&mut out)?;
+        Ok(out)
+    }
+
+    /// Reads and checksums `len` bytes without keeping them.
+    fn skip(&mut self, mut len: u64) -> std::io::Result<()> {
+        let mut buf = [0u8; 8192];
+        while len > 0 {
+            let n = len.min(buf.len() as u64) as usize;
+            self.read_exact(&mut buf[..n])?;
+            len -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The header fields the body is read with.
+struct FileHeader {
+    uid_validity: u32,
+    uid_next: u32,
+    record_count: u64,
+    highest_modseq: u64,
+    expunge_horizon: u64,
+    keyword_count: usize,
+    expunge_count: u64,
+    extra_count: u64,
+    zero: u32,
+    /// Lengths of keywords, backend state, extras, records, references, expunges.
+    sections: [u64; 6],
+}
+
+/// Records decoded per read: 64 KiB, so that the copy out of the page cache stays in the CPU's
+/// cache on its way into the index's array.
+const RECORDS_PER_READ: usize = 2048;
+
+/// Reads and checks the body's sections in file order.
+fn read_body<R: Read>(
+    body: &mut Body<'_, R>,
+    h: &FileHeader,
+) -> Result<LoadedIndex, IndexFileError> {
+    let [
+        keywords_len,
+        backend_state_len,
+        extras_len,
+        _,
+        references_len,
+        expunges_len,
+    ] = h.sections;
+    let uid_validity =
+        UidValidity::new(h.uid_validity).ok_or(IndexFileError::Header("UIDVALIDITY is 0"))?;
+    if h.uid_next == 0 {
+        return Err(IndexFileError::Header("UIDNEXT is 0"));
+    }
+    if h.highest_modseq == 0 {
+        return Err(IndexFileError::Header("HIGHESTMODSEQ is 0"));
+    }
+    if h.expunge_horizon > h.highest_modseq {
+        return Err(IndexFileError::Header(
+            "expunge horizon above HIGHESTMODSEQ",
+        ));
+    }
+    if h.keyword_count > MAX_KEYWORDS {
+        return Err(IndexFileError::Header("too many keywords"));
+    }
+    if h.zero != 0 {
+        return Err(IndexFileError::Header("reserved field not zero"));
+    }
+    if h.extra_count > h.record_count {
+        return Err(IndexFileError::Header("more extras than records"));
+    }
+    // Counts against the bytes that must hold them, before anything is allocated for them.
+    if h.expunge_count > expunges_len / MIN_EXPUNGE_SIZE {
+        return Err(IndexFileError::Header(
+            "more expunges than their section holds",
+        ));
+    }
+
+    let keyword_bytes = body.bytes(keywords_len)?;
+    let mut kw = Reader::new(&keyword_bytes);
+    let mut table = KeywordTable::default();
+    for i in 0..h.keyword_count {
+        let len = kw.u8().ok_or(IndexFileError::Keyword(i))? as usize;
+        let name = kw.take(len).ok_or(IndexFileError::Keyword(i))?;
+        let name = std::str::from_utf8(name).map_err(|_| IndexFileError::Keyword(i))?;
+        let k = Keyword::new(name).map_err(|_| IndexFileError::Keyword(i))?;
+        // Interning a name already present would shift every later bit.
+        if table.names().iter().any(|n| n.eq_ignore_case(&k)) {
+            return Err(IndexFileError::Keyword(i));
+        }
+        table.intern(&k).ok_or(IndexFileError::Keyword(i))?;
+    }
+    if kw.pos != kw.buf.len() {
+        return Err(IndexFileError::Header("keyword section has trailing bytes"));
+    }
+    let backend_state = body.bytes(backend_state_len)?;
+    let known_keywords = if h.keyword_count == 64 {
+        u64::MAX
+    } else {
+        (1u64 << h.keyword_count) - 1
+    };
+
+    let extras = body.bytes(extras_len)?;
+    let (extras, _) = extras.as_chunks::<EXTRA_SIZE>();
+    let mut records = RecordReader {
+        extras: extras.iter(),
+        records: Vec::with_capacity(h.record_count as usize),
+        unclaimed_recent: 0,
+        prev_uid: 0,
+        uid_next: h.uid_next,
+        highest_modseq: h.highest_modseq,
+        known_keywords,
+    };
+    let mut chunk = vec![[0u8; RECORD_SIZE]; RECORDS_PER_READ];
+    let mut left = h.record_count as usize;
+    while left > 0 {
+        let n = left.min(RECORDS_PER_READ);
+        body.read_exact(chunk[..n].as_flattened_mut())?;
+        records.push(&chunk[..n])?;
+        left -= n;
+    }
+    drop(chunk);
+    if records.extras.next().is_some() {
+        return Err(IndexFileError::Header("more extras than records with one"));
+    }
+    let (records, unclaimed_recent) = (records.records, records.unclaimed_recent);
+    let names = FileNames::parse(&body.bytes(references_len)?, records.len())
+        .map_err(IndexFileError::Header)?;
+    let arena = Arena::from_file(names, records.len());
+
+    let expunge_bytes = body.bytes(expunges_len)?;
+    let mut expunges = Vec::with_capacity(h.expunge_count as usize);
+    let mut e = Reader::new(&expunge_bytes);
+    let (mut prev_uid, mut prev) = (0u32, 0u64);
+    for index in 0..h.expunge_count as usize {
+        let bad = |what| IndexFileError::Expunge { index, what };
+        let uid = e.varint().ok_or(bad("truncated"))?;
+        let uid = i64::from(prev_uid).wrapping_add(unzigzag(uid));
+        let uid = u32::try_from(uid).map_err(|_| bad("UID out of range"))?;
+        let system = e.u8().ok_or(bad("truncated"))?;
+        let keywords = e.varint().ok_or(bad("truncated"))?;
+        let age = e.varint().ok_or(bad("truncated"))?;
+        let step = e.varint().ok_or(bad("truncated"))?;
+        let expunged = prev.checked_add(step).ok_or(bad("modseq out of order"))?;
+        let created = expunged
+            .checked_sub(age)
+            .ok_or(bad("modseq out of order"))?;
+        if uid == 0 || uid >= h.uid_next {
+            return Err(bad("UID out of range"));
+        }
+        if expunged > h.highest_modseq || expunged <= h.expunge_horizon {
+            return Err(bad("modseq out of order"));
+        }
+        if system & !SystemFlags::ALL.bits() != 0 || keywords & !known_keywords != 0 {
+            return Err(bad("invalid flags"));
+        }
+        prev_uid = uid;
+        prev = expunged;
+        expunges.push(Expunged {
+            uid,
+            system,
+            keywords,
+            created,
+            expunged,
+        });
+    }
+    if e.pos != e.buf.len() {
+        return Err(IndexFileError::Header("expunge section has trailing bytes"));
+    }
+    Ok(LoadedIndex {
+        index: MailboxIndex {
+            uid_validity,
+            uid_next: h.uid_next,
+            highest_modseq: h.highest_modseq,
+            records,
+            arena,
+            keywords: table,
+            expunges,
+            expunge_horizon: h.expunge_horizon,
+            unclaimed_recent,
+            journal: None,
+        },
+        backend_state,
+    })
+}
+
+/// Copies fixed-size records (and their extras) into the index's array, checking every field;
+/// each record's reference is the file's reference of the same number.
+struct RecordReader<'e> {
+    extras: std::slice::Iter<'e, [u8; EXTRA_SIZE]>,
+    records: Vec<Record>,
+    unclaimed_recent: usize,
+    prev_uid: u32,
     uid_next: u32,
     highest_modseq: u64,
     known_keywords: u64,
-) -> Result<(Vec<Record>, Arena, usize), IndexFileError> {
-    let mut r = Reader::new(section);
-    let mut records = Vec::with_capacity(count);
-    // References shrink to a fifth or so; more than 64 times the section is not reserved ahead
-    // even if the header says so (the decoder still stops at the declared length).
-    let mut arena = Vec::with_capacity(backend_bytes.min(section.len().saturating_mul(64)));
-    let mut names = refs::Decoder::default();
-    let mut unclaimed_recent = 0;
-    let (mut prev_uid, mut prev_created, mut prev_modseq, mut last_date) = (0u32, 0u64, 0u64, 0i64);
-    for index in 0..count {
-        let bad = |what| IndexFileError::Record { index, what };
-        let h1 = r.u8().ok_or(bad("truncated"))?;
-        let h2 = r.u8().ok_or(bad("truncated"))?;
-        if h2 & !H2_KNOWN != 0 {
-            return Err(bad("unknown header bits"));
+}
+
+impl RecordReader<'_> {
+    fn push(&mut self, fixed: &[[u8; RECORD_SIZE]]) -> Result<(), IndexFileError> {
+        for f in fixed {
+            let index = self.records.len();
+            let bad = |what| IndexFileError::Record { index, what };
+            let u32_at = |at: usize| u32::from_le_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]);
+            let u64_at = |at: usize| u64::from(u32_at(at)) | u64::from(u32_at(at + 4)) << 32;
+            let uid = u32_at(0);
+            let (system, bits) = (f[4], f[5]);
+            let (modseq, created) = (u64_at(8), u64_at(16));
+            let (date, size) = (u32_at(24), u32_at(28));
+            if uid <= self.prev_uid {
+                return Err(bad("UIDs not ascending"));
+            }
+            if uid >= self.uid_next {
+                return Err(bad("UID at or above UIDNEXT"));
+            }
+            if system & !SystemFlags::ALL.bits() != 0 || bits & !(R_RECENT | R_EXTRA) != 0 {
+                return Err(bad("unknown flag bits"));
+            }
+            if f[6] != 0 || f[7] != 0 {
+                return Err(bad("reserved field not zero"));
+            }
+            if modseq == 0 || modseq > self.highest_modseq || created == 0 || created > modseq {
+                return Err(bad("modseq out of order"));
+            }
+            let (keywords, internal_date, size) = if bits & R_EXTRA != 0 {
+                let e = self.extras.next().ok_or(bad("extra missing"))?;
+                let at = |i: usize| {
+                    u64::from_le_bytes([
+                        e[i],
+                        e[i + 1],
+                        e[i + 2],
+                        e[i + 3],
+                        e[i + 4],
+                        e[i + 5],
+                        e[i + 6],
+                        e[i + 7],
+                    ])
+                };
+                let (keywords, date, size) = (at(0), at(8) as i64, at(16));
+                if u32_at(24) != 0 || u32_at(28) != 0 {
+                    return Err(bad("date or size both in the record and its extra"));
+                }
+                if keywords == 0 && compact_date_size(date, size).is_some() {
+                    return Err(bad("extra not needed"));
+                }
+                if keywords & !self.known_keywords != 0 {
+                    return Err(bad("keyword bit without a keyword name"));
+                }
+                (keywords, date, size)
+            } else {
+                let date = if date == NOT_HERE {
+                    UNKNOWN_DATE
+                } else {
+                    i64::from(date)
+                };
+                let size = if size == NOT_HERE {
+                    UNKNOWN_SIZE
+                } else {
+                    u64::from(size)
+                };
+                (0, date, size)
+            };
+            let bits = if bits & R_RECENT != 0 {
+                self.unclaimed_recent += 1;
+                BIT_RECENT
+            } else {
+                0
+            };
+            self.prev_uid = uid;
+            self.records.push(Record {
+                uid,
+                system,
+                bits,
+                keywords,
+                modseq,
+                created,
+                internal_date,
+                size,
+                backend: Span::in_file(len_u32(index)),
+            });
         }
-        let uid = if h2 & H2_UID_NEXT != 0 {
-            prev_uid.checked_add(1)
-        } else {
-            let d = r.varint().ok_or(bad("truncated"))?;
-            u32::try_from(d)
-                .ok()
-                .and_then(|d| prev_uid.checked_add(d))
-                .and_then(|u| u.checked_add(2))
-        };
-        let uid = uid.ok_or(bad("UID at or above UIDNEXT"))?;
-        if uid >= uid_next {
-            return Err(bad("UID at or above UIDNEXT"));
-        }
-        let keywords = if h1 & H1_KEYWORDS != 0 {
-            let k = r.varint().ok_or(bad("truncated"))?;
-            if k == 0 {
-                return Err(bad("keywords written as none"));
-            }
-            k
-        } else {
-            0
-        };
-        let created = if h2 & H2_CREATED_NEXT != 0 {
-            prev_created.wrapping_add(1)
-        } else {
-            let d = r.varint().ok_or(bad("truncated"))?;
-            if d == 0 {
-                return Err(bad("modseq not canonical"));
-            }
-            prev_created
-                .wrapping_add(1)
-                .wrapping_add(unzigzag(d) as u64)
-        };
-        let modseq = if h1 & H1_MODSEQ != 0 {
-            let d = r.varint().ok_or(bad("truncated"))?;
-            let m = prev_modseq.wrapping_add(1).wrapping_add(unzigzag(d) as u64);
-            if m == created {
-                return Err(bad("modseq not canonical"));
-            }
-            m
-        } else {
-            created
-        };
-        let internal_date = if h2 & H2_DATE != 0 {
-            let d = r.varint().ok_or(bad("truncated"))?;
-            let date = last_date.wrapping_add(unzigzag(d));
-            if date == UNKNOWN_DATE {
-                return Err(bad("date not canonical"));
-            }
-            last_date = date;
-            date
-        } else {
-            UNKNOWN_DATE
-        };
-        let size = if h2 & H2_SIZE != 0 {
-            let s = r.varint().ok_or(bad("truncated"))?;
-            if s == UNKNOWN_SIZE {
-                return Err(bad("size not canonical"));
-            }
-            s
-        } else {
-            UNKNOWN_SIZE
-        };
-        let system = h1 & SystemFlags::ALL.bits();
-        if keywords & !known_keywords != 0 {
-            return Err(bad("keyword bit without a keyword name"));
-        }
-        if modseq == 0 || modseq > highest_modseq || created == 0 || created > modseq {
-            return Err(bad("modseq out of order"));
-        }
-        let start = arena.len();
-        let reuse = Reuse {
-            structure: h2 & H2_SAME_STRUCTURE != 0,
-            mask: h2 & H2_SAME_MASK != 0,
-        };
-        names
-            .decode(&mut r, reuse, &mut arena, backend_bytes)
-            .map_err(bad)?;
-        let bits = if h1 & H1_RECENT != 0 {
-            unclaimed_recent += 1;
-            BIT_RECENT
-        } else {
-            0
-        };
-        prev_uid = uid;
-        prev_created = created;
-        prev_modseq = modseq;
-        records.push(Record {
-            uid,
-            system,
-            bits,
-            keywords,
-            modseq,
-            created,
-            internal_date,
-            size,
-            backend: Arena::span(start, arena.len()),
-        });
+        Ok(())
     }
-    if r.pos != r.buf.len() {
-        return Err(IndexFileError::Header("record section has trailing bytes"));
-    }
-    if arena.len() != backend_bytes {
-        return Err(IndexFileError::Header(
-            "backend reference lengths do not add up",
-        ));
-    }
-    Ok((records, Arena::from_bytes(arena), unclaimed_recent))
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@
 //! Read-only sessions look at [`MailboxIndex::unclaimed_recent`] without claiming.
 //!
 //! Memory per message is one fixed 56-byte record plus its backend reference in a shared arena
-//! (a Maildir file name, ~50 bytes); keywords are a bit mask into the mailbox's keyword table.
+//! (a Maildir file name, ~50 bytes, or about 11 bytes while it is still coded as the index file
+//! had it); keywords are a bit mask into the mailbox's keyword table.
 //!
 //! # On-disk files
 //!
@@ -34,10 +35,12 @@
 //! - `columba.index` (`file.rs`): the whole state — header, keyword names, records, the expunge
 //!   history that answers `VANISHED`/`CHANGEDSINCE`, backend references — plus the backend's
 //!   own state (for Maildir: directory stamps, the uidlist stamp and the log position this file
-//!   continues). Records are coded against the record before them (varints of differences) and
-//!   backend references cut into tokens predicted from the previous reference (`refs.rs`), so
-//!   a Maildir message takes about 12 bytes. Read whole and checked (not mmap'd), written
-//!   whole to a temporary file, fsynced and renamed, never changed in place.
+//!   continues). Records have a fixed size (32 bytes) and are copied into the index's array
+//!   with every field checked; backend references are cut into tokens predicted from the
+//!   previous reference (`refs.rs`) in blocks of 64, kept coded and decoded a block at a time
+//!   when first read (`file_names.rs`), so opening a mailbox decodes no file name. Read whole
+//!   with one `read` (not mapped: a file truncated under a mapping would kill the process with
+//!   SIGBUS), written whole to a temporary file, fsynced and renamed, never changed in place.
 //! - `columba.index.log` ([`log`]): append-only, one length-prefixed CRC32C record per
 //!   transaction with its ops (appends with their record fields and backend reference,
 //!   expunges, flag and keyword changes, backend-reference changes (as the tail that differs
@@ -60,6 +63,7 @@ mod arena;
 mod cache;
 mod codec;
 mod file;
+mod file_names;
 mod keywords;
 pub mod log;
 mod refs;
@@ -72,7 +76,7 @@ use arena::{Arena, Span};
 use keywords::KeywordTable;
 
 pub use cache::{CacheRepair, MessageCache};
-pub use file::{IndexFileError, LoadedIndex, fix_index_checksums};
+pub use file::{IndexFileError, LoadedIndex, damage_reference_block, fix_index_checksums};
 pub use keywords::MAX_KEYWORDS;
 pub use log::{
     FsyncPolicy, IndexLog, Journal, LogError, LogLock, LogPosition, LogSummary, verify_file_bytes,

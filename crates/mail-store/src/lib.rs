@@ -14,6 +14,8 @@ mod indexed;
 pub mod maildir;
 pub mod mbox;
 pub mod migrate;
+#[cfg(test)]
+mod testing;
 pub mod view;
 
 pub use error::{StoreError, StoreErrorKind};

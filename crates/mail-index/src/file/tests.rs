@@ -99,23 +99,28 @@ fn zeroes_and_garbage_are_rejected() {
 
 /// Header offsets of the fields the tests rewrite.
 const RECORD_COUNT_AT: usize = 8 + 4 * 3;
-const RECORDS_LEN_AT: usize = 8 + 4 * 4 + 8 * 2 + 4 * 4;
-const BACKEND_BYTES_AT: usize = RECORDS_LEN_AT + 16;
+const KEYWORDS_LEN_AT: usize = 8 + 4 * 4 + 8 * 2 + 4 * 2;
+const EXTRA_COUNT_AT: usize = KEYWORDS_LEN_AT + 8;
+const ZERO_AT: usize = EXTRA_COUNT_AT + 4;
 
-/// `file` (a valid index file with no expunges) with its records replaced by `count` records
-/// coded as `section`, whose references add up to `backend_bytes`; checksums fixed.
-fn with_records(file: &[u8], count: u32, section: &[u8], backend_bytes: u64) -> Vec<u8> {
-    let ix = MailboxIndex::from_file_bytes(file).unwrap();
-    assert!(ix.index.expunges.is_empty());
-    let records_len =
-        u64::from_le_bytes(file[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].try_into().unwrap());
-    let records_start = file.len() - TRAILER_SIZE - records_len as usize;
-    let mut out = file[..records_start].to_vec();
-    out.extend_from_slice(section);
-    out.extend_from_slice(&file[file.len() - TRAILER_SIZE..]);
-    out[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_le_bytes());
-    out[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].copy_from_slice(&(section.len() as u64).to_le_bytes());
-    out[BACKEND_BYTES_AT..BACKEND_BYTES_AT + 8].copy_from_slice(&backend_bytes.to_le_bytes());
+fn u32_at(file: &[u8], at: usize) -> usize {
+    u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as usize
+}
+
+/// Where the extras of `file` start (after the keywords and the backend state).
+fn extras_at(file: &[u8]) -> usize {
+    HEADER_SIZE + u32_at(file, KEYWORDS_LEN_AT) + u32_at(file, KEYWORDS_LEN_AT + 4)
+}
+
+/// Where record `i` of `file` starts (after the extras).
+fn record_at(file: &[u8], i: usize) -> usize {
+    extras_at(file) + u32_at(file, EXTRA_COUNT_AT) * EXTRA_SIZE + i * RECORD_SIZE
+}
+
+/// `file` with `bytes` written at `at` and its checksums fixed.
+fn patched(file: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut out = file.to_vec();
+    out[at..at + bytes.len()].copy_from_slice(bytes);
     fix_index_checksums(&mut out);
     out
 }
@@ -126,6 +131,7 @@ fn with_records(file: &[u8], count: u32, section: &[u8], backend_bytes: u64) -> 
 #[test]
 fn inconsistent_content_with_valid_checksums_is_rejected() {
     let mut ix = MailboxIndex::new(UidValidity::new(77).unwrap());
+    // Record 0 has a keyword (so an extra), record 1 none, record 2 is \Recent.
     ix.apply(Op::Append(NewRecord {
         uid: Uid::new(1).unwrap(),
         flags: &Flags::new(SystemFlags::SEEN, [Keyword::new("$Junk").unwrap()]),
@@ -136,143 +142,130 @@ fn inconsistent_content_with_valid_checksums_is_rejected() {
     }))
     .unwrap();
     append_bare(&mut ix, 1000, false, b"x");
+    append_bare(&mut ix, 1001, true, b"y");
     let file = ix.to_file_bytes(b"");
-    // Each record: head1, head2 (uid and created are the previous + 1), then the reference:
-    // structure 3 (one text token), mask 0, length 1, "x".
-    let x = [3u8, 0, 1, b'x'];
-    let rec = |h1: u8, h2: u8, fields: &[u8], name: &[u8]| {
-        let mut v = vec![h1, h2];
-        v.extend_from_slice(fields);
-        v.extend_from_slice(name);
-        v
-    };
-    let good = rec(0, H2_UID_NEXT | H2_CREATED_NEXT, &[], &x);
-    assert!(MailboxIndex::from_file_bytes(&with_records(&file, 1, &good, 1)).is_ok());
-    let cases: Vec<(&str, Vec<u8>, u64)> = vec![
-        ("unknown header bits", rec(0, 0x43, &[], &x), 1),
+    assert!(MailboxIndex::from_file_bytes(&file).is_ok());
+    let (r0, r1, r2) = (
+        record_at(&file, 0),
+        record_at(&file, 1),
+        record_at(&file, 2),
+    );
+    let extra = extras_at(&file);
+    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
         (
-            "UID at or above UIDNEXT",
-            rec(0, 0x02, &[0xe7, 0x07], &x),
+            "UIDs not ascending",
+            patched(&file, r1, &1u32.to_le_bytes()),
             1,
         ),
         (
-            "keywords written as none",
-            rec(H1_KEYWORDS, 0x03, &[0], &x),
+            "UID at UIDNEXT",
+            patched(&file, r2, &1002u32.to_le_bytes()),
+            2,
+        ),
+        ("unknown system flag", patched(&file, r1 + 4, &[0x80]), 1),
+        ("unknown bits", patched(&file, r1 + 5, &[0x04]), 1),
+        ("reserved not zero", patched(&file, r1 + 7, &[1]), 1),
+        (
+            "modseq zero",
+            patched(&file, r1 + 8, &0u64.to_le_bytes()),
             1,
+        ),
+        (
+            "modseq above highest",
+            patched(&file, r1 + 8, &9u64.to_le_bytes()),
+            1,
+        ),
+        (
+            "created above modseq",
+            patched(&file, r1 + 16, &4u64.to_le_bytes()),
+            1,
+        ),
+        ("date beside an extra", patched(&file, r0 + 24, &[1]), 0),
+        (
+            "extra not needed",
+            patched(&file, extra, &0u64.to_le_bytes()),
+            0,
         ),
         (
             "keyword without a name",
-            rec(H1_KEYWORDS, 0x03, &[2], &x),
-            1,
+            patched(&file, extra, &2u64.to_le_bytes()),
+            0,
         ),
-        (
-            "modseq written as created",
-            rec(H1_MODSEQ, 0x03, &[0], &x),
-            1,
-        ),
-        ("modseq above highest", rec(H1_MODSEQ, 0x03, &[0x7e], &x), 1),
-        ("created above modseq", rec(H1_MODSEQ, 0x03, &[0x01], &x), 1),
-        ("created written as the next", rec(0, 0x01, &[0], &x), 1),
-        ("overlong varint", rec(0, 0x02, &[0x80, 0x00], &x), 1),
-        (
-            "size written as unknown",
-            rec(
-                0,
-                0x0b,
-                &[0xff; 9].iter().copied().chain([1]).collect::<Vec<_>>(),
-                &x,
-            ),
-            1,
-        ),
-        (
-            "reference with a number in its text",
-            rec(0, 0x03, &[], &[3, 0, 2, b'x', b'5']),
-            2,
-        ),
-        (
-            "reference written whole",
-            rec(0, 0x03, &[], &[0, 1, b'x']),
-            1,
-        ),
-        (
-            "reference reusing nothing",
-            rec(0, 0x13, &[], &[1, b'x']),
-            1,
-        ),
-        (
-            "reference mask with unused bits",
-            rec(0, 0x03, &[], &[3, 2, 1, b'x']),
-            1,
-        ),
-        (
-            "reference predicting nothing",
-            rec(0, 0x03, &[], &[3, 1]),
-            1,
-        ),
-        ("reference longer than declared", good.clone(), 0),
-        ("reference shorter than declared", good.clone(), 2),
-        ("trailing bytes", [&good[..], &[0]].concat(), 1),
+        ("extra missing", patched(&file, r2 + 5, &[0x03]), 2),
     ];
-    for (what, section, backend) in cases {
-        let result = MailboxIndex::from_file_bytes(&with_records(&file, 1, &section, backend));
+    for (what, bytes, index) in cases {
+        let result = MailboxIndex::from_file_bytes(&bytes);
         assert!(
-            matches!(
-                result,
-                Err(IndexFileError::Record { index: 0, .. } | IndexFileError::Header(_))
-            ),
+            matches!(result, Err(IndexFileError::Record { index: i, .. }) if i == index),
             "{what}: {result:?}"
         );
     }
-    // A second record beyond UIDNEXT (one that does not ascend cannot be written at all).
-    let two = [good.clone(), rec(0, 0x02, &[0xe6, 0x07], &[1, 0])].concat();
-    let result = MailboxIndex::from_file_bytes(&with_records(&file, 2, &two, 2));
-    assert!(
-        matches!(result, Err(IndexFileError::Record { index: 1, .. })),
-        "{result:?}"
-    );
+    // An extra no record claims; more extras than records; the reserved header field.
+    let unclaimed = patched(&file, r0 + 5, &[0]);
+    let too_many = patched(&file, EXTRA_COUNT_AT, &9u32.to_le_bytes());
+    let reserved = patched(&file, ZERO_AT, &1u32.to_le_bytes());
+    for bytes in [unclaimed, too_many, reserved] {
+        let result = MailboxIndex::from_file_bytes(&bytes);
+        assert!(
+            matches!(
+                result,
+                Err(IndexFileError::Header(_) | IndexFileError::Size { .. })
+            ),
+            "{result:?}"
+        );
+    }
     // A huge declared count with a matching header checksum is refused before allocating.
-    let mut huge = file.clone();
-    huge[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-    fix_index_checksums(&mut huge);
+    let huge = patched(&file, RECORD_COUNT_AT, &u32::MAX.to_le_bytes());
     assert!(matches!(
         MailboxIndex::from_file_bytes(&huge),
-        Err(IndexFileError::Header(_))
-    ));
-    // References declared far longer than their records could code is refused before
-    // decoding (a small file must not make the reader allocate gigabytes).
-    let result = MailboxIndex::from_file_bytes(&with_records(&file, 1, &good, 64 * 6 + 1));
-    assert!(
-        matches!(
-            result,
-            Err(IndexFileError::Header(
-                "backend references too long for their records"
-            ))
-        ),
-        "{result:?}"
-    );
-    let mut long = file.clone();
-    long[RECORDS_LEN_AT..RECORDS_LEN_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-    fix_index_checksums(&mut long);
-    assert!(matches!(
-        MailboxIndex::from_file_bytes(&long),
         Err(IndexFileError::Size { .. })
     ));
 }
 
-/// A file of the previous format (fixed-size records) is refused by its version, which the
-/// backends treat as a missing index: rebuilt from the mail files.
+/// References are decoded when first read, so a block whose coding is wrong is found then: its
+/// references read as empty and the index reports the damage (the backend rebuilds);
+/// `check_references` finds it without reading.
 #[test]
-fn version_1_files_are_refused_by_version() {
-    let mut old = sample(10).to_file_bytes(b"");
-    old[8..12].copy_from_slice(&1u32.to_le_bytes());
-    fix_index_checksums(&mut old);
+fn a_reference_block_that_does_not_decode_is_reported() {
+    let ix = sample(40);
+    let file = ix.to_file_bytes(b"");
+    let loaded = MailboxIndex::from_file_bytes(&file).unwrap();
+    assert!(loaded.index.check_references().is_ok());
+    assert!(loaded.index.reference_damage().is_none());
+    // The block table follows the records: its first decoded length, one too long.
+    let table = record_at(&file, ix.len());
+    let len = u32::from_le_bytes(file[table + 4..table + 8].try_into().unwrap());
+    let bad = patched(&file, table + 4, &(len + 1).to_le_bytes());
+    let loaded = MailboxIndex::from_file_bytes(&bad).unwrap();
+    assert!(loaded.index.check_references().is_err());
+    assert!(loaded.index.reference_damage().is_none());
+    let first = loaded.index.records().next().unwrap();
+    assert_eq!(first.backend(), b"");
+    assert!(loaded.index.reference_damage().is_some());
+    // A table pointing outside its section is refused when the file is read.
+    let bad = patched(&file, table, &1u32.to_le_bytes());
     assert!(matches!(
-        MailboxIndex::from_file_bytes(&old),
-        Err(IndexFileError::Version(1))
+        MailboxIndex::from_file_bytes(&bad),
+        Err(IndexFileError::Header(_))
     ));
 }
 
-/// Maildir-like names shrink to a fraction: the point of this format.
+/// Files of the previous formats are refused by their version, which the backends treat as a
+/// missing index: rebuilt from the mail files.
+#[test]
+fn older_versions_are_refused_by_version() {
+    for version in [1u32, 2] {
+        let mut old = sample(10).to_file_bytes(b"");
+        old[8..12].copy_from_slice(&version.to_le_bytes());
+        fix_index_checksums(&mut old);
+        assert!(matches!(
+            MailboxIndex::from_file_bytes(&old),
+            Err(IndexFileError::Version(v)) if v == version
+        ));
+    }
+}
+
+/// Maildir-like names shrink to a fraction, beside 32 bytes of record.
 #[test]
 fn a_maildir_index_is_small() {
     let mut ix = MailboxIndex::new(UidValidity::new(1).unwrap());
@@ -305,7 +298,7 @@ fn a_maildir_index_is_small() {
     }
     let bytes = ix.to_file_bytes(b"");
     assert!(
-        bytes.len() < n as usize * 16,
+        bytes.len() < n as usize * (32 + 16),
         "{} bytes for {n} records ({raw} of names)",
         bytes.len()
     );
@@ -392,7 +385,8 @@ proptest! {
 
     /// A valid file with bytes changed and its checksums fixed (what a buggy writer could
     /// produce): refused, or accepted only if it is exactly what the writer makes of what was
-    /// read (the fuzz target's property).
+    /// read (the fuzz target's property) — once its references, decoded when first read, are
+    /// checked too.
     #[test]
     fn changed_files_are_refused_or_canonical(n in 0u32..30, changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
         let mut bytes = sample(n).to_file_bytes(b"st");
@@ -401,7 +395,9 @@ proptest! {
             bytes[at] = v;
         }
         fix_index_checksums(&mut bytes);
-        if let Ok(loaded) = MailboxIndex::from_file_bytes(&bytes) {
+        if let Ok(loaded) = MailboxIndex::from_file_bytes(&bytes)
+            && loaded.index.check_references().is_ok()
+        {
             prop_assert_eq!(loaded.index.to_file_bytes(&loaded.backend_state), bytes);
         }
     }
@@ -411,4 +407,35 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = MailboxIndex::from_file_bytes(&bytes);
     }
+}
+
+/// Bit rot in a record is reported as what it is, a checksum mismatch, although the record is
+/// read (and found wrong) before the checksum at the end of the file is.
+#[test]
+fn a_flipped_record_byte_is_a_checksum_mismatch() {
+    let ix = sample(300);
+    let file = ix.to_file_bytes(b"state");
+    for at in [
+        record_at(&file, 0),
+        record_at(&file, 150) + 9,
+        record_at(&file, 269),
+    ] {
+        let mut bad = file.clone();
+        bad[at] ^= 0x40;
+        assert!(
+            matches!(
+                MailboxIndex::from_file_bytes(&bad),
+                Err(IndexFileError::BodyChecksum)
+            ),
+            "flip at {at}"
+        );
+    }
+    // Read from a file, in chunks, the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("columba.index");
+    std::fs::write(&path, &file).unwrap();
+    let loaded = MailboxIndex::read_file(&path).unwrap().unwrap();
+    assert_eq!(observable(&loaded.index), observable(&ix));
+    std::fs::write(&path, &file[..file.len() - 1]).unwrap();
+    assert!(MailboxIndex::read_file(&path).is_err());
 }

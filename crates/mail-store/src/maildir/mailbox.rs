@@ -177,6 +177,22 @@ impl MaildirMailbox {
         Ok(self.file_path(&loc))
     }
 
+    /// [`Self::locate`] for a caller not holding the state. A reference found unreadable (an
+    /// index file whose coding was wrong, see `mail_index::file_names`) is repaired by a rescan
+    /// first, which takes the file from `dovecot-uidlist`.
+    fn locate_now(&self, uid: Uid) -> Result<PathBuf> {
+        {
+            let st = self.lock();
+            match self.locate(&st, uid) {
+                Err(_) if st.index.reference_damage().is_some() && !st.references_repaired => {}
+                found => return found,
+            }
+        }
+        self.resync_after_miss()?;
+        let st = self.lock();
+        self.locate(&st, uid)
+    }
+
     /// Claims the unclaimed `\Recent` messages for the caller and moves the files still in
     /// `new/` to `cur/` (adding the empty `:2,` info), as a Dovecot session does on its first
     /// sync, so other processes see them as seen-by-someone too.
@@ -579,10 +595,7 @@ impl Mailbox for MaildirMailbox {
     fn read_message(&self, uid: Uid) -> Result<Vec<u8>> {
         self.check_not_deleted()?;
         for attempt in 0..2 {
-            let path = {
-                let st = self.lock();
-                self.locate(&st, uid)?
-            };
+            let path = self.locate_now(uid)?;
             match fs::read(&path) {
                 Ok(raw) => {
                     let message = to_crlf(&raw);

@@ -156,6 +156,9 @@ pub struct State {
     pub shared: crate::indexed::SharedList,
     /// The transaction log and what this process knows of it (`crate::index_log`).
     pub log: crate::index_log::LogState,
+    /// The index file's unreadable references were repaired by a full sync (they are found
+    /// when first read; that sync reads all of them, so once is enough).
+    pub references_repaired: bool,
 }
 
 impl State {
@@ -171,6 +174,7 @@ impl State {
             modseq_ceiling: 0,
             shared: Default::default(),
             log: crate::index_log::LogState::default(),
+            references_repaired: false,
         }
     }
 

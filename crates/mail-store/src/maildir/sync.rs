@@ -278,8 +278,17 @@ impl MaildirMailbox {
         let new_mtime = dir_mtime(&self.path.join("new"), name)?;
         let cur_mtime = dir_mtime(&self.path.join("cur"), name)?;
         let uidlist_stamp = mio::stamp(&self.path.join(uidlist::FILE_NAME))?;
-        let need_new = force || !st.initialized || st.new_dir.needs_scan(new_mtime, now);
-        let need_cur = force || !st.initialized || st.cur_dir.needs_scan(cur_mtime, now);
+        // References of the index file that did not decode are repaired by a full sync.
+        let damaged = match st.index.reference_damage() {
+            Some(what) if !st.references_repaired => {
+                tracing::warn!(file = %self.path.join(super::persist::INDEX_FILE).display(), "index file's file names unreadable, rescanning the mail files: {what}");
+                st.references_repaired = true;
+                true
+            }
+            _ => false,
+        };
+        let need_new = force || damaged || !st.initialized || st.new_dir.needs_scan(new_mtime, now);
+        let need_cur = force || damaged || !st.initialized || st.cur_dir.needs_scan(cur_mtime, now);
         let uidlist_changed = uidlist_stamp != st.uidlist.stamp;
         if need_cur {
             let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
@@ -302,7 +311,7 @@ impl MaildirMailbox {
     pub(super) fn needs_sync(&self, st: &State) -> Result<bool> {
         let now = SystemTime::now();
         self.tmp_cleanup.run_if_due(&self.path, now);
-        if !st.initialized {
+        if !st.initialized || (!st.references_repaired && st.index.reference_damage().is_some()) {
             return Ok(true);
         }
         let name = self.name.as_str();
@@ -505,9 +514,33 @@ impl MaildirMailbox {
         // Known messages: same file, renamed (flags), moved out of new/, or gone.
         let mut expunged: Vec<Uid> = Vec::new();
         let mut renamed: Vec<(Uid, Vec<u8>, Option<Flags>, bool)> = Vec::new();
+        let uidlist_sorted = list.records.windows(2).all(|w| w[0].uid < w[1].uid);
         for r in st.index.records() {
             let Some(loc) = Location::decode(r.backend()) else {
-                expunged.push(r.uid());
+                // An unreadable reference (an index file whose checksums were right but whose
+                // coding was not, see `mail_index::file_names`): the uidlist names the file
+                // of the UID, which keeps it and its flags.
+                let listed = match uidlist_sorted {
+                    true => list
+                        .records
+                        .binary_search_by_key(&r.uid().get(), |l| l.uid)
+                        .ok()
+                        .map(|i| &list.records[i]),
+                    false => list.records.iter().find(|l| l.uid == r.uid().get()),
+                };
+                match listed.and_then(|l| Some((l, on_disk.remove(l.base.as_str())?))) {
+                    Some((l, e)) => {
+                        let (system, letters) = filename::flags(&e.fname);
+                        let flags = st.keywords.flags(system, letters);
+                        renamed.push((
+                            r.uid(),
+                            super::state::encode(e.dir, &e.fname, &l.ext),
+                            (flags != r.flags()).then_some(flags),
+                            false,
+                        ));
+                    }
+                    None => expunged.push(r.uid()),
+                }
                 continue;
             };
             match on_disk.remove(loc.base()) {

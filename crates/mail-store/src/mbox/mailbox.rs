@@ -70,6 +70,12 @@ pub struct MboxMailbox {
     scans: std::sync::atomic::AtomicU64,
 }
 
+/// A block of the index file's references did not decode (found when first read) and the
+/// whole file was not read since.
+fn unrepaired_references(st: &State) -> bool {
+    !st.references_repaired && st.index.reference_damage().is_some()
+}
+
 /// Everything behind the mailbox's mutex.
 pub(crate) struct State {
     index: MailboxIndex,
@@ -95,6 +101,9 @@ pub(crate) struct State {
     saved: Option<(u64, usize, Option<FileStamp>)>,
     /// The transaction log shared with other processes.
     log: LogState,
+    /// The index file's unreadable references were repaired by reading the whole file (see
+    /// `mail_index::file_names`; once is enough).
+    references_repaired: bool,
 }
 
 impl State {
@@ -113,6 +122,7 @@ impl State {
             modseq_ceiling: 0,
             saved: None,
             log: LogState::default(),
+            references_repaired: false,
         }
     }
 
@@ -442,7 +452,11 @@ impl MboxMailbox {
         if now.is_none() {
             return Err(StoreError::NotFound(self.name.to_string()));
         }
-        Ok(!st.initialized || now != st.stamp || st.must_write || self.journal_path().exists())
+        Ok(!st.initialized
+            || now != st.stamp
+            || st.must_write
+            || unrepaired_references(st)
+            || self.journal_path().exists())
     }
 
     /// Inside a transaction (the log caught up): reads what changed in the file, if anything
@@ -488,6 +502,13 @@ impl MboxMailbox {
             .metadata()
             .map_err(|e| StoreError::io(&self.path, e))?;
         let stamp = FileStamp::of(&meta);
+        if unrepaired_references(st) {
+            // Every record's place comes again from the file, found by its X-UID.
+            let what = st.index.reference_damage().unwrap_or_default();
+            tracing::warn!(file = %self.path.display(), "index file's message places unreadable, reading the whole mbox: {what}");
+            st.references_repaired = true;
+            st.stamp = None;
+        }
         if st.initialized && Some(stamp) == st.stamp {
             return Ok(());
         }
@@ -1257,7 +1278,17 @@ impl Mailbox for MboxMailbox {
             let lock = MboxLock::acquire(&self.path, Access::Read, &self.settings.locks)?;
             return Ok(to_crlf(&self.read_visible(&st, &lock, uid)?));
         }
-        Ok(to_crlf(&self.read_visible(&st, &lock, uid)?))
+        match self.read_visible(&st, &lock, uid) {
+            // Its place was in a block of the index file that does not decode: read the
+            // whole file for the places, then the message.
+            Err(_) if unrepaired_references(&st) => {
+                drop(lock);
+                self.sync_locked(&mut st)?;
+                let lock = MboxLock::acquire(&self.path, Access::Read, &self.settings.locks)?;
+                Ok(to_crlf(&self.read_visible(&st, &lock, uid)?))
+            }
+            read => Ok(to_crlf(&read?)),
+        }
     }
 
     fn store_flags(&self, uids: &[Uid], change: &FlagChange) -> Result<Vec<MessageState>> {
