@@ -47,9 +47,9 @@ class Client:
         self.sock.close()
 
 
-def two_servers(doc, reps):
+def two_servers(doc, reps, options=()):
     """The command line every side-by-side script takes: two HOST:PORT:USER:PASS, --reps and
-    the two labels."""
+    the two labels, and the script's own `options` (name, help) taking a string each."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,6 +58,8 @@ def two_servers(doc, reps):
     p.add_argument("--reps", type=int, default=reps)
     p.add_argument("--label-a", default="A")
     p.add_argument("--label-b", default="B")
+    for name, text in options:
+        p.add_argument(name, help=text)
     return p.parse_args()
 
 

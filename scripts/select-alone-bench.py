@@ -9,13 +9,20 @@ new connection with no other connection open:
   unchanged      nothing changed since the previous SELECT;
   after a STORE  another connection just changed one message's \\Seen (and logged out), so the
                  mailbox is not as the last SELECT left it; the [UNSEEN n] both servers report
-                 is compared.
+                 is compared;
+  after a restart  (with --restart-b CMD, and --restart-a CMD if given) the server was
+                 restarted, untimed, keeping its index files: the first SELECT of a new process,
+                 which opens the mailbox's index. Dovecot runs a new `imap` process for every
+                 connection, so each of its SELECTs is that case; Columba keeps a user's mailbox
+                 open in one process while it has connections (and 30 s after).
 
 Run by scripts/bench-compare for the workload `selectalone`:
 
-    select-alone-bench.py HOST:PORT:USER:PASS HOST:PORT:USER:PASS [--reps 7] [--label-a A] [--label-b B]
+    select-alone-bench.py HOST:PORT:USER:PASS HOST:PORT:USER:PASS [--reps 7] [--label-a A]
+        [--label-b B] [--restart-a CMD] [--restart-b CMD]
 """
 
+import subprocess
 import time
 
 from bench_client import Client, print_medians, two_servers
@@ -43,9 +50,12 @@ def change_one(spec, n):
 
 
 def main():
-    args = two_servers(__doc__, 7)
+    args = two_servers(__doc__, 7, (("--restart-a", "restarts server A keeping its index"),
+                                    ("--restart-b", "restarts server B keeping its index")))
     servers = ((args.label_a, args.a), (args.label_b, args.b))
-    times = {(label, kind): [] for label, _ in servers for kind in ("unchanged", "store")}
+    restart = {args.label_a: args.restart_a, args.label_b: args.restart_b}
+    kinds = ["unchanged", "store"] + (["restart"] if args.restart_b else [])
+    times = {(label, kind): [] for label, _ in servers for kind in kinds}
     unseen = {label: [] for label, _ in servers}
     for label, spec in servers:
         timed_select(spec)  # whatever the previous workload left to sync is not timed
@@ -61,12 +71,19 @@ def main():
             took, u = timed_select(spec)
             times[(label, "store")].append(took)
             unseen[label].append(u)
+            if "restart" in kinds:
+                if restart[label]:
+                    subprocess.run(restart[label], shell=True, check=True)
+                took, _ = timed_select(spec)
+                times[(label, "restart")].append(took)
     if unseen[args.label_a] != unseen[args.label_b]:
         print("warning: [UNSEEN] differs: %r" % unseen)
     print_medians(args, [
         (what, times[(args.label_a, kind)], times[(args.label_b, kind)])
         for kind, what in (("unchanged", "SELECT INBOX alone, unchanged since the last"),
-                           ("store", "SELECT INBOX alone, after another's STORE"))
+                           ("store", "SELECT INBOX alone, after another's STORE"),
+                           ("restart", "SELECT INBOX alone, first after a restart"))
+        if kind in kinds
     ])
 
 
