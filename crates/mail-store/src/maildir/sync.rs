@@ -282,7 +282,6 @@ impl MaildirMailbox {
         let damaged = match st.index.reference_damage() {
             Some(what) if !st.references_repaired => {
                 tracing::warn!(file = %self.path.join(super::persist::INDEX_FILE).display(), "index file's file names unreadable, rescanning the mail files: {what}");
-                st.references_repaired = true;
                 true
             }
             _ => false,
@@ -292,7 +291,10 @@ impl MaildirMailbox {
         let uidlist_changed = uidlist_stamp != st.uidlist.stamp;
         if need_cur {
             let lock = DotLock::acquire(&self.uidlist_path(), &uidlist::LOCK)?;
-            return self.full_sync(st, &lock);
+            let visible = self.full_sync(st, &lock)?;
+            // That sync read every reference, so it met every block that does not decode.
+            st.references_repaired |= damaged;
+            return Ok(visible);
         }
         let mut changed = false;
         if need_new {
