@@ -36,7 +36,7 @@
 //! `dovecot.index` into memory on the first change. The extras come first so that the records
 //! can be read in chunks and never whole into a buffer of their own. The backend references (Maildir file names, 60 bytes raw) are kept in their compact
 //! coding and decoded a block at a time when first read (`file_names.rs`): a million messages
-//! take 44 MB instead of 110 MB raw.
+//! take 42 MB (32 of records, 10 of names) instead of 110 MB raw.
 //!
 //! Every field has exactly one encoding (no optional field written with the value its absence
 //! stands for, zero where the layout says zero), so a file that is accepted, and whose

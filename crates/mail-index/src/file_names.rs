@@ -2,8 +2,8 @@
 //! first time one of the block is asked for.
 //!
 //! Decoding every reference when a file is opened was most of the cost of opening a large
-//! mailbox (a million Maildir names: about 180 ms of 290), and a SELECT, a flag sync or a
-//! FETCH of cached fields needs none of them. So the file codes references in blocks of
+//! mailbox (a million Maildir names: well over half of the 187 ms it took), and a SELECT, a
+//! flag sync or a FETCH of cached fields needs none of them. So the file codes references in blocks of
 //! [`BLOCK`], each coded against the one before it as `refs.rs` describes but starting afresh
 //! at each block, with a table of where each block starts and how long it is decoded. A
 //! reference costs a block's decoding (at most [`BLOCK`] names) the first time it is read;
