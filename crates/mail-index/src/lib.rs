@@ -70,7 +70,7 @@ mod refs;
 
 use std::fmt;
 
-use mail_types::{Flags, Keyword, ModSeq, SystemFlags, Uid, UidValidity};
+use mail_types::{Flags, Keyword, ModSeq, SystemFlags, Uid, UidRuns, UidValidity};
 
 use arena::{Arena, Span};
 use keywords::KeywordTable;
@@ -156,8 +156,9 @@ pub struct MessageSnapshot {
 /// What changed after a cursor (see the crate documentation).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeSet {
-    /// Messages expunged after the cursor, ascending.
-    pub expunged: Vec<Uid>,
+    /// Messages expunged after the cursor. Once the history no longer reaches back to the
+    /// cursor, every UID below UIDNEXT without a message (one run per gap, however long).
+    pub expunged: UidRuns,
     /// Messages created after the cursor, ascending, with their latest state; a message created
     /// and expunged in the window is here with its last state and also in `expunged`.
     pub appended: Vec<MessageSnapshot>,
@@ -640,9 +641,10 @@ impl MailboxIndex {
         let mut expunged_appends = Vec::new();
         if since >= self.expunge_horizon {
             let start = self.expunges.partition_point(|e| e.expunged <= since);
+            let mut expunged = Vec::new();
             for e in &self.expunges[start..] {
                 if let Some(uid) = Uid::new(e.uid) {
-                    out.expunged.push(uid);
+                    expunged.push(uid);
                     if e.created > since {
                         expunged_appends.push(MessageSnapshot {
                             uid,
@@ -652,12 +654,13 @@ impl MailboxIndex {
                     }
                 }
             }
+            expunged.sort_unstable();
+            out.expunged = UidRuns::from_ascending(expunged);
         } else {
             // The history no longer reaches back that far: report every UID below UIDNEXT
             // that has no record, which is a superset of what the caller has not seen.
             out.expunged = self.missing_uids();
         }
-        out.expunged.sort_unstable();
         if !expunged_appends.is_empty() {
             out.appended.extend(expunged_appends);
             out.appended.sort_unstable_by_key(|m| m.uid);
@@ -667,7 +670,7 @@ impl MailboxIndex {
 
     /// UIDs expunged after modseq `since` (RFC 7162 3.2.5.1 `VANISHED (EARLIER)`), ascending. Once
     /// the history is shorter than asked for, every UID below UIDNEXT without a record.
-    pub fn expunged_since(&self, since: u64) -> Vec<Uid> {
+    pub fn expunged_since(&self, since: u64) -> UidRuns {
         if since < self.expunge_horizon {
             return self.missing_uids();
         }
@@ -677,17 +680,19 @@ impl MailboxIndex {
             .filter_map(|e| Uid::new(e.uid))
             .collect();
         out.sort_unstable();
-        out
+        UidRuns::from_ascending(out)
     }
 
-    fn missing_uids(&self) -> Vec<Uid> {
-        let mut out = Vec::new();
+    /// Every UID below UIDNEXT without a record, as one run per gap: a mailbox of two messages
+    /// with UIDNEXT in the billions has two runs here, not billions of UIDs.
+    fn missing_uids(&self) -> UidRuns {
+        let mut out = UidRuns::default();
         let mut expect = 1u32;
         for r in &self.records {
-            out.extend((expect..r.uid).filter_map(Uid::new));
+            out.push(expect, r.uid.saturating_sub(1));
             expect = r.uid.saturating_add(1);
         }
-        out.extend((expect..self.uid_next).filter_map(Uid::new));
+        out.push(expect, self.uid_next.saturating_sub(1));
         out
     }
 

@@ -120,7 +120,7 @@ fn message_list(index: &MailboxIndex) -> Vec<ViewMessage> {
 fn catch_up(list: &mut Vec<ViewMessage>, index: &MailboxIndex, made_at: u64) -> bool {
     let ch = index.changes_since(made_at);
     if !ch.expunged.is_empty() {
-        list.retain(|m| ch.expunged.binary_search(&m.uid).is_err());
+        list.retain(|m| !ch.expunged.contains(m.uid));
     }
     for m in ch.changed {
         let Ok(i) = list.binary_search_by_key(&m.uid, |v| v.uid) else {
@@ -130,7 +130,7 @@ fn catch_up(list: &mut Vec<ViewMessage>, index: &MailboxIndex, made_at: u64) -> 
         list[i].modseq = m.modseq;
     }
     for m in ch.appended {
-        if ch.expunged.binary_search(&m.uid).is_ok() {
+        if ch.expunged.contains(m.uid) {
             continue;
         }
         if list.last().is_some_and(|last| last.uid >= m.uid) {

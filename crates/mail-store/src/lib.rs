@@ -24,7 +24,7 @@ pub use view::{MailboxView, MessageList, ViewEvent, ViewMessage};
 use std::any::Any;
 use std::sync::{Arc, Weak};
 
-use mail_types::{Flags, Keyword, MailboxName, ModSeq, Uid, UidValidity};
+use mail_types::{Flags, Keyword, MailboxName, ModSeq, Uid, UidRuns, UidValidity};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -105,7 +105,9 @@ pub struct Snapshot {
 /// with its latest state; one appended and expunged in the same window appears in both lists.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
-    pub expunged: Vec<Uid>,
+    /// Possibly every UID below UIDNEXT without a message (a cursor older than the history):
+    /// go by its runs, not UID by UID.
+    pub expunged: UidRuns,
     /// In UID order.
     pub appended: Vec<MessageState>,
     /// Messages whose flags or modseq changed, with their latest state.

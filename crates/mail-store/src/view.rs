@@ -261,12 +261,20 @@ impl MailboxView {
         if let Some(m) = changes.highest_modseq {
             self.highest_modseq = m;
         }
-        for uid in &changes.expunged {
-            if let Some(i) = self.index_of(*uid)
-                && let Some(m) = self.messages.get_mut(i)
+        // Run by run, from the first message of the view in it: a run may be a gap of billions
+        // of UIDs (see `Changes::expunged`).
+        for &(low, high) in changes.expunged.runs() {
+            let Some(low) = Uid::new(low) else { continue };
+            let mut i = self.messages.first_at_or_above(low);
+            while let Some(m) = self.messages.get(i)
+                && m.uid.get() <= high
             {
-                m.expunged = true;
-                self.pending_expunges.insert(*uid);
+                let uid = m.uid;
+                if let Some(m) = self.messages.get_mut(i) {
+                    m.expunged = true;
+                }
+                self.pending_expunges.insert(uid);
+                i += 1;
             }
         }
         if allow_expunge {
@@ -311,12 +319,12 @@ impl MailboxView {
         }
         let before = self.messages.len();
         let last_uid = self.messages.last().map(|m| m.uid);
-        let expunged_now: Vec<Uid> = changes.expunged;
+        let expunged_now = changes.expunged;
         for state in changes.appended {
             if last_uid.is_some_and(|l| state.uid <= l) || self.index_of(state.uid).is_some() {
                 continue;
             }
-            let gone = expunged_now.contains(&state.uid);
+            let gone = expunged_now.contains(state.uid);
             if gone && allow_expunge {
                 // Appended and expunged between two syncs: the client never needs to hear of it.
                 continue;

@@ -11,11 +11,13 @@ pub mod date;
 mod flags;
 mod mailbox_name;
 mod seqset;
+mod uid_runs;
 pub mod utf7;
 
 pub use flags::{Flag, Flags, Keyword, KeywordError, SystemFlags, is_atom_char};
 pub use mailbox_name::{HIERARCHY_SEPARATOR, MailboxName, MailboxNameError};
 pub use seqset::{SeqBound, SeqRange, SeqSet};
+pub use uid_runs::UidRuns;
 
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroU64};

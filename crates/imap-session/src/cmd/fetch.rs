@@ -7,7 +7,7 @@ use imap_proto::response::{
 use imap_proto::{FetchAttr, MessageSet, Partial, Section, SectionText};
 use mail_parse::{ParsedMessage, SectionSpec};
 use mail_store::{CacheField, FlagChange, Mailbox, MessageInfo, StoreErrorKind, ViewMessage};
-use mail_types::{Flags, SeqNum, SeqSet, SystemFlags, Uid};
+use mail_types::{Flags, SeqNum, SystemFlags, Uid};
 
 use crate::cmd::{objectid, preview, searchres};
 use crate::fetch::binary::{UnknownCte, decoded_section};
@@ -131,10 +131,9 @@ impl Session {
                     .changes_since(mail_store::ChangeCursor(since), false)
                 {
                     Ok(changes) => {
-                        let gone = changes.expunged.iter().map(|u| u.get()).filter(|u| {
-                            searchres::contains_uid(set, &self.saved_result, *u, max_uid)
-                        });
-                        if let Some(gone) = SeqSet::from_values(gone) {
+                        // By runs, as in SELECT's QRESYNC (`write_resync`).
+                        let asked = searchres::uid_ranges(set, &self.saved_result, max_uid);
+                        if let Some(gone) = changes.expunged.within(&asked).to_seq_set() {
                             self.out.extend_from_slice(
                                 format!("* VANISHED (EARLIER) {gone}\r\n").as_bytes(),
                             );

@@ -6,7 +6,7 @@
 use imap_proto::{MessageSet, SearchReturn};
 use mail_store::MailboxView;
 use mail_store::view::InvalidSeq;
-use mail_types::{SeqNum, Uid};
+use mail_types::{SeqNum, Uid, UidRuns};
 
 use crate::session::Session;
 
@@ -29,11 +29,15 @@ pub(crate) fn resolve(
     }
 }
 
-/// Whether `uid` is in a UID message set (`max_uid` is what `*` means).
-pub(crate) fn contains_uid(set: &MessageSet, saved: &[Uid], uid: u32, max_uid: u32) -> bool {
+/// A UID message set as sorted, merged inclusive ranges (`max_uid` is what `*` means).
+pub(crate) fn uid_ranges(set: &MessageSet, saved: &[Uid], max_uid: u32) -> Vec<(u32, u32)> {
     match set {
-        MessageSet::Numbers(numbers) => numbers.contains(uid, max_uid),
-        MessageSet::SavedResult => Uid::new(uid).is_some_and(|u| saved.binary_search(&u).is_ok()),
+        MessageSet::Numbers(numbers) => numbers.normalized(max_uid),
+        MessageSet::SavedResult => {
+            let mut sorted = saved.to_vec();
+            sorted.sort_unstable();
+            UidRuns::from_ascending(sorted).runs().to_vec()
+        }
     }
 }
 

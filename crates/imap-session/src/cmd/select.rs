@@ -3,7 +3,7 @@ use std::sync::Arc;
 use imap_proto::response::{Code, Status, status_line, write_flag_list, write_mailbox};
 use imap_proto::{MailboxArg, QresyncParams, SelectParams};
 use mail_store::{ChangeListener, MailboxView};
-use mail_types::{Flag, Keyword, SeqSet, SystemFlags};
+use mail_types::{Flag, Keyword, SystemFlags};
 use tokio::sync::Notify;
 
 use crate::session::{Reply, Selected, Session, State, Wakeup};
@@ -174,12 +174,13 @@ impl Session {
         let changes = view
             .mailbox()
             .changes_since(mail_store::ChangeCursor(q.modseq), false)?;
-        let gone = changes
-            .expunged
-            .iter()
-            .map(|u| u.get())
-            .filter(|u| known(*u));
-        if let Some(set) = SeqSet::from_values(gone) {
+        // By runs: with a cursor older than the history, `expunged` is every UID below UIDNEXT
+        // without a message, billions of them in a mailbox with large UIDs.
+        let gone = match &q.known_uids {
+            Some(k) => changes.expunged.within(&k.normalized(max_uid)),
+            None => changes.expunged,
+        };
+        if let Some(set) = gone.to_seq_set() {
             self.out
                 .extend_from_slice(format!("* VANISHED (EARLIER) {set}\r\n").as_bytes());
         }

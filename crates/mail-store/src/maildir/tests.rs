@@ -619,7 +619,7 @@ fn refresh_sees_other_programs() {
 
     inbox.refresh().unwrap();
     let ch = inbox.changes_since(cursor, false).unwrap();
-    assert_eq!(ch.expunged, vec![u2]);
+    assert_eq!(ch.expunged.iter().collect::<Vec<_>>(), vec![u2]);
     assert_eq!(ch.flags.len(), 1);
     assert_eq!(ch.flags[0].uid, u1);
     assert!(ch.flags[0].flags.contains(&Flag::Flagged));

@@ -520,3 +520,24 @@ fn a_new_uidvalidity_ends_the_view() {
     // Nothing of the new numbering leaked into the view.
     assert_eq!(uids(&v), [1, 2, 3]);
 }
+
+/// A view whose cursor is older than the mailbox's history (the index was rebuilt after a crash,
+/// forgetting its expunges) learns of expunges as "every UID below UIDNEXT without a message":
+/// with UIDs in the billions, runs of billions, which the view takes run by run.
+#[test]
+fn forgotten_history_with_huge_uids_is_taken_run_by_run() {
+    let fake = fake_with(3);
+    let mut v = view(&fake, false);
+    fake.remove(&[2]);
+    {
+        let mut ix = fake.index.lock().unwrap();
+        ix.apply(Op::RaiseUidNext(uid(4_000_000_000))).unwrap();
+        let floor = ix.cursor() + 5;
+        ix.raise_modseq(floor);
+    }
+    let big = fake.deliver();
+    assert_eq!(big, uid(4_000_000_000));
+    let events = v.sync(true).unwrap();
+    assert_eq!(events[0], ViewEvent::Expunge(seq(2), uid(2)));
+    assert_eq!(uids(&v), [1, 3, 4_000_000_000]);
+}
