@@ -1,6 +1,6 @@
 //! Validated vocabulary shared by every Columba crate: message identifiers (`Uid`, `SeqNum`,
-//! `UidValidity`, `ModSeq`), flags and keywords, mailbox names, sequence sets, and calendar
-//! arithmetic for dates.
+//! `UidValidity`, `ModSeq`), flags and keywords, mailbox names, sequence sets and UID runs, and
+//! calendar arithmetic for dates.
 //!
 //! This crate owns the *meaning* of these values and the rules that make one valid (a UID is never
 //! zero, a keyword is an IMAP atom, a mailbox name cannot climb out of the user's root). It knows
