@@ -79,7 +79,8 @@ pub use cache::{CacheRepair, MessageCache};
 pub use file::{IndexFileError, LoadedIndex, damage_reference_block, fix_index_checksums};
 pub use keywords::MAX_KEYWORDS;
 pub use log::{
-    FsyncPolicy, IndexLog, Journal, LogError, LogLock, LogPosition, LogSummary, verify_file_bytes,
+    FsyncPolicy, IndexLog, Journal, LogError, LogLock, LogPosition, LogSummary, PairLock,
+    verify_file_bytes,
 };
 
 /// Why an [`Op`] was refused. The state is unchanged when one is returned.

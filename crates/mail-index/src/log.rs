@@ -774,6 +774,25 @@ pub fn verify_file_bytes(bytes: &[u8]) -> Result<LogSummary, LogError> {
 
 // ---- the file ----------------------------------------------------------------------------
 
+/// An exclusive lock (`flock`) on the directory of the index files, held while a main index and
+/// the log that continues it are replaced: by [`IndexLog::create_with`], and by a caller that
+/// writes a main index for the current log (which checks, holding it, that the log was not
+/// replaced meanwhile). Each holder opens the directory anew, so it excludes other threads as
+/// well as other processes; the directory itself is the lock file.
+pub struct PairLock {
+    _dir: File,
+}
+
+impl PairLock {
+    /// Waits for the lock of the directory holding `path` (the log's path).
+    pub fn acquire(path: &Path) -> std::io::Result<PairLock> {
+        let (dir, _) = temp_beside(path);
+        let dir = File::open(dir)?;
+        dir.lock()?;
+        Ok(PairLock { _dir: dir })
+    }
+}
+
 /// An exclusive lock on a log file (released when dropped).
 #[derive(Debug)]
 pub struct LogLock {
@@ -822,6 +841,10 @@ impl IndexLog {
         before_install: impl FnOnce(LogPosition) -> Result<(), String>,
     ) -> Result<(IndexLog, LogLock), LogError> {
         let (dir, tmp) = temp_beside(path);
+        // Two processes starting a log at once (both found none: a mailbox indexed for the
+        // first time by a server and by one still shutting down) must not interleave their
+        // index and log renames into an index of one and a log of the other.
+        let _pair = PairLock::acquire(path)?;
         let result = (|| -> Result<(File, LogLock), LogError> {
             let mut f = OpenOptions::new()
                 .read(true)
