@@ -496,3 +496,40 @@ fn a_renamed_reference_is_logged_as_its_new_tail() {
     let err = replay_bytes(&mut short, &record, LOG_HEADER_SIZE).unwrap_err();
     assert!(matches!(err, LogError::Diverged { .. }), "{err}");
 }
+
+/// Two writers starting a log at the same moment (each found none) end with the index of one
+/// beside the log of the same one, never crossed: the index write and the log rename of each
+/// happen under the directory's `PairLock`. (Threads stand in for the processes of the crash
+/// test; without the lock they also trip over each other's temporary log, named by process.)
+#[test]
+fn logs_started_at_once_leave_a_matching_pair() {
+    for round in 0..20u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("columba.index.log");
+        let index = dir.path().join("index");
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for writer in 0..2u64 {
+                let (path, index, start) = (&path, &index, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let generation = 1000 + writer;
+                    IndexLog::create_with(path, uv(), generation, |pos| {
+                        // The index names the generation; the pause lets the other writer run.
+                        let tmp = index.with_extension(format!("tmp{writer}"));
+                        std::fs::write(&tmp, pos.generation.to_le_bytes()).unwrap();
+                        std::fs::rename(&tmp, index).unwrap();
+                        std::thread::sleep(std::time::Duration::from_millis(
+                            1 + (round + writer) % 3,
+                        ));
+                        Ok(())
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        let named = u64::from_le_bytes(std::fs::read(&index).unwrap().try_into().unwrap());
+        let log = IndexLog::open(&path).unwrap();
+        assert_eq!(log.generation(), named, "round {round}");
+    }
+}
