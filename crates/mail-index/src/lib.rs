@@ -50,7 +50,10 @@
 //!   process applies the same ops to the same state through [`MailboxIndex::apply`] and hands
 //!   out the same mod-sequences; readers poll its size. Opening is "load the main index, replay
 //!   the log from its position". Past 1 MiB the backend folds it into a new main index and a new
-//!   log generation (rename, not truncation). Appends are fdatasynced per [`FsyncPolicy`].
+//!   log generation (rename, not truncation); a new generation and the index it continues are
+//!   written under an `flock` of the directory ([`PairLock`]), so that two processes starting
+//!   one at once cannot leave the index of one beside the log of the other. Appends are
+//!   fdatasynced per [`FsyncPolicy`].
 //! - `columba.index.cache` ([`MessageCache`]): derived per-message values (ENVELOPE,
 //!   BODYSTRUCTURE, save dates), append-only with checksummed entries, never fsynced.
 //!
