@@ -780,16 +780,17 @@ pub fn verify_file_bytes(bytes: &[u8]) -> Result<LogSummary, LogError> {
 /// replaced meanwhile). Each holder opens the directory anew, so it excludes other threads as
 /// well as other processes; the directory itself is the lock file.
 pub struct PairLock {
-    _dir: File,
+    _dir: Option<File>,
 }
 
 impl PairLock {
-    /// Waits for the lock of the directory holding `path` (the log's path).
-    pub fn acquire(path: &Path) -> std::io::Result<PairLock> {
+    /// Waits for the lock of the directory holding `path` (the log's path). Best effort: where
+    /// a directory cannot be locked (some network file systems) the caller goes on without,
+    /// as before the lock existed, rather than lose its log or its index over a rare race.
+    pub fn acquire(path: &Path) -> PairLock {
         let (dir, _) = temp_beside(path);
-        let dir = File::open(dir)?;
-        dir.lock()?;
-        Ok(PairLock { _dir: dir })
+        let dir = File::open(dir).ok().filter(|d| d.lock().is_ok());
+        PairLock { _dir: dir }
     }
 }
 
@@ -844,7 +845,7 @@ impl IndexLog {
         // Two processes starting a log at once (both found none: a mailbox indexed for the
         // first time by a server and by one still shutting down) must not interleave their
         // index and log renames into an index of one and a log of the other.
-        let _pair = PairLock::acquire(path)?;
+        let _pair = PairLock::acquire(path);
         let result = (|| -> Result<(File, LogLock), LogError> {
             let mut f = OpenOptions::new()
                 .read(true)

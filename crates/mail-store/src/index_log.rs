@@ -435,9 +435,7 @@ pub(crate) trait Logged {
         }
         // A process starting a new log replaces index and log under this lock; holding it, the
         // log must still be ours, or our index would go beside its log.
-        let Ok(_pair) = ixlog::PairLock::acquire(&self.log_path()) else {
-            return false;
-        };
+        let _pair = ixlog::PairLock::acquire(&self.log_path());
         let (_, ls) = Self::parts(st);
         if ls.log.as_ref().is_none_or(|l| l.replaced()) {
             return false;
