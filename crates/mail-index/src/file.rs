@@ -109,23 +109,19 @@ pub fn fix_index_checksums(bytes: &mut [u8]) {
 /// backends' tests of the repair. `false` when the file has no such block.
 #[doc(hidden)]
 pub fn damage_reference_block(bytes: &mut [u8], block: usize) -> bool {
-    let u32_at = |at: usize| -> Option<u64> {
-        let b = bytes.get(at..at + 4)?;
-        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-    };
-    let fields = (|| {
-        let count = u32_at(8 + 4 * 3)?;
+    let u32_at = |at: usize| Reader::new(bytes.get(at..).unwrap_or(&[])).u32();
+    let entry = (|| {
+        let count = u32_at(8 + 4 * 3)? as usize;
         let at = 8 + 4 * 4 + 8 * 2 + 4 * 2;
         let (kw, state, extras) = (u32_at(at)?, u32_at(at + 4)?, u32_at(at + 8)?);
-        let table = HEADER_SIZE as u64 + kw + state + extras * EXTRA_SIZE as u64;
-        let entry = table + count * RECORD_SIZE as u64 + block as u64 * 8 + 4;
-        (block < (count as usize).div_ceil(crate::file_names::BLOCK)).then_some(entry as usize)
+        let table = HEADER_SIZE + kw as usize + state as usize + extras as usize * EXTRA_SIZE;
+        let entry = table + count * RECORD_SIZE + block * 8 + 4;
+        (block < count.div_ceil(crate::file_names::BLOCK)).then_some(entry)
     })();
-    let Some(entry) = fields else { return false };
-    let Some(len) = u32_at(entry) else {
+    let Some((entry, len)) = entry.and_then(|e| Some((e, u32_at(e)?))) else {
         return false;
     };
-    bytes[entry..entry + 4].copy_from_slice(&(len as u32).wrapping_add(1).to_le_bytes());
+    bytes[entry..entry + 4].copy_from_slice(&len.wrapping_add(1).to_le_bytes());
     fix_index_checksums(bytes);
     true
 }
@@ -573,7 +569,7 @@ fn read_body<R: Read>(
         return Err(IndexFileError::Header("more extras than records with one"));
     }
     let (records, unclaimed_recent) = (records.records, records.unclaimed_recent);
-    let names = FileNames::parse(&body.bytes(references_len)?, records.len())
+    let names = FileNames::parse(body.bytes(references_len)?, records.len())
         .map_err(IndexFileError::Header)?;
     let arena = Arena::from_file(names, records.len());
 

@@ -117,7 +117,9 @@ pub(crate) struct Scratch {
 /// The references of a loaded index file (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct FileNames {
-    coded: Box<[u8]>,
+    /// The section as read: block table, then the coded references from `coded_at`.
+    section: Vec<u8>,
+    coded_at: usize,
     blocks: Box<[BlockSpan]>,
     count: usize,
     decoded: Box<[OnceLock<Block>]>,
@@ -125,51 +127,47 @@ pub(crate) struct FileNames {
 }
 
 impl FileNames {
-    /// Takes the section of a file holding `count` references, checking its block table.
-    pub(crate) fn parse(section: &[u8], count: usize) -> Result<FileNames, &'static str> {
+    /// Takes the section of a file holding `count` references (kept as it is, not copied),
+    /// checking its block table.
+    pub(crate) fn parse(section: Vec<u8>, count: usize) -> Result<FileNames, &'static str> {
         let block_count = count.div_ceil(BLOCK);
-        let table_len = block_count
+        let coded_at = block_count
             .checked_mul(8)
             .filter(|n| *n <= section.len())
             .ok_or("reference block table longer than its section")?;
-        let coded = &section[table_len..];
-        let mut table = Reader::new(&section[..table_len]);
-        let mut blocks = Vec::with_capacity(block_count);
-        let mut starts = Vec::with_capacity(block_count);
-        let mut lens = Vec::with_capacity(block_count);
+        let coded_len =
+            u32::try_from(section.len() - coded_at).map_err(|_| "references section too long")?;
+        let mut r = Reader::new(&section[..coded_at]);
+        let mut table = Vec::with_capacity(block_count);
         for _ in 0..block_count {
-            starts.push(table.u32().ok_or("reference block table truncated")?);
-            lens.push(table.u32().ok_or("reference block table truncated")?);
+            let start = r.u32().ok_or("reference block table truncated")?;
+            let decoded_len = r.u32().ok_or("reference block table truncated")?;
+            table.push((start, decoded_len));
         }
-        for b in 0..block_count {
-            let start = starts[b];
-            let end = match starts.get(b + 1) {
-                Some(next) => *next,
-                None => u32::try_from(coded.len()).map_err(|_| "references section too long")?,
-            };
+        let mut blocks = Vec::with_capacity(block_count);
+        for (b, &(start, decoded_len)) in table.iter().enumerate() {
+            let end = table.get(b + 1).map_or(coded_len, |next| next.0);
             let refs_in_block = (count - b * BLOCK).min(BLOCK) as u64;
             // Each reference takes at least its reuse byte.
-            let coded_len = u64::from(end)
+            let coded = u64::from(end)
                 .checked_sub(u64::from(start))
-                .filter(|n| *n >= refs_in_block)
+                .filter(|n| *n >= refs_in_block && (b > 0 || start == 0))
                 .ok_or("reference blocks out of order")?;
-            if b == 0 && start != 0 {
-                return Err("reference blocks out of order");
-            }
-            if u64::from(lens[b]) > coded_len.saturating_mul(MAX_EXPANSION) {
+            if u64::from(decoded_len) > coded.saturating_mul(MAX_EXPANSION) {
                 return Err("reference block longer than its coding can be");
             }
             blocks.push(BlockSpan {
                 start,
                 end,
-                decoded_len: lens[b],
+                decoded_len,
             });
         }
-        if block_count == 0 && !coded.is_empty() {
+        if block_count == 0 && coded_len != 0 {
             return Err("references section has trailing bytes");
         }
         Ok(FileNames {
-            coded: coded.into(),
+            section,
+            coded_at,
             blocks: blocks.into(),
             count,
             decoded: (0..block_count).map(|_| OnceLock::new()).collect(),
@@ -220,8 +218,8 @@ impl FileNames {
     fn decode(&self, b: usize) -> Result<Block, &'static str> {
         let span = self.blocks.get(b).ok_or("no such reference block")?;
         let coded = self
-            .coded
-            .get(span.start as usize..span.end as usize)
+            .section
+            .get(self.coded_at + span.start as usize..self.coded_at + span.end as usize)
             .ok_or("reference block outside its section")?;
         let n = (self.count - b * BLOCK).min(BLOCK);
         let limit = span.decoded_len as usize;
@@ -278,7 +276,7 @@ impl FileNames {
             .filter_map(OnceLock::get)
             .map(|b| b.bytes.capacity() + b.ends.capacity() * 4)
             .sum();
-        self.coded.len() + self.blocks.len() * std::mem::size_of::<BlockSpan>() + decoded
+        self.section.len() + self.blocks.len() * std::mem::size_of::<BlockSpan>() + decoded
     }
 }
 
@@ -304,7 +302,7 @@ mod tests {
     fn every_reference_reads_back_in_any_order() {
         for n in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 7] {
             let all = names(n);
-            let file = FileNames::parse(&section(&all), n).unwrap();
+            let file = FileNames::parse(section(&all), n).unwrap();
             for i in (0..n).rev() {
                 assert_eq!(file.get(i as u32), &all[i][..], "{n} names, #{i}");
             }
@@ -317,7 +315,7 @@ mod tests {
     #[test]
     fn a_pass_with_scratch_decodes_nothing_for_keeps() {
         let all = names(3 * BLOCK);
-        let file = FileNames::parse(&section(&all), all.len()).unwrap();
+        let file = FileNames::parse(section(&all), all.len()).unwrap();
         let kept = file.heap_bytes();
         let mut scratch = Scratch::default();
         for (i, name) in all.iter().enumerate() {
@@ -332,20 +330,20 @@ mod tests {
     fn a_bad_table_is_refused() {
         let all = names(2 * BLOCK + 1);
         let good = section(&all);
-        assert!(FileNames::parse(&good, all.len()).is_ok());
+        assert!(FileNames::parse(good.clone(), all.len()).is_ok());
         // Too many references for the table, a second block starting before the first, a
         // first block not at 0, a decoded length no coding could reach.
-        assert!(FileNames::parse(&good, 40 * BLOCK).is_err());
+        assert!(FileNames::parse(good.clone(), 40 * BLOCK).is_err());
         let mut bad = good.clone();
         bad[8..12].copy_from_slice(&0u32.to_le_bytes());
-        assert!(FileNames::parse(&bad, all.len()).is_err());
+        assert!(FileNames::parse(bad, all.len()).is_err());
         let mut bad = good.clone();
         bad[0..4].copy_from_slice(&1u32.to_le_bytes());
-        assert!(FileNames::parse(&bad, all.len()).is_err());
+        assert!(FileNames::parse(bad, all.len()).is_err());
         let mut bad = good.clone();
         bad[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(FileNames::parse(&bad, all.len()).is_err());
-        assert!(FileNames::parse(&[1], 0).is_err());
+        assert!(FileNames::parse(bad, all.len()).is_err());
+        assert!(FileNames::parse(vec![1], 0).is_err());
     }
 
     #[test]
@@ -355,7 +353,7 @@ mod tests {
         // The second block's declared length is one more than its names.
         let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
         bytes[12..16].copy_from_slice(&(len + 1).to_le_bytes());
-        let file = FileNames::parse(&bytes, all.len()).unwrap();
+        let file = FileNames::parse(bytes, all.len()).unwrap();
         assert_eq!(file.get(1), &all[1][..]);
         assert!(file.damage().is_none());
         assert!(file.check().is_err());
